@@ -1,0 +1,317 @@
+// Package redistest starts real redis-server processes on loopback for tests and stops them when the
+// test ends. It also injects faults into one node: pause (SIGSTOP), resume (SIGCONT), kill and
+// restart.
+//
+// There are no mocks here: every test that needs Redis talks to a real server. When redis-server is
+// not installed the test fails (it never skips) with the command that installs it.
+package redistest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// InstallHint is the command that installs redis-server on the Debian machines this project uses.
+const InstallHint = "apt-get install -y redis-server (or run scripts/test.sh, which installs it)"
+
+// Option changes how nodes are started.
+type Option interface{ apply(*config) }
+
+type config struct {
+	appendOnly bool
+	extra      []string
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithAppendOnly turns on AOF persistence (appendfsync always), so that a restarted node keeps its
+// keys. Without it a restarted node comes back empty, which is the unsafe case DESIGN §7 describes.
+func WithAppendOnly() Option { return optionFunc(func(c *config) { c.appendOnly = true }) }
+
+// WithArgs passes extra command-line arguments to every redis-server, for example
+// "--maxmemory-policy", "allkeys-lru".
+func WithArgs(args ...string) Option {
+	return optionFunc(func(c *config) { c.extra = append(c.extra, args...) })
+}
+
+// Node is one redis-server process on loopback.
+type Node struct {
+	t    testing.TB
+	cfg  config
+	dir  string
+	port int
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	paused bool
+}
+
+// Start starts n independent redis-server processes, waits until each answers PING, and registers
+// a cleanup that kills them. It fails the test when redis-server is missing or does not start.
+func Start(t testing.TB, n int, opts ...Option) []*Node {
+	t.Helper()
+	var cfg config
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not found in PATH: these tests need real Redis servers; install it with: %s", InstallHint)
+	}
+	nodes := make([]*Node, n)
+	for i := range nodes {
+		nd := &Node{t: t, cfg: cfg, dir: t.TempDir()}
+		if err := nd.startFresh(); err != nil {
+			t.Fatalf("redistest: start node %d: %v", i, err)
+		}
+		t.Cleanup(nd.shutdown)
+		nodes[i] = nd
+	}
+	return nodes
+}
+
+// Launch starts one redis-server outside any test, for a TestMain that serves Example functions
+// (which have no *testing.T). stop kills it and removes its directory. The fault-injection methods
+// are not for nodes started this way.
+func Launch() (addr string, stop func(), err error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return "", nil, fmt.Errorf("redis-server not found in PATH; install it with: %s", InstallHint)
+	}
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		return "", nil, err
+	}
+	nd := &Node{dir: dir}
+	if err := nd.startFresh(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return nd.Addr(), func() { nd.shutdown(); os.RemoveAll(dir) }, nil
+}
+
+// Addr is the node's host:port.
+func (n *Node) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
+
+// Port is the node's TCP port.
+func (n *Node) Port() int { return n.port }
+
+// Options returns client options for the node with context timeouts enabled, as the lease package
+// requires, and short dial and read timeouts suited to loopback tests.
+func (n *Node) Options() *redis.Options {
+	return &redis.Options{
+		Addr:                  n.Addr(),
+		ContextTimeoutEnabled: true,
+		DialTimeout:           time.Second,
+		ReadTimeout:           2 * time.Second,
+		WriteTimeout:          2 * time.Second,
+		MaxRetries:            -1,
+	}
+}
+
+// Client returns a new client for the node that is closed when the test ends.
+func (n *Node) Client() *redis.Client {
+	c := redis.NewClient(n.Options())
+	n.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Clients returns one new client per node (see [Node.Client]) as the UniversalClient slice that
+// lease.NewQuorum takes. Calling it several times gives independent connection pools, as separate
+// processes would have.
+func Clients(nodes []*Node) []redis.UniversalClient {
+	cs := make([]redis.UniversalClient, len(nodes))
+	for i, n := range nodes {
+		cs[i] = n.Client()
+	}
+	return cs
+}
+
+// Stop pauses the node with SIGSTOP: its socket stays open but it answers nothing, like a host that
+// hangs or a network partition.
+func (n *Node) Stop() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		n.t.Fatalf("redistest: SIGSTOP %s: %v", n.Addr(), err)
+	}
+	n.paused = true
+}
+
+// Continue resumes a node paused by [Node.Stop].
+func (n *Node) Continue() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		n.t.Fatalf("redistest: SIGCONT %s: %v", n.Addr(), err)
+	}
+	n.paused = false
+}
+
+// Kill kills the node with SIGKILL and waits for it to exit. Its port stays reserved for [Node.Restart].
+func (n *Node) Kill() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.killLocked()
+}
+
+// Restart kills the node (if running) and starts it again on the same port and data directory.
+// Without [WithAppendOnly] it comes back empty.
+func (n *Node) Restart() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.killLocked()
+	if err := n.exec(); err != nil {
+		n.t.Fatalf("redistest: restart %s: %v", n.Addr(), err)
+	}
+}
+
+// Keys returns every key on the node (SCAN over the whole keyspace).
+func (n *Node) Keys(ctx context.Context) ([]string, error) {
+	c := redis.NewClient(n.Options())
+	defer c.Close()
+	var keys []string
+	iter := c.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	return keys, iter.Err()
+}
+
+// RequireNoKeys fails the test if any node holds a key matching the glob pattern.
+func RequireNoKeys(t testing.TB, nodes []*Node, pattern string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i, n := range nodes {
+		keys, err := n.Keys(ctx)
+		if err != nil {
+			t.Fatalf("scan node %d (%s): %v", i, n.Addr(), err)
+		}
+		for _, k := range keys {
+			if ok, _ := filepath.Match(pattern, k); ok {
+				t.Errorf("node %d (%s) still holds key %q; want no key matching %q", i, n.Addr(), k, pattern)
+			}
+		}
+	}
+}
+
+func (n *Node) killLocked() {
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGCONT)
+	_ = n.cmd.Process.Kill()
+	_ = n.cmd.Wait()
+	n.cmd = nil
+	n.paused = false
+}
+
+func (n *Node) shutdown() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.killLocked()
+}
+
+// startFresh picks a free port and starts the server, retrying when another process takes the port
+// between the probe and the server's bind.
+func (n *Node) startFresh() error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var port int
+		if port, err = freePort(); err != nil {
+			continue
+		}
+		n.port = port
+		if err = n.exec(); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func (n *Node) exec() error {
+	args := []string{
+		"--port", strconv.Itoa(n.port),
+		"--bind", "127.0.0.1",
+		"--dir", n.dir,
+		"--logfile", "redis.log",
+		"--save", "",
+		"--daemonize", "no",
+		"--protected-mode", "no",
+		"--loglevel", "warning",
+	}
+	if n.cfg.appendOnly {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	args = append(args, n.cfg.extra...)
+	cmd := exec.Command("redis-server", args...)
+	cmd.Dir = n.dir
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	c := redis.NewClient(&redis.Options{Addr: n.Addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			n.cmd = cmd
+			return nil
+		}
+		if !processAlive(cmd) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	exited <- cmd.Wait()
+	log, _ := os.ReadFile(filepath.Join(n.dir, "redis.log"))
+	return fmt.Errorf("redis-server on port %d did not answer PING (%v); log:\n%s", n.port, <-exited, bytes.TrimSpace(log))
+}
+
+func processAlive(cmd *exec.Cmd) bool {
+	// Signal 0 checks existence; a zombie (exited, not reaped) still counts, so also look at its state.
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

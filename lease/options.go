@@ -1,0 +1,121 @@
+package lease
+
+import (
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Defaults.
+const (
+	DefaultTTL       = 10 * time.Second
+	DefaultKeyPrefix = "quorumsync:"
+	// MinTTL is the shortest TTL accepted: below it the clock drift allowance leaves no validity.
+	MinTTL = 10 * time.Millisecond
+	// maxDefaultNodeTimeout caps the default per-node timeout for long TTLs.
+	maxDefaultNodeTimeout = 250 * time.Millisecond
+)
+
+// Option configures a [Quorum].
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	ttl         time.Duration
+	nodeTimeout time.Duration // 0 until defaulted from ttl
+	maxHold     time.Duration
+	prefix      string
+	logger      *slog.Logger
+	newBackOff  func() backoff.BackOff
+}
+
+func defaultConfig() config {
+	return config{
+		ttl:        DefaultTTL,
+		prefix:     DefaultKeyPrefix,
+		newBackOff: defaultBackOff,
+	}
+}
+
+// WithTTL sets how long a lease lives on the servers without renewal. The watchdog renews held
+// leases at TTL/3, so the TTL bounds how long a crashed holder blocks others. Default 10s; at least
+// [MinTTL].
+func WithTTL(ttl time.Duration) Option { return optionFunc(func(c *config) { c.ttl = ttl }) }
+
+// WithNodeTimeout sets how long one node may take to answer one request. A node slower than that
+// counts as a failed vote, so a hung node cannot eat the lease's validity. It must be less than a
+// third of the TTL. Default: TTL/10, at most 250ms. The node clients must have
+// ContextTimeoutEnabled set for the timeout to reach their sockets (NewQuorum checks).
+func WithNodeTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.nodeTimeout = d })
+}
+
+// WithMaxHold caps the total time a lease may be held: renewals never extend it past acquisition
+// + d, so a wedged holder cannot keep a lock forever. The lease is then lost with a cause that
+// matches watchdog.ErrMaxHold. Default 0: no cap.
+func WithMaxHold(d time.Duration) Option { return optionFunc(func(c *config) { c.maxHold = d }) }
+
+// WithKeyPrefix sets the prefix of every key and channel name. Default "quorumsync:". It may not
+// contain '{' or '}', which would change the hash tag.
+func WithKeyPrefix(p string) Option { return optionFunc(func(c *config) { c.prefix = p }) }
+
+// WithLogger sets the logger for warnings found at start-up (such as an eviction policy that can
+// drop lock keys). Default: slog.Default().
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// WithBackOff sets the retry schedule of a blocking acquire. newBackOff is called once per
+// acquire and must return a fresh schedule. Whatever the schedule says, a waiter never sleeps
+// longer than the holder's remaining TTL reported by the servers. Default: exponential from 2ms,
+// factor 1.5, jitter ±50%, at most 100ms.
+func WithBackOff(newBackOff func() backoff.BackOff) Option {
+	return optionFunc(func(c *config) { c.newBackOff = newBackOff })
+}
+
+func defaultBackOff() backoff.BackOff {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     2 * time.Millisecond,
+		RandomizationFactor: 0.5,
+		Multiplier:          1.5,
+		MaxInterval:         100 * time.Millisecond,
+		MaxElapsedTime:      0, // the ctx bounds the wait
+		Stop:                backoff.Stop,
+		Clock:               backoff.SystemClock,
+	}
+	b.Reset()
+	return b
+}
+
+// validate checks the options and fills the defaults that depend on others.
+func (c *config) validate() error {
+	if c.ttl < MinTTL {
+		return invalid("ttl", "%v is below the minimum %v", c.ttl, MinTTL)
+	}
+	if c.nodeTimeout == 0 {
+		c.nodeTimeout = min(c.ttl/10, maxDefaultNodeTimeout)
+	}
+	if c.nodeTimeout < 0 || c.nodeTimeout >= c.ttl/3 {
+		return invalid("node timeout", "%v must be > 0 and < ttl/3 (%v)", c.nodeTimeout, c.ttl/3)
+	}
+	if c.maxHold < 0 {
+		return invalid("max hold", "%v must be >= 0", c.maxHold)
+	}
+	if strings.ContainsAny(c.prefix, "{}") {
+		return invalid("key prefix", "%q contains '{' or '}'", c.prefix)
+	}
+	if c.newBackOff == nil {
+		return invalid("backoff", "nil")
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	return nil
+}
+
+// drift is the allowance for clock drift between this process and the servers: 1% of the TTL
+// plus 2ms for timer granularity (the Redlock figure).
+func (c *config) drift() time.Duration { return c.ttl/100 + 2*time.Millisecond }

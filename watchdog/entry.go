@@ -1,0 +1,181 @@
+package watchdog
+
+import (
+	"sync"
+	"time"
+)
+
+// Entry is one lease watched by a [Watchdog]. Its methods are safe for concurrent use.
+type Entry struct {
+	w         *Watchdog
+	owner     any
+	ttl       time.Duration
+	holdUntil time.Time
+	onLost    func(error)
+	done      chan struct{}
+
+	// next and index belong to the watchdog's queue and are guarded by Watchdog.mu.
+	next  time.Time
+	index int
+
+	mu     sync.Mutex
+	until  time.Time
+	timer  *time.Timer
+	capped bool // the last renewal was cut short by the max hold time
+	ended  bool
+	err    error
+}
+
+// Owner returns the owner given to [Watchdog.Add].
+func (e *Entry) Owner() any { return e.owner }
+
+// Until returns the end of the lease's validity as last renewed. Past it, the lease is lost.
+func (e *Entry) Until() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.until
+}
+
+// Done returns a channel that is closed when the entry ends: lost, stopped or closed.
+func (e *Entry) Done() <-chan struct{} { return e.done }
+
+// Err returns nil while the entry lives, then why it ended: the stop error given to [Entry.Stop],
+// [ErrExpired], [ErrMaxHold], [ErrClosed], or the final error a renewal reported.
+func (e *Entry) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// Stop ends the entry with err as its Err, without calling onLost, and stops its renewals: once
+// Stop returns no renewal result is applied to it. If the entry had already ended, Stop changes
+// nothing and returns the error it ended with; otherwise it returns nil.
+//
+// Callers stop the entry before releasing the lease on the servers, so that no renewal is
+// scheduled after the release. (A renewal already on the wire is harmless: the renew script checks
+// the token, and the released key no longer holds it.)
+func (e *Entry) Stop(err error) error {
+	e.mu.Lock()
+	if e.ended {
+		prev := e.err
+		e.mu.Unlock()
+		return prev
+	}
+	e.endLocked(err)
+	e.mu.Unlock()
+	e.afterEnd(err, false)
+	return nil
+}
+
+// endLocked ends the entry; e.mu must be held.
+func (e *Entry) endLocked(err error) {
+	e.ended = true
+	e.err = err
+	e.timer.Stop()
+	close(e.done)
+}
+
+// finish ends the entry as lost, with err as the cause, unless it has ended already.
+func (e *Entry) finish(err error) {
+	e.mu.Lock()
+	if e.ended {
+		e.mu.Unlock()
+		return
+	}
+	e.endLocked(err)
+	e.mu.Unlock()
+	e.afterEnd(err, true)
+}
+
+// afterEnd forgets an entry that has just ended and, when it was lost, tells the owner.
+func (e *Entry) afterEnd(err error, lost bool) {
+	e.w.forget(e)
+	if lost && e.onLost != nil {
+		e.onLost(err)
+	}
+}
+
+// expire runs on the loss timer at the end of validity.
+func (e *Entry) expire() {
+	e.mu.Lock()
+	if e.ended {
+		e.mu.Unlock()
+		return
+	}
+	if d := time.Until(e.until); d > 0 {
+		// A renewal moved validity after the timer fired but before we got the lock.
+		e.timer.Reset(d)
+		e.mu.Unlock()
+		return
+	}
+	cause := ErrExpired
+	if e.capped {
+		cause = ErrMaxHold
+	}
+	e.endLocked(cause)
+	e.mu.Unlock()
+	e.afterEnd(cause, true)
+}
+
+// renewTTL returns the TTL to ask for in a renewal starting at now, and false when the entry must
+// not be renewed (ended, or at its max hold time).
+func (e *Entry) renewTTL(now time.Time) (time.Duration, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ended || e.capped {
+		return 0, false
+	}
+	ttl := e.ttl
+	if !e.holdUntil.IsZero() {
+		if left := e.holdUntil.Sub(now); left < ttl {
+			if left <= 0 {
+				e.capped = true
+				return 0, false
+			}
+			ttl = left
+			e.capped = true
+		}
+	}
+	return ttl, true
+}
+
+// apply applies a renewal result that was started at start and returned at now. It returns when to
+// try next and whether to keep the entry in the queue.
+func (e *Entry) apply(r *Renewal, start, now time.Time) (time.Time, bool) {
+	e.mu.Lock()
+	if e.ended {
+		// Lost or stopped while the renewal was on the wire: a late reply never revives a lease.
+		e.mu.Unlock()
+		return time.Time{}, false
+	}
+	if r.OK && r.Until.After(now) {
+		if r.Until.After(e.until) {
+			e.until = r.Until
+			e.timer.Reset(r.Until.Sub(now))
+		}
+		capped := e.capped
+		e.mu.Unlock()
+		if capped {
+			return time.Time{}, false
+		}
+		return start.Add(e.ttl / 3), true
+	}
+	if r.Final {
+		e.mu.Unlock()
+		e.finish(r.Err)
+		return time.Time{}, false
+	}
+	// A failed renewal leaves the old validity; retry soon, while time remains. A capped
+	// renewal that failed is retried too: the cap is recomputed from now.
+	e.capped = false
+	left := e.until.Sub(now)
+	e.mu.Unlock()
+	retry := e.ttl / 10
+	if retry > left/2 {
+		retry = left / 2
+	}
+	if retry < time.Millisecond {
+		retry = time.Millisecond
+	}
+	return now.Add(retry), true
+}

@@ -1,0 +1,257 @@
+package watchdog
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+)
+
+// Renewal is one lease's part in a batch handed to a [RenewFunc]. The watchdog fills Entry and
+// TTL; the RenewFunc fills the result fields.
+type Renewal struct {
+	Entry *Entry
+	// TTL is the lifetime to ask the servers for. It is the entry's TTL, or less when a max hold
+	// time caps it.
+	TTL time.Duration
+
+	// OK reports that a quorum renewed the lease and Until is still in the future.
+	OK bool
+	// Until is the new end of validity (renewal start + TTL − drift) when OK.
+	Until time.Time
+	// Err, when not OK, says why. With Final set the lease can never be renewed again (for
+	// example the key is gone on a majority) and ends at once with Err as its cause; otherwise the
+	// watchdog retries while time remains.
+	Err   error
+	Final bool
+}
+
+// RenewFunc renews a batch of leases that fell due together. It is called only from the watchdog
+// goroutine, one batch at a time, and must return once ctx is done. It reports each lease's result
+// in place.
+type RenewFunc func(ctx context.Context, batch []Renewal)
+
+// Watchdog renews the leases added to it at a third of their TTL, from a single goroutine, and
+// ends each lease that is not renewed in time. Create it with [New]; stop it with [Watchdog.Close].
+// It is safe for concurrent use.
+type Watchdog struct {
+	renew  RenewFunc
+	window time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	wake   chan struct{}
+
+	mu      sync.Mutex
+	queue   entryQueue
+	entries map[*Entry]struct{}
+	closed  bool
+}
+
+// New starts a watchdog whose goroutine calls renew for the leases that fall due. Close must be
+// called to stop it.
+func New(renew RenewFunc, opts ...Option) *Watchdog {
+	cfg := config{window: defaultWindow}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Watchdog{
+		renew:   renew,
+		window:  cfg.window,
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		entries: make(map[*Entry]struct{}),
+	}
+	go w.loop()
+	return w
+}
+
+// Add starts watching a lease that is valid until until and lives ttl on the servers. owner is
+// the caller's handle for the lease, given back by [Entry.Owner] (the RenewFunc uses it). With a
+// non-zero holdUntil, renewals never extend the lease past holdUntil, and the lease ends with
+// [ErrMaxHold] then. onLost, if not nil, is called once, from a goroutine of the watchdog's, if the
+// lease ends for any reason other than [Entry.Stop]. Add returns [ErrClosed] after Close.
+func (w *Watchdog) Add(owner any, ttl time.Duration, until, holdUntil time.Time, onLost func(error)) (*Entry, error) {
+	e := &Entry{
+		w:         w,
+		owner:     owner,
+		ttl:       ttl,
+		until:     until,
+		holdUntil: holdUntil,
+		onLost:    onLost,
+		done:      make(chan struct{}),
+		index:     -1,
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil, ErrClosed
+	}
+	// The renewal schedule counts from when the lease became valid, not from now: validity was
+	// measured from before the acquire request, and so is every later renewal.
+	start := until.Add(-ttl)
+	e.next = start.Add(ttl / 3)
+	w.entries[e] = struct{}{}
+	heap.Push(&w.queue, e)
+	first := w.queue[0] == e
+	// The loss timer is armed while w.mu is held so that Close, which ends every entry, sees it.
+	e.timer = time.AfterFunc(time.Until(until), e.expire)
+	w.mu.Unlock()
+	if first {
+		w.poke()
+	}
+	return e, nil
+}
+
+// Len reports how many leases the watchdog holds.
+func (w *Watchdog) Len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.entries)
+}
+
+// Close stops the goroutine, waits for it (cancelling a renewal under way), and ends every lease
+// still watched with [ErrClosed]. It is safe to call more than once.
+func (w *Watchdog) Close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return
+	}
+	w.closed = true
+	w.mu.Unlock()
+	w.cancel()
+	<-w.done
+
+	w.mu.Lock()
+	rest := make([]*Entry, 0, len(w.entries))
+	for e := range w.entries {
+		rest = append(rest, e)
+	}
+	w.mu.Unlock()
+	for _, e := range rest {
+		e.finish(ErrClosed)
+	}
+}
+
+func (w *Watchdog) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Watchdog) loop() {
+	defer close(w.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var batch []Renewal
+	for {
+		now := time.Now()
+		batch = batch[:0]
+		w.mu.Lock()
+		// Everything due within the window goes in one batch: one pipeline per node, rather than
+		// a round trip per lease.
+		for len(w.queue) > 0 && !w.queue[0].next.After(now.Add(w.window)) {
+			e := heap.Pop(&w.queue).(*Entry)
+			batch = append(batch, Renewal{Entry: e})
+		}
+		wait := time.Duration(-1)
+		if len(batch) == 0 && len(w.queue) > 0 {
+			wait = w.queue[0].next.Sub(now)
+		}
+		w.mu.Unlock()
+
+		if len(batch) > 0 {
+			w.runBatch(batch)
+			if w.ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		if wait >= 0 {
+			timer.Reset(wait)
+		}
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-w.wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+func (w *Watchdog) runBatch(batch []Renewal) {
+	now := time.Now()
+	live := batch[:0]
+	for _, r := range batch {
+		e := r.Entry
+		ttl, ok := e.renewTTL(now)
+		if !ok {
+			// Ended meanwhile, or capped by max hold: no more renewals. A capped lease ends at its
+			// current validity through its loss timer.
+			continue
+		}
+		r.TTL = ttl
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	w.renew(w.ctx, live)
+	after := time.Now()
+	for i := range live {
+		r := &live[i]
+		e := r.Entry
+		next, keep := e.apply(r, now, after)
+		if !keep {
+			continue
+		}
+		w.mu.Lock()
+		if _, watched := w.entries[e]; watched && e.index < 0 {
+			e.next = next
+			heap.Push(&w.queue, e)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// forget removes e from the watchdog's bookkeeping.
+func (w *Watchdog) forget(e *Entry) {
+	w.mu.Lock()
+	delete(w.entries, e)
+	if e.index >= 0 {
+		heap.Remove(&w.queue, e.index)
+	}
+	w.mu.Unlock()
+}
+
+// entryQueue is a min-heap of entries by next renewal time. It is guarded by Watchdog.mu.
+type entryQueue []*Entry
+
+func (q entryQueue) Len() int           { return len(q) }
+func (q entryQueue) Less(i, j int) bool { return q[i].next.Before(q[j].next) }
+func (q entryQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index = i
+	q[j].index = j
+}
+func (q *entryQueue) Push(x any) {
+	e := x.(*Entry)
+	e.index = len(*q)
+	*q = append(*q, e)
+}
+func (q *entryQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.index = -1
+	*q = old[:len(old)-1]
+	return e
+}
