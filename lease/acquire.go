@@ -8,6 +8,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/quorumsync/quorumsync/watchdog"
 )
 
 // AcquireOption configures one acquire.
@@ -197,10 +199,14 @@ func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote) (time.Durati
 		}
 	}
 	if len(errs) > 0 {
-		return time.Duration(holderTTL) * time.Millisecond, fmt.Errorf("%w: %q granted by %d of %d nodes, %d needed: %w",
-			ErrNotAcquired, l.name, granted, len(q.nodes), q.quorum, errors.Join(errs...))
+		held := ""
+		if holderTTL > 0 {
+			held = fmt.Sprintf(" (held by another on %d)", len(q.nodes)-granted-len(errs))
+		}
+		return time.Duration(holderTTL) * time.Millisecond, fmt.Errorf("%w: %q granted by %d of %d nodes%s, %d needed: %w",
+			ErrNotAcquired, l.name, granted, len(q.nodes), held, q.quorum, errors.Join(errs...))
 	}
-	return time.Duration(holderTTL) * time.Millisecond, fmt.Errorf("%w: %q is held", ErrNotAcquired, l.name)
+	return time.Duration(holderTTL) * time.Millisecond, fmt.Errorf("%w: %q is held by another holder for %dms more", ErrNotAcquired, l.name, holderTTL)
 }
 
 // grant hands a lease that reached its quorum to the watchdog and to the quorum's set of held
@@ -210,7 +216,7 @@ func (q *Quorum) grant(l *Lease, start, until time.Time) error {
 	if q.cfg.maxHold > 0 {
 		holdUntil = start.Add(q.cfg.maxHold)
 	}
-	e, err := q.wd.Add(l, q.cfg.ttl, until, holdUntil, l.lost)
+	e, err := q.wd.Add(watchdog.Spec{Owner: l, TTL: q.cfg.ttl, Start: start, Until: until, HoldUntil: holdUntil, OnLost: l.lost})
 	if err != nil {
 		return ErrClosed
 	}

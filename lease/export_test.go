@@ -11,3 +11,10 @@ func ScriptsForTest() map[string]TestScript {
 		"release.lua": {releaseSrc, releaseScript.Hash()},
 	}
 }
+
+// GatesForTest returns how many local gates q keeps.
+func GatesForTest(q *Quorum) int {
+	q.gmu.Lock()
+	defer q.gmu.Unlock()
+	return len(q.gates)
+}

@@ -112,7 +112,9 @@ func (l *Lease) release(ctx context.Context, why error) error {
 		res[i] = int8(n)
 	})
 	if lostBefore != nil {
-		return fmt.Errorf("release %q: %w", l.name, leaseErr(lostBefore))
+		// Lost first: that is the news. Node errors, if any, say why the keys left could not
+		// be deleted now; they expire within the TTL.
+		return fmt.Errorf("release %q: %w", l.name, errors.Join(leaseErr(lostBefore), errors.Join(errs...)))
 	}
 	var released, gone int
 	for i, r := range res {

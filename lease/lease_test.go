@@ -382,3 +382,14 @@ func unwrapAll(err error) []error {
 	walk(err)
 	return out
 }
+
+func TestManyNamesKeepNoLocalState(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	q := newQuorum(t, nodes)
+	for i := 0; i < 200; i++ {
+		l, err := q.Acquire(context.Background(), fmt.Sprintf("order:%d", i))
+		require.NoError(t, err)
+		require.NoError(t, l.Release(context.Background()))
+	}
+	assert.Zero(t, lease.GatesForTest(q), "local gates kept after their names were released")
+}

@@ -229,7 +229,9 @@ func (q *Quorum) Close(ctx context.Context) error {
 
 	var errs []error
 	for _, l := range held {
-		if err := l.release(ctx, ErrClosed); err != nil && !errors.Is(err, ErrLost) {
+		// A lease lost before Close is old news; a release that could not reach the nodes is not.
+		var ne *NodeError
+		if err := l.release(ctx, ErrClosed); err != nil && (!errors.Is(err, ErrLost) || errors.As(err, &ne)) {
 			errs = append(errs, err)
 		}
 	}

@@ -70,36 +70,48 @@ func New(renew RenewFunc, opts ...Option) *Watchdog {
 	return w
 }
 
-// Add starts watching a lease that is valid until until and lives ttl on the servers. owner is
-// the caller's handle for the lease, given back by [Entry.Owner] (the RenewFunc uses it). With a
-// non-zero holdUntil, renewals never extend the lease past holdUntil, and the lease ends with
-// [ErrMaxHold] then. onLost, if not nil, is called once, from a goroutine of the watchdog's, if the
-// lease ends for any reason other than [Entry.Stop]. Add returns [ErrClosed] after Close.
-func (w *Watchdog) Add(owner any, ttl time.Duration, until, holdUntil time.Time, onLost func(error)) (*Entry, error) {
+// Spec describes a lease to watch.
+type Spec struct {
+	// Owner is the caller's handle for the lease, given back by [Entry.Owner] (the RenewFunc uses
+	// it to find what to renew).
+	Owner any
+	// TTL is the lease's lifetime on the servers; renewals come every TTL/3 from Start.
+	TTL time.Duration
+	// Start is when the acquisition began; Until is when its validity ends.
+	Start, Until time.Time
+	// HoldUntil, when not zero, caps the lease: renewals never extend it past HoldUntil, and the
+	// lease ends with [ErrMaxHold] then.
+	HoldUntil time.Time
+	// OnLost, if not nil, is called once, from a goroutine of the watchdog's, if the lease ends for
+	// any reason other than [Entry.Stop]. It must not block.
+	OnLost func(error)
+}
+
+// Add starts watching a lease. It returns [ErrClosed] after Close.
+func (w *Watchdog) Add(s Spec) (*Entry, error) {
 	e := &Entry{
 		w:         w,
-		owner:     owner,
-		ttl:       ttl,
-		until:     until,
-		holdUntil: holdUntil,
-		onLost:    onLost,
+		owner:     s.Owner,
+		ttl:       s.TTL,
+		until:     s.Until,
+		holdUntil: s.HoldUntil,
+		onLost:    s.OnLost,
 		done:      make(chan struct{}),
 		index:     -1,
+		// The renewal schedule counts from when the acquisition began, not from now: validity was
+		// measured from there, and so is every later renewal.
+		next: s.Start.Add(s.TTL / 3),
 	}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
 		return nil, ErrClosed
 	}
-	// The renewal schedule counts from when the lease became valid, not from now: validity was
-	// measured from before the acquire request, and so is every later renewal.
-	start := until.Add(-ttl)
-	e.next = start.Add(ttl / 3)
 	w.entries[e] = struct{}{}
 	heap.Push(&w.queue, e)
 	first := w.queue[0] == e
 	// The loss timer is armed while w.mu is held so that Close, which ends every entry, sees it.
-	e.timer = time.AfterFunc(time.Until(until), e.expire)
+	e.timer = time.AfterFunc(time.Until(s.Until), e.expire)
 	w.mu.Unlock()
 	if first {
 		w.poke()
@@ -155,11 +167,15 @@ func (w *Watchdog) loop() {
 		now := time.Now()
 		batch = batch[:0]
 		w.mu.Lock()
-		// Everything due within the window goes in one batch: one pipeline per node, rather than
-		// a round trip per lease.
-		for len(w.queue) > 0 && !w.queue[0].next.After(now.Add(w.window)) {
-			e := heap.Pop(&w.queue).(*Entry)
-			batch = append(batch, Renewal{Entry: e})
+		// When a renewal is due, everything due within the window joins it in one batch: one
+		// pipeline per node rather than a round trip per lease. The window only widens a batch
+		// that something due started; otherwise a retry scheduled sooner than the window would be
+		// pulled in again at once, in a loop.
+		if len(w.queue) > 0 && !w.queue[0].next.After(now) {
+			for len(w.queue) > 0 && !w.queue[0].next.After(now.Add(w.window)) {
+				e := heap.Pop(&w.queue).(*Entry)
+				batch = append(batch, Renewal{Entry: e})
+			}
 		}
 		wait := time.Duration(-1)
 		if len(batch) == 0 && len(w.queue) > 0 {

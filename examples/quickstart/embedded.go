@@ -9,10 +9,15 @@ import (
 	"github.com/alicebob/miniredis/v2"
 )
 
-// clockTick is how often the embedded servers' clocks are advanced. A key expires at most one tick
-// early (the tick that passes its deadline also counts the time before the key was set) and about
-// one tick late, which is far below the lease TTLs the demo uses.
-const clockTick = 5 * time.Millisecond
+// clockTick is how often the embedded servers' clocks are advanced, and maxStep the most one tick
+// advances them. The tick after a key is set also counts the time before it was set, so a key can
+// expire early by up to one step; capping the step keeps that bound even when the clock goroutine
+// is starved (a late tick then makes keys expire late, which only delays the next holder). 10ms is
+// below the clock drift a lease allows for (TTL/100 + 2ms: 12ms at the demo's 1s TTL).
+const (
+	clockTick = 5 * time.Millisecond
+	maxStep   = 2 * clockTick
+)
 
 // embedded is a set of in-process Redis servers whose key expiry follows real time.
 //
@@ -52,10 +57,10 @@ func startEmbedded(n int) (*embedded, error) {
 	return e, nil
 }
 
-// driveClocks moves every server's TTLs forward by the time elapsed since the previous tick, until
-// Close. Elapsed time is measured on the monotonic clock, so a wall-clock step (NTP, suspend) neither
-// expires every lease at once nor freezes them; TIME and PEXPIREAT keep following the wall clock,
-// as miniredis does by default.
+// driveClocks moves every server's TTLs forward by the time elapsed since the previous tick (at most
+// maxStep), until Close. Elapsed time is measured on the monotonic clock, so a wall-clock step (NTP,
+// suspend) neither expires every lease at once nor freezes them; TIME and PEXPIREAT keep following
+// the wall clock, as miniredis does by default.
 func (e *embedded) driveClocks() {
 	defer close(e.done)
 	ticker := time.NewTicker(clockTick)
@@ -67,7 +72,7 @@ func (e *embedded) driveClocks() {
 			return
 		case <-ticker.C:
 			now := time.Now()
-			elapsed := now.Sub(last)
+			elapsed := min(now.Sub(last), maxStep)
 			last = now
 			for _, s := range e.servers {
 				s.FastForward(elapsed)

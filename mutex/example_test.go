@@ -1,0 +1,69 @@
+package mutex_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/mutex"
+)
+
+// redisAddr is the server the examples use (TestMain starts one).
+var redisAddr = "localhost:6379"
+
+func Example() {
+	ctx := context.Background()
+	// ContextTimeoutEnabled lets the per-node timeout reach the socket; NewQuorum requires it.
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+
+	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{rdb}, lease.WithTTL(10*time.Second))
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close(ctx)
+
+	m := mutex.New(q, "orders:42")
+	if err := m.Lock(ctx); err != nil {
+		panic(err)
+	}
+	fmt.Println("locked; valid for about", m.Lease().Until().Sub(time.Now()).Round(time.Second))
+
+	// Another holder is refused while we hold it.
+	err = mutex.New(q, "orders:42").TryLock(ctx)
+	fmt.Println("second TryLock:", errors.Is(err, mutex.ErrNotAcquired))
+
+	if err := m.Unlock(ctx); err != nil {
+		panic(err)
+	}
+	fmt.Println("unlocked")
+	// Output:
+	// locked; valid for about 10s
+	// second TryLock: true
+	// unlocked
+}
+
+func ExampleMutex_Do() {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{rdb})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close(ctx)
+
+	err = mutex.New(q, "report").Do(ctx, func(ctx context.Context) error {
+		// ctx is cancelled, with a cause matching mutex.ErrLost, if the lock is lost meanwhile.
+		fmt.Println("generating the report under the lock")
+		return ctx.Err()
+	})
+	fmt.Println("err:", err)
+	// Output:
+	// generating the report under the lock
+	// err: <nil>
+}
