@@ -183,7 +183,9 @@ func (q *Quorum) probe(ctx context.Context) error {
 			return invalid(fmt.Sprintf("nodes[%d]", i), "same server as nodes[%d] (run_id %s)", j, a.runID)
 		}
 		seen[a.runID] = i
-		if a.policy != "" && a.policy != "noeviction" && !strings.HasPrefix(a.policy, "volatile-") {
+		// volatile-* policies are no better than allkeys-*: they evict keys that have a TTL, and
+		// every lock key has one.
+		if a.policy != "" && a.policy != "noeviction" {
 			q.cfg.logger.Warn("lease: node may evict lock keys under memory pressure, which breaks mutual exclusion; use maxmemory-policy noeviction",
 				"node", i, "addr", q.nodes[i].addr, "maxmemory-policy", a.policy)
 		}

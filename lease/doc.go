@@ -1,0 +1,54 @@
+// Package lease grants time-bounded exclusive leases on names from a quorum of independent Redis
+// masters (Redlock), renews them from one watchdog goroutine, and tells each holder when its lease
+// is lost. Packages mutex, rwmutex and semaphore are built on it; use it directly when you want the
+// lease itself.
+//
+// # How a lease is granted
+//
+// [Quorum.Acquire] takes a start time from the monotonic clock, sends the acquire script to all N
+// nodes in parallel (each under the per-node timeout, [WithNodeTimeout]), and holds the lease iff
+// at least N/2+1 nodes said yes and validity = TTL − elapsed − drift is still positive, with drift
+// = TTL/100 + 2ms. The lease is valid until start + TTL − drift: every node's key was set after
+// start, so it expires on that node no earlier than start + TTL, by that node's clock.
+//
+// # Guarantees
+//
+//   - Exclusion: while a lease is valid ([Lease.Until] not passed and [Lease.Done] not closed), no
+//     other holder has a valid lease on the same name from nodes that share a majority with it —
+//     as long as the caveats below do not apply.
+//   - Loss is visible: if renewal fails, Done closes no later than Until, on a timer independent of
+//     any network call; [Lease.Err] says why; a late reply never revives a lost lease.
+//   - Nothing left behind: a failed or cancelled acquire releases on every node that granted it or
+//     did not answer; a release deletes the key only where it still holds the lease's token.
+//   - Every goroutine a call starts is joined before it returns; the watchdog goroutine is joined
+//     by [Quorum.Close].
+//   - Tokens are 128 random bits from crypto/rand, one per acquisition; every script checks the
+//     token before it changes anything.
+//   - Keys of one name share a hash tag, so the scripts work on Redis Cluster.
+//
+// # Caveats (what breaks exclusion; each is demonstrated by a test of package mutex)
+//
+//   - A node restarted without persistence (AOF with appendfsync always) before the longest TTL
+//     has passed forgets the keys it held: another client can then win a majority that includes
+//     it.
+//   - A wall-clock jump on a Redis host makes its keys expire early.
+//   - A maxmemory-policy other than noeviction can drop lock keys when memory is full (volatile-*
+//     policies too: they evict keys that have a TTL, and lock keys have one). NewQuorum logs a
+//     warning for each such node.
+//   - A holder paused longer than its validity (GC, swap, a stopped VM) may still act after its
+//     lease is gone. Done closes on time, but a paused process cannot look at it. Protect the
+//     resource itself, for example with fencing tokens checked by the resource.
+//   - A node that hangs (answers nothing, rather than refusing connections) costs up to the
+//     per-node timeout on every call, because each call waits for every node before it returns
+//     and go-redis interrupts socket reads only at deadlines, not on cancellation. Keep the
+//     per-node timeout small.
+//
+// # When not to use it
+//
+// When a single Redis (N = 1) is acceptable to lose — most applications — the quorum adds nothing
+// but is also free. When you need exclusion that survives arbitrary pauses without help from the
+// resource, no lease-based lock gives that; use a consensus system and fencing.
+//
+// Node clients must be created with ContextTimeoutEnabled: true (NewQuorum checks), so that the
+// per-node timeout reaches their sockets.
+package lease

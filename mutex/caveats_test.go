@@ -1,0 +1,114 @@
+package mutex_test
+
+// The documented ways mutual exclusion can be broken (DESIGN §7), each shown happening, next to
+// the mitigation that prevents it where there is one.
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quorumsync/quorumsync/internal/redistest"
+	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/mutex"
+)
+
+func TestCaveatRestartWithoutPersistenceLetsASecondHolderIn(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	a := mutex.New(newQuorum(t, nodes), "restart", mutex.WithErrorHandler(func(error) {}))
+	b := mutex.New(newQuorum(t, nodes), "restart")
+	ctx := context.Background()
+	require.NoError(t, a.Lock(ctx))
+
+	nodes[0].Restart() // comes back empty: it forgot a's key
+	require.NoError(t, b.TryLock(ctx), "after the restart b gets the lock a still believes it holds")
+	assert.NoError(t, a.Lease().Err(), "a has not noticed yet: two holders at once")
+	require.NoError(t, b.Unlock(ctx))
+}
+
+func TestCaveatRestartWithAppendOnlyKeepsTheLock(t *testing.T) {
+	nodes := redistest.Start(t, 1, redistest.WithAppendOnly())
+	a := mutex.New(newQuorum(t, nodes), "restart-aof", mutex.WithErrorHandler(func(error) {}))
+	b := mutex.New(newQuorum(t, nodes), "restart-aof")
+	ctx := context.Background()
+	require.NoError(t, a.Lock(ctx))
+	nodes[0].Restart()
+	require.ErrorIs(t, b.TryLock(ctx), mutex.ErrNotAcquired, "with AOF (fsync always) the restarted node remembers a's key")
+}
+
+func TestCaveatEvictionDropsLockKeysAndIsWarnedAbout(t *testing.T) {
+	nodes := redistest.Start(t, 1, redistest.WithArgs("--maxmemory", "4mb", "--maxmemory-policy", "allkeys-random"))
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	qa := newQuorum(t, nodes, lease.WithLogger(logger))
+	assert.Contains(t, logs.String(), "maxmemory-policy=allkeys-random", "no start-up warning about the eviction policy")
+
+	a := mutex.New(qa, "evicted", mutex.WithErrorHandler(func(error) {}))
+	ctx := context.Background()
+	require.NoError(t, a.Lock(ctx))
+	c := nodes[0].Client()
+	big := strings.Repeat("x", 64<<10)
+	for i := 0; i < 400; i++ { // 25MB into a 4MB server: the lock key goes sooner or later
+		c.Set(ctx, "filler:"+string(rune('a'+i%26))+strings.Repeat("z", i), big, 0)
+		if c.Exists(ctx, "quorumsync:{evicted}").Val() == 0 {
+			break
+		}
+	}
+	require.Zero(t, c.Exists(ctx, "quorumsync:{evicted}").Val(), "lock key survived memory pressure")
+	b := mutex.New(newQuorum(t, nodes), "evicted")
+	require.NoError(t, b.TryLock(ctx), "the evicted lock is free for b while a holds it")
+	require.NoError(t, b.Unlock(ctx))
+}
+
+// A wall-clock jump on the server expires keys early. We cannot step the server's clock from a
+// test, so we produce the same effect the jump has: the key's remaining TTL is cut short.
+func TestCaveatServerClockJumpExpiresKeyEarly(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	a := mutex.New(newQuorum(t, nodes, lease.WithTTL(10*time.Second)), "clock", mutex.WithErrorHandler(func(error) {}))
+	ctx := context.Background()
+	require.NoError(t, a.Lock(ctx))
+	require.NoError(t, nodes[0].Client().PExpire(ctx, "quorumsync:{clock}", time.Millisecond).Err())
+	time.Sleep(20 * time.Millisecond)
+	b := mutex.New(newQuorum(t, nodes), "clock")
+	require.NoError(t, b.TryLock(ctx), "key expired early: b holds while a's validity has seconds left")
+	assert.True(t, a.Lease().Until().After(time.Now().Add(5*time.Second)))
+	require.NoError(t, b.Unlock(ctx))
+}
+
+// A holder that cannot renew is told it lost the lock before anyone else can take it: Done closes
+// at Until, which is before the servers let the key go. A holder that is paused past that moment
+// cannot look at Done, which is why the resource itself needs protecting (fencing).
+func TestCaveatLossIsSignalledBeforeAnotherHolderGetsIn(t *testing.T) {
+	nodes := redistest.Start(t, 3)
+	aClients := redistest.Clients(nodes)
+	qa, err := lease.NewQuorum(context.Background(), aClients, lease.WithTTL(400*time.Millisecond), lease.WithNodeTimeout(20*time.Millisecond))
+	require.NoError(t, err)
+	defer qa.Close(context.Background())
+	a := mutex.New(qa, "paused", mutex.WithErrorHandler(func(error) {}))
+	ctx := context.Background()
+	require.NoError(t, a.Lock(ctx))
+	l := a.Lease()
+
+	// a's renewals stop reaching the servers (a is cut off: its connections are closed) while b
+	// keeps trying from the other side.
+	bq := newQuorum(t, nodes, lease.WithTTL(400*time.Millisecond))
+	for _, c := range aClients {
+		require.NoError(t, c.Close())
+	}
+	b := mutex.New(bq, "paused")
+	require.NoError(t, b.Lock(ctx))
+	bAt := time.Now()
+	select {
+	case <-l.Done():
+	default:
+		t.Fatal("b acquired while a's lease was still signalled as valid")
+	}
+	assert.False(t, l.Until().After(bAt), "a's validity (%v) outlasted b's acquisition", l.Until().Sub(bAt))
+	require.NoError(t, b.Unlock(ctx))
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every check of the project, as CI does: installs redis-server when it is missing, then
+# gofmt, go vet and go test -race in the library and in every nested module (bench/, examples with
+# their own go.mod).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== installing redis-server (Debian package)"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+echo "== $(redis-server --version | cut -d' ' -f1-3), $(go version)"
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+# Every module: the root first, then the nested ones.
+modules=". $(find . -mindepth 2 -name go.mod -not -path './.git/*' -exec dirname {} \; | sort | tr '\n' ' ')"
+for mod in $modules; do
+  echo "== $mod: go vet"
+  (cd "$mod" && go vet ./...)
+  echo "== $mod: go test -race"
+  (cd "$mod" && go test -race -count=1 -timeout 10m ./...)
+done
+echo "== all checks passed"
