@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/quorumsync/quorumsync/tracing"
 	"github.com/quorumsync/quorumsync/watchdog"
 )
 
@@ -16,7 +18,9 @@ import (
 type AcquireOption interface{ applyAcquire(*acquireConfig) }
 
 type acquireConfig struct {
-	onLost func(error)
+	onLost    func(error)
+	primitive string
+	operation string
 }
 
 type acquireOptionFunc func(*acquireConfig)
@@ -29,22 +33,32 @@ func OnLost(f func(error)) AcquireOption {
 	return acquireOptionFunc(func(c *acquireConfig) { c.onLost = f })
 }
 
+// Traced names the acquire in traces and metrics: the span is "<primitive>.<operation>" (for
+// example "mutex.Lock"). Packages built on lease set it; the default is "lease.Acquire" or
+// "lease.TryAcquire".
+func Traced(primitive, operation string) AcquireOption {
+	return acquireOptionFunc(func(c *acquireConfig) { c.primitive, c.operation = primitive, operation })
+}
+
 // Acquire blocks until it holds name on a majority of the nodes, ctx ends, or the quorum closes.
 //
-// Goroutines of this process that acquire the same name queue FIFO, and only the first talks to
-// Redis. Between attempts it waits with backoff (see [WithBackOff]), never longer than the
-// holder's remaining TTL as reported by the servers, so a holder that died is noticed within its
-// TTL.
+// Waiting costs little: goroutines of this process that want the same name queue FIFO and only
+// the first talks to Redis; it joins the name's queue of waiters on the servers, which serves
+// processes in the order they arrived, and sleeps until the release that makes it first in line
+// publishes its token, or at the latest until the holder's remaining TTL (capped at TTL/2) has
+// passed, so an expired holder, which publishes nothing, is noticed within its TTL.
 //
 // When ctx ends first, the error matches both [ErrNotAcquired] and ctx's error, and nothing is
-// left on any node. Other errors: [ErrClosed], [ErrInvalidArgument].
+// left on any node (neither key nor place in the queue). Other errors: [ErrClosed],
+// [ErrInvalidArgument].
 func (q *Quorum) Acquire(ctx context.Context, name string, opts ...AcquireOption) (*Lease, error) {
 	return q.acquire(ctx, name, true, opts)
 }
 
 // TryAcquire tries once to acquire name and returns at once. When the name is held (here or
-// elsewhere) or too few nodes answered, the error matches [ErrNotAcquired]; node failures are
-// joined to it as [NodeError]s. Nothing is left on any node when it fails.
+// elsewhere), waiters are queued for it, or too few nodes answered, the error matches
+// [ErrNotAcquired]; node failures are joined to it as [NodeError]s. Nothing is left on any node
+// when it fails.
 func (q *Quorum) TryAcquire(ctx context.Context, name string, opts ...AcquireOption) (*Lease, error) {
 	return q.acquire(ctx, name, false, opts)
 }
@@ -59,38 +73,74 @@ func (q *Quorum) acquire(ctx context.Context, name string, wait bool, opts []Acq
 	if name == "" {
 		return nil, invalid("name", "empty")
 	}
-	var ac acquireConfig
+	ac := acquireConfig{primitive: "lease", operation: "TryAcquire"}
+	if wait {
+		ac.operation = "Acquire"
+	}
 	for _, o := range opts {
 		if o == nil {
 			return nil, invalid("option", "nil")
 		}
 		o.applyAcquire(&ac)
 	}
+	ctx, tr := q.inst.StartAcquire(ctx, tracing.AcquireInfo{
+		Primitive: ac.primitive, Operation: ac.operation, Name: name, Nodes: len(q.nodes), Quorum: q.quorum,
+	})
+	l, err := q.acquireLocal(ctx, name, wait, &ac, tr)
+	if err != nil {
+		tr.End(outcomeOf(ctx, err), 0, err)
+		return nil, err
+	}
+	l.held.Store(tr.End(tracing.OutcomeAcquired, time.Until(l.Until()), nil))
+	return l, nil
+}
+
+// outcomeOf classifies a failed acquire for tracing: contention and cancellation are outcomes,
+// not errors; node failures, a closed quorum and bad input are.
+func outcomeOf(ctx context.Context, err error) tracing.Outcome {
+	var ne *NodeError
+	switch {
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return tracing.OutcomeCancelled
+	case errors.As(err, &ne):
+		return tracing.OutcomeError
+	case errors.Is(err, ErrNotAcquired):
+		return tracing.OutcomeNotAcquired
+	default:
+		return tracing.OutcomeError
+	}
+}
+
+// acquireLocal passes the process-local FIFO gate of the name, then acquires on the servers.
+func (q *Quorum) acquireLocal(ctx context.Context, name string, wait bool, ac *acquireConfig, tr *tracing.Acquire) (*Lease, error) {
 	if q.isClosed() {
 		return nil, ErrClosed
 	}
-	key := q.cfg.prefix + "{" + name + "}"
-	g := q.gateFor(key)
+	keys := keysFor(q.cfg.prefix, name)
+	g := q.gateFor(keys[keyLock])
 	if wait {
-		if err := g.lock(ctx); err != nil {
-			q.dropGate(key, g)
-			return nil, notAcquired(ctx)
+		if !g.tryLock() {
+			tr.Waiting()
+			if err := g.lock(ctx); err != nil {
+				q.dropGate(keys[keyLock], g)
+				return nil, notAcquired(ctx)
+			}
 		}
 	} else if !g.tryLock() {
-		q.dropGate(key, g)
+		q.dropGate(keys[keyLock], g)
 		return nil, fmt.Errorf("%w: %q is held by this process", ErrNotAcquired, name)
 	}
 	l := &Lease{
 		q:      q,
 		name:   name,
-		keys:   []string{key, key + ":wake"},
+		keys:   keys,
 		token:  newToken(),
 		gate:   g,
 		onLost: ac.onLost,
 	}
-	if err := q.acquireRemote(ctx, l, wait); err != nil {
+	if err := q.acquireRemote(ctx, l, wait, tr); err != nil {
 		g.unlock()
-		q.dropGate(key, g)
+		q.dropGate(keys[keyLock], g)
 		return nil, err
 	}
 	return l, nil
@@ -107,42 +157,68 @@ func notAcquired(ctx context.Context) error {
 
 // vote is one node's answer to an acquire round.
 type vote struct {
-	holderTTL int64 // 0: granted; > 0: held by another for this many ms
-	err       error
+	wait int64 // 0: granted; > 0: not granted, try again within this many ms
+	err  error
 }
 
 // acquireRemote runs acquire rounds until one reaches a quorum (or, with wait false, once).
-func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool) error {
+func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tracing.Acquire) (err error) {
 	votes := make([]vote, len(q.nodes))
+	// The arrival score orders this waiter in the servers' queues; it is the same on every node
+	// so that every node puts the waiters in the same order.
+	arrival := time.Now().UnixMilli()
 	var (
-		bo    backoff.BackOff
-		timer *time.Timer
+		w          *waiter
+		subscribed bool
+		bo         backoff.BackOff
+		timer      *time.Timer
 	)
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
+		if w != nil {
+			q.unwatch(w)
+			if err != nil {
+				q.leaveQueue(ctx, l)
+			}
+		}
 	}()
 	for {
-		holderTTL, err := q.round(ctx, l, votes)
+		tr.Attempt()
+		retryIn, nodeErrs, err := q.round(ctx, l, votes, wait, arrival, tr)
 		if err == nil {
 			return nil
 		}
 		if !wait || ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			return err
 		}
-		if bo == nil {
-			bo = q.cfg.newBackOff()
+		if w == nil {
+			w, subscribed = q.watch(l.keys[keyChannel], l.token)
+			tr.Waiting()
 		}
-		d := bo.NextBackOff()
-		if d == backoff.Stop {
-			return err
+		var d time.Duration
+		reason := "held"
+		if subscribed && !nodeErrs {
+			// The release that makes us first in line will say so; the timer only bounds a
+			// missed message or an expiry, which publishes nothing. Jitter spreads waiters
+			// that would otherwise all retry when one key expires.
+			d = min(retryIn, q.cfg.ttl/2)
+			d -= rand.N(d/10 + 1)
+		} else {
+			if bo == nil {
+				bo = q.cfg.newBackOff()
+			}
+			reason = "node errors or no subscription"
+			if d = bo.NextBackOff(); d == backoff.Stop {
+				return err
+			}
+			if retryIn > 0 && d > retryIn {
+				d = retryIn
+			}
 		}
-		// Never sleep past the moment the holder's key expires: an expired holder publishes
-		// nothing, and this bound is what notices it.
-		if holderTTL > 0 && d > holderTTL {
-			d = holderTTL
-		}
+		d = max(d, time.Millisecond)
+		tr.Retry(d, reason)
 		if timer == nil {
 			timer = time.NewTimer(d)
 		} else {
@@ -151,62 +227,68 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool) error {
 		select {
 		case <-ctx.Done():
 			return notAcquired(ctx)
+		case <-w.wake:
+			tr.WakeUp("pubsub")
 		case <-timer.C:
+			tr.WakeUp("timer")
 		}
 	}
 }
 
 // round is one Redlock attempt: the acquire script on every node in parallel, then the validity
 // check. On success the lease is registered with the watchdog. On failure it undoes what it may
-// have set and returns the shortest remaining TTL any holder reported (0 if none).
-func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote) (time.Duration, error) {
+// have set and returns how long to wait at most before the next attempt (the shortest wait any
+// node asked for, 0 if none), and whether any node failed.
+func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote, queue bool, arrival int64, tr *tracing.Acquire) (time.Duration, bool, error) {
 	// Validity is measured from before the first request: whatever time the requests take is
 	// time the key has already been ticking on the servers.
 	start := time.Now()
 	ttlMs := q.cfg.ttl.Milliseconds()
+	join := "0"
+	if queue {
+		join = "1"
+	}
 	q.fanout(ctx, func(ctx context.Context, i int, c redis.UniversalClient) {
-		n, err := acquireScript.Run(ctx, c, l.keys[:1], l.token, ttlMs).Int64()
-		votes[i] = vote{holderTTL: n, err: err}
+		n, err := acquireScript.Run(ctx, c, l.keys[:keyChannel], l.token, ttlMs, join, arrival, q.liveness.Milliseconds()).Int64()
+		votes[i] = vote{wait: n, err: err}
 	})
 	until := start.Add(q.cfg.ttl - q.cfg.drift())
 	granted := 0
-	var holderTTL int64
-	for _, v := range votes {
+	var retryMs int64
+	var errs []error
+	for i, v := range votes {
 		switch {
 		case v.err != nil:
-		case v.holderTTL == 0:
+			errs = append(errs, q.nodeError(i, v.err))
+			tr.NodeFailed(i, q.nodes[i].addr, v.err)
+		case v.wait == 0:
 			granted++
-		case holderTTL == 0 || v.holderTTL < holderTTL:
-			holderTTL = v.holderTTL
+		case retryMs == 0 || v.wait < retryMs:
+			retryMs = v.wait
 		}
 	}
+	retryIn := time.Duration(retryMs) * time.Millisecond
 	if granted >= q.quorum && time.Now().Before(until) {
 		err := q.grant(l, start, until)
 		if err == nil {
-			return 0, nil
+			return 0, false, nil
 		}
 		q.undo(ctx, l, votes)
-		return 0, err
+		return 0, false, err
 	}
 	q.undo(ctx, l, votes)
 	if ctx.Err() != nil {
-		return 0, notAcquired(ctx)
-	}
-	var errs []error
-	for i, v := range votes {
-		if v.err != nil {
-			errs = append(errs, q.nodeError(i, v.err))
-		}
+		return 0, false, notAcquired(ctx)
 	}
 	if len(errs) > 0 {
 		held := ""
-		if holderTTL > 0 {
-			held = fmt.Sprintf(" (held by another on %d)", len(q.nodes)-granted-len(errs))
+		if retryMs > 0 {
+			held = fmt.Sprintf(" (held or queued for on %d)", len(q.nodes)-granted-len(errs))
 		}
-		return time.Duration(holderTTL) * time.Millisecond, fmt.Errorf("%w: %q granted by %d of %d nodes%s, %d needed: %w",
+		return retryIn, true, fmt.Errorf("%w: %q granted by %d of %d nodes%s, %d needed: %w",
 			ErrNotAcquired, l.name, granted, len(q.nodes), held, q.quorum, errors.Join(errs...))
 	}
-	return time.Duration(holderTTL) * time.Millisecond, fmt.Errorf("%w: %q is held by another holder for %dms more", ErrNotAcquired, l.name, holderTTL)
+	return retryIn, false, fmt.Errorf("%w: %q is held, or others queued first; try again within %dms", ErrNotAcquired, l.name, retryMs)
 }
 
 // grant hands a lease that reached its quorum to the watchdog and to the quorum's set of held
@@ -229,12 +311,12 @@ func (q *Quorum) grant(l *Lease, start, until time.Time) error {
 }
 
 // undo releases a failed attempt on every node that granted it or did not answer (a node that
-// timed out may have set the key). Nodes that answered with another holder's TTL set nothing and
-// are skipped. It ignores ctx's cancellation: the point is to leave nothing behind.
+// timed out may have set the key). Nodes that answered "not granted" set nothing and are skipped.
+// It ignores ctx's cancellation: the point is to leave nothing behind.
 func (q *Quorum) undo(ctx context.Context, l *Lease, votes []vote) {
 	need := false
 	for _, v := range votes {
-		if v.err != nil || v.holderTTL == 0 {
+		if v.err != nil || v.wait == 0 {
 			need = true
 			break
 		}
@@ -243,8 +325,16 @@ func (q *Quorum) undo(ctx context.Context, l *Lease, votes []vote) {
 		return
 	}
 	q.fanout(context.WithoutCancel(ctx), func(ctx context.Context, i int, c redis.UniversalClient) {
-		if v := votes[i]; v.err != nil || v.holderTTL == 0 {
+		if v := votes[i]; v.err != nil || v.wait == 0 {
 			_ = releaseScript.Run(ctx, c, l.keys, l.token).Err()
 		}
+	})
+}
+
+// leaveQueue takes a waiter that gives up out of every node's queue (and wakes the next waiter
+// where it was first in line).
+func (q *Quorum) leaveQueue(ctx context.Context, l *Lease) {
+	q.fanout(context.WithoutCancel(ctx), func(ctx context.Context, i int, c redis.UniversalClient) {
+		_ = leaveScript.Run(ctx, c, l.keys, l.token).Err()
 	})
 }

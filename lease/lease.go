@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/quorumsync/quorumsync/tracing"
 	"github.com/quorumsync/quorumsync/watchdog"
 )
 
@@ -29,8 +30,16 @@ type Lease struct {
 	gate   *gate
 	entry  *watchdog.Entry
 	onLost func(error)
+	held   atomic.Pointer[tracing.Held] // set once the acquire span ends; nil without a recording provider
 
 	released atomic.Bool
+}
+
+// Observe records what happens to the lease while fn-like work runs under ctx: renewal failures
+// and the loss become events on ctx's span, besides their own spans linked to the acquire span.
+// Call the returned function when the work ends. mutex.Do does this for its function.
+func (l *Lease) Observe(ctx context.Context) (stop func()) {
+	return l.held.Load().Attach(ctx)
 }
 
 // Name returns the name the lease holds.
@@ -94,11 +103,14 @@ func (l *Lease) release(ctx context.Context, why error) error {
 	}
 	// Renewal stops before the release goes out, so no renewal is scheduled after it.
 	lostBefore := l.entry.Stop(why)
+	if lostBefore == nil {
+		l.held.Load().Released()
+	}
 	q := l.q
 	defer func() {
 		q.untrack(l)
 		l.gate.unlock()
-		q.dropGate(l.keys[0], l.gate)
+		q.dropGate(l.keys[keyLock], l.gate)
 	}()
 
 	res := make([]int8, len(q.nodes))
@@ -138,8 +150,10 @@ func (l *Lease) release(ctx context.Context, why error) error {
 
 // lost is the watchdog's onLost callback.
 func (l *Lease) lost(cause error) {
+	err := leaseErr(cause)
+	l.held.Load().Lost(err)
 	if l.onLost != nil {
-		l.onLost(leaseErr(cause))
+		l.onLost(err)
 	}
 }
 
@@ -162,7 +176,7 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 		gone[i] = make([]bool, len(batch))
 		cmds, err := pipelineScript(ctx, c, renewScript, len(batch), func(j int) ([]string, []any) {
 			l := batch[j].Entry.Owner().(*Lease)
-			return l.keys[:1], []any{l.token, batch[j].TTL.Milliseconds()}
+			return l.keys[:keyLock+1], []any{l.token, batch[j].TTL.Milliseconds()}
 		})
 		if err != nil {
 			errs[i] = q.nodeError(i, err)
@@ -200,6 +214,7 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 		default:
 			r.Err = fmt.Errorf("renewed on %d of %d nodes: %w", yes, len(q.nodes), errors.Join(errs...))
 		}
+		r.Entry.Owner().(*Lease).held.Load().Renewed(r.Err)
 	}
 }
 

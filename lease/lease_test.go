@@ -339,10 +339,13 @@ func TestScriptsLoadWithExpectedHash(t *testing.T) {
 	nodes := redistest.Start(t, 1)
 	c := nodes[0].Client()
 	for name, s := range lease.ScriptsForTest() {
+		assert.Regexp(t, `(?s)^-- \w+: .*KEYS\[\d\].*ARGV\[1\].*Returns`, s.File, "script %s lacks its header comment", name)
+		if s.Hash == "" {
+			continue // a prelude, not a script of its own
+		}
 		got, err := c.ScriptLoad(context.Background(), s.Src).Result()
 		require.NoError(t, err, "script %s does not load", name)
 		assert.Equal(t, s.Hash, got, "script %s", name)
-		assert.Regexp(t, `(?s)^-- \w+: .*KEYS\[1\].*ARGV\[1\].*Returns`, s.Src, "script %s lacks its header comment", name)
 	}
 }
 

@@ -6,6 +6,10 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/quorumsync/quorumsync/tracing"
 )
 
 // Defaults.
@@ -32,6 +36,7 @@ type config struct {
 	prefix      string
 	logger      *slog.Logger
 	newBackOff  func() backoff.BackOff
+	tracing     []tracing.Option
 }
 
 func defaultConfig() config {
@@ -74,6 +79,25 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.l
 // factor 1.5, jitter ±50%, at most 100ms.
 func WithBackOff(newBackOff func() backoff.BackOff) Option {
 	return optionFunc(func(c *config) { c.newBackOff = newBackOff })
+}
+
+// WithTracerProvider sets the OpenTelemetry tracer provider for the spans around every acquire
+// (see package tracing). Default: the global provider, which records nothing until the
+// application sets one.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tracing = append(c.tracing, tracing.WithTracerProvider(tp)) })
+}
+
+// WithMeterProvider sets the OpenTelemetry meter provider for the acquire, hold, renewal and
+// waiter metrics. Default: the global provider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.tracing = append(c.tracing, tracing.WithMeterProvider(mp)) })
+}
+
+// WithNameMetrics puts the lock name on metrics too (spans always carry it). Off by default: a
+// name per order or per user would make one time series each.
+func WithNameMetrics(on bool) Option {
+	return optionFunc(func(c *config) { c.tracing = append(c.tracing, tracing.WithNameAttribute(on)) })
 }
 
 func defaultBackOff() backoff.BackOff {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/quorumsync/quorumsync/tracing"
 	"github.com/quorumsync/quorumsync/watchdog"
 )
 
@@ -27,6 +28,12 @@ type Quorum struct {
 	quorum int
 	cfg    config
 	wd     *watchdog.Watchdog
+	subs   []*subscriber // one pub/sub connection per node, opened when first needed
+	inst   *tracing.Instrumentation
+	// liveness is how long a node's waiter queue keeps a waiter that makes no new attempt. A
+	// waiter retries at least every TTL/2, so a live waiter never drops out; a crashed one holds
+	// up the queue for at most this long.
+	liveness time.Duration
 
 	gmu   sync.Mutex
 	gates map[string]*gate
@@ -89,6 +96,16 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 	}
 	if err := q.probe(ctx); err != nil {
 		return nil, err
+	}
+	inst, err := tracing.New(cfg.tracing...)
+	if err != nil {
+		return nil, fmt.Errorf("lease: tracing: %w", err)
+	}
+	q.inst = inst
+	q.liveness = cfg.ttl
+	q.subs = make([]*subscriber, len(q.nodes))
+	for i, n := range q.nodes {
+		q.subs[i] = newSubscriber(n.client, cfg.nodeTimeout)
 	}
 	q.wd = watchdog.New(q.renewBatch)
 	return q, nil
@@ -238,6 +255,9 @@ func (q *Quorum) Close(ctx context.Context) error {
 		}
 	}
 	q.wd.Close()
+	for _, s := range q.subs {
+		s.close()
+	}
 	return errors.Join(errs...)
 }
 

@@ -8,20 +8,39 @@ import (
 
 // The server-side code of the package, one script per file under lua/. Each script checks the
 // token before it changes anything. All keys of one name share its hash tag, so every script also
-// runs on Redis Cluster.
+// runs on Redis Cluster. queue.lua holds the waiter-queue helpers that three scripts share; it is
+// prepended to each of them.
 var (
+	//go:embed lua/queue.lua
+	queueLua string
 	//go:embed lua/acquire.lua
-	acquireSrc    string
-	acquireScript = redis.NewScript(acquireSrc)
-
+	acquireLua string
 	//go:embed lua/renew.lua
-	renewSrc    string
-	renewScript = redis.NewScript(renewSrc)
-
+	renewLua string
 	//go:embed lua/release.lua
-	releaseSrc    string
-	releaseScript = redis.NewScript(releaseSrc)
+	releaseLua string
+	//go:embed lua/leave.lua
+	leaveLua string
+
+	acquireScript = redis.NewScript(queueLua + acquireLua)
+	renewScript   = redis.NewScript(renewLua)
+	releaseScript = redis.NewScript(queueLua + releaseLua)
+	leaveScript   = redis.NewScript(queueLua + leaveLua)
 )
 
 // sources lists every script's source, for loading them into each node at start-up.
-var sources = []string{acquireSrc, renewSrc, releaseSrc}
+var sources = []string{queueLua + acquireLua, renewLua, queueLua + releaseLua, queueLua + leaveLua}
+
+// The keys of a name, in the order the scripts take them (acquire takes the first three, renew
+// the first, release and leave all four).
+const (
+	keyLock = iota
+	keyQueue
+	keyLiveness
+	keyChannel
+)
+
+func keysFor(prefix, name string) []string {
+	lock := prefix + "{" + name + "}"
+	return []string{lock, lock + ":q", lock + ":qlive", lock + ":wake"}
+}

@@ -74,11 +74,11 @@ func (m *Mutex) lock(ctx context.Context, wait bool) (*lease.Lease, error) {
 	if m == nil || m.q == nil {
 		return nil, fmt.Errorf("mutex: %w: nil mutex or quorum", ErrInvalidArgument)
 	}
-	acquire := m.q.TryAcquire
+	acquire, op := m.q.TryAcquire, "TryLock"
 	if wait {
-		acquire = m.q.Acquire
+		acquire, op = m.q.Acquire, "Lock"
 	}
-	l, err := acquire(ctx, m.name, lease.OnLost(m.lost))
+	l, err := acquire(ctx, m.name, lease.OnLost(m.lost), lease.Traced("mutex", op))
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +143,7 @@ func (m *Mutex) Do(ctx context.Context, fn func(ctx context.Context) error) (err
 		return err
 	}
 	fctx, cancel := context.WithCancelCause(ctx)
+	defer l.Observe(ctx)()
 	stop := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {

@@ -1,18 +1,48 @@
--- acquire: take the lock key for a token, or report how long the current holder has left.
+-- acquire: take the lock key for a token, in the order waiters queued for it.
 -- KEYS[1]  lock key
+-- KEYS[2]  waiter queue: sorted set of waiting tokens, scored by arrival time
+-- KEYS[3]  waiter liveness: hash of token -> server time (ms) until which the waiter counts
+-- (queue.lua is prepended: now, head(), dequeue())
 -- ARGV[1]  token of this acquisition
 -- ARGV[2]  TTL in milliseconds
+-- ARGV[3]  "1" to join the queue if not acquired (a blocking acquire), "0" not to (a try)
+-- ARGV[4]  arrival score: the waiter's first attempt, in ms (the same on every node, so every
+--          node orders the queue alike)
+-- ARGV[5]  liveness in ms: how long the queue keeps a waiter that makes no new attempt
 -- Returns 0 when the key now holds ARGV[1] with the TTL (also when it already held it: a retry after
--- a timed-out reply), else the holder's remaining TTL in milliseconds (at least 1).
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 0
-end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+-- a timed-out reply). Else the longest the caller should wait before trying again, in ms (at least
+-- 1): the holder's remaining TTL, or, when the lock is free but an earlier waiter is first in line,
+-- that waiter's remaining liveness.
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  dequeue(ARGV[1])
   return 0
 end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 1 then
+
+local wait
+if not holder then
+  local first, alive = head()
+  if first == nil or first == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    if first then
+      dequeue(ARGV[1])
+    end
+    return 0
+  end
+  wait = alive - now
+else
+  wait = redis.call('PTTL', KEYS[1])
+end
+
+if ARGV[3] == '1' then
+  local live = tonumber(ARGV[5])
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[1])
+  redis.call('HSET', KEYS[3], ARGV[1], now + live)
+  redis.call('PEXPIRE', KEYS[2], 2 * live)
+  redis.call('PEXPIRE', KEYS[3], 2 * live)
+end
+if wait < 1 then
   return 1
 end
-return ttl
+return wait
