@@ -47,6 +47,11 @@ type Watchdog struct {
 	queue   entryQueue
 	entries map[*Entry]struct{}
 	closed  bool
+	// While the goroutine sleeps, sleeping is set and wakeAt is when its timer fires (zero: no
+	// timer). Add wakes it only for an entry due before that, so a steady stream of short-held
+	// leases does not cost a goroutine wake-up each.
+	sleeping bool
+	wakeAt   time.Time
 }
 
 // New starts a watchdog whose goroutine calls renew for the leases that fall due. Close must be
@@ -109,11 +114,11 @@ func (w *Watchdog) Add(s Spec) (*Entry, error) {
 	}
 	w.entries[e] = struct{}{}
 	heap.Push(&w.queue, e)
-	first := w.queue[0] == e
+	wake := w.sleeping && (w.wakeAt.IsZero() || e.next.Before(w.wakeAt))
 	// The loss timer is armed while w.mu is held so that Close, which ends every entry, sees it.
 	e.timer = time.AfterFunc(time.Until(s.Until), e.expire)
 	w.mu.Unlock()
-	if first {
+	if wake {
 		w.poke()
 	}
 	return e, nil
@@ -178,8 +183,12 @@ func (w *Watchdog) loop() {
 			}
 		}
 		wait := time.Duration(-1)
-		if len(batch) == 0 && len(w.queue) > 0 {
-			wait = w.queue[0].next.Sub(now)
+		if len(batch) == 0 {
+			w.sleeping, w.wakeAt = true, time.Time{}
+			if len(w.queue) > 0 {
+				wait = w.queue[0].next.Sub(now)
+				w.wakeAt = w.queue[0].next
+			}
 		}
 		w.mu.Unlock()
 
@@ -200,6 +209,9 @@ func (w *Watchdog) loop() {
 		case <-timer.C:
 		}
 		timer.Stop()
+		w.mu.Lock()
+		w.sleeping = false
+		w.mu.Unlock()
 	}
 }
 

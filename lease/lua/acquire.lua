@@ -2,7 +2,7 @@
 -- KEYS[1]  lock key
 -- KEYS[2]  waiter queue: sorted set of waiting tokens, scored by arrival time
 -- KEYS[3]  waiter liveness: hash of token -> server time (ms) until which the waiter counts
--- (queue.lua is prepended: now, head(), dequeue())
+-- (queue.lua is prepended: now(), head(), dequeue())
 -- ARGV[1]  token of this acquisition
 -- ARGV[2]  TTL in milliseconds
 -- ARGV[3]  "1" to join the queue if not acquired (a blocking acquire), "0" not to (a try)
@@ -30,7 +30,7 @@ if not holder then
     end
     return 0
   end
-  wait = alive - now
+  wait = alive - now()
 else
   wait = redis.call('PTTL', KEYS[1])
 end
@@ -38,7 +38,7 @@ end
 if ARGV[3] == '1' then
   local live = tonumber(ARGV[5])
   redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[1])
-  redis.call('HSET', KEYS[3], ARGV[1], now + live)
+  redis.call('HSET', KEYS[3], ARGV[1], now() + live)
   redis.call('PEXPIRE', KEYS[2], 2 * live)
   redis.call('PEXPIRE', KEYS[3], 2 * live)
 end

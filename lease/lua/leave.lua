@@ -5,7 +5,7 @@
 -- KEYS[3]  waiter liveness (see acquire.lua)
 -- KEYS[4]  wake-up channel of the name
 -- ARGV[1]  token of the waiter that leaves
--- (queue.lua is prepended: now, head(), dequeue())
+-- (queue.lua is prepended: now(), head(), dequeue())
 -- Returns 1 when the waiter was queued, 0 when it was not.
 local first = head()
 local removed = dequeue(ARGV[1])

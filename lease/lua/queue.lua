@@ -2,9 +2,16 @@
 -- KEYS[2]  waiter queue: sorted set of waiting tokens, scored by arrival time
 -- KEYS[3]  waiter liveness: hash of token -> server time (ms) until which the waiter counts
 -- ARGV[1]  the caller's token
--- Returns nothing itself; it defines now (server time in ms), head() and dequeue(token).
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+-- Returns nothing itself; it defines now() (server time in ms, read once and only when needed, so
+-- that the uncontended path does not pay for it), head() and dequeue(token).
+local now_ms
+local function now()
+  if not now_ms then
+    local clock = redis.call('TIME')
+    now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  end
+  return now_ms
+end
 
 -- head returns the first waiter still alive and the time its liveness ends, dropping dead ones
 -- (waiters that crashed before they left) on the way; nil when nobody waits.
@@ -15,7 +22,7 @@ local function head()
       return nil, 0
     end
     local alive = tonumber(redis.call('HGET', KEYS[3], first[1]) or '0')
-    if alive > now then
+    if alive > now() then
       return first[1], alive
     end
     redis.call('ZREM', KEYS[2], first[1])
