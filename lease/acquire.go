@@ -138,6 +138,7 @@ func (q *Quorum) acquireLocal(ctx context.Context, name string, wait bool, ac *a
 		gate:   g,
 		onLost: ac.onLost,
 	}
+	l.tokenArg = l.token
 	if err := q.acquireRemote(ctx, l, wait, tr); err != nil {
 		g.unlock()
 		q.dropGate(keys[keyLock], g)
@@ -165,8 +166,8 @@ type vote struct {
 func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tracing.Acquire) (err error) {
 	votes := make([]vote, len(q.nodes))
 	// The arrival score orders this waiter in the servers' queues; it is the same on every node
-	// so that every node puts the waiters in the same order.
-	arrival := time.Now().UnixMilli()
+	// so that every node puts the waiters in the same order. (Boxed once, not per round.)
+	var arrival any = time.Now().UnixMilli()
 	var (
 		w          *waiter
 		subscribed bool
@@ -239,17 +240,16 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tra
 // check. On success the lease is registered with the watchdog. On failure it undoes what it may
 // have set and returns how long to wait at most before the next attempt (the shortest wait any
 // node asked for, 0 if none), and whether any node failed.
-func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote, queue bool, arrival int64, tr *tracing.Acquire) (time.Duration, bool, error) {
+func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote, queue bool, arrival any, tr *tracing.Acquire) (time.Duration, bool, error) {
 	// Validity is measured from before the first request: whatever time the requests take is
 	// time the key has already been ticking on the servers.
 	start := time.Now()
-	ttlMs := q.cfg.ttl.Milliseconds()
-	join := "0"
+	var join any = "0"
 	if queue {
 		join = "1"
 	}
 	q.fanout(ctx, func(ctx context.Context, i int, c redis.UniversalClient) {
-		n, err := acquireScript.Run(ctx, c, l.keys[:keyChannel], l.token, ttlMs, join, arrival, q.liveness.Milliseconds()).Int64()
+		n, err := acquireScript.Run(ctx, c, l.keys[:keyChannel], l.tokenArg, q.ttlArg, join, arrival, q.livenessArg).Int64()
 		votes[i] = vote{wait: n, err: err}
 	})
 	until := start.Add(q.cfg.ttl - q.cfg.drift())
@@ -326,7 +326,7 @@ func (q *Quorum) undo(ctx context.Context, l *Lease, votes []vote) {
 	}
 	q.fanout(context.WithoutCancel(ctx), func(ctx context.Context, i int, c redis.UniversalClient) {
 		if v := votes[i]; v.err != nil || v.wait == 0 {
-			_ = releaseScript.Run(ctx, c, l.keys, l.token).Err()
+			_ = releaseScript.Run(ctx, c, l.keys, l.tokenArg).Err()
 		}
 	})
 }
@@ -335,6 +335,6 @@ func (q *Quorum) undo(ctx context.Context, l *Lease, votes []vote) {
 // where it was first in line).
 func (q *Quorum) leaveQueue(ctx context.Context, l *Lease) {
 	q.fanout(context.WithoutCancel(ctx), func(ctx context.Context, i int, c redis.UniversalClient) {
-		_ = leaveScript.Run(ctx, c, l.keys, l.token).Err()
+		_ = leaveScript.Run(ctx, c, l.keys, l.tokenArg).Err()
 	})
 }

@@ -21,3 +21,6 @@ func GatesForTest(q *Quorum) int {
 	defer q.gmu.Unlock()
 	return len(q.gates)
 }
+
+// KeysForTest exposes keysFor.
+var KeysForTest = keysFor

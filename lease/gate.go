@@ -1,6 +1,9 @@
 package lease
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 // gate is the local FIFO lock of one name in one Quorum: goroutines of this process that want the
 // name queue on it, and only its holder talks to Redis for the name. It is a channel holding one
@@ -44,8 +47,7 @@ func (q *Quorum) gateFor(key string) *gate {
 	defer q.gmu.Unlock()
 	g := q.gates[key]
 	if g == nil {
-		g = &gate{ch: make(chan struct{}, 1)}
-		g.ch <- struct{}{}
+		g = gatePool.Get().(*gate)
 		q.gates[key] = g
 	}
 	g.refs++
@@ -57,5 +59,14 @@ func (q *Quorum) dropGate(key string, g *gate) {
 	defer q.gmu.Unlock()
 	if g.refs--; g.refs == 0 {
 		delete(q.gates, key)
+		// Nobody holds or waits on it (refs counts both), and its token is back in the channel.
+		gatePool.Put(g)
 	}
 }
+
+// gatePool recycles gates: a name locked without contention gets a new gate each time.
+var gatePool = sync.Pool{New: func() any {
+	g := &gate{ch: make(chan struct{}, 1)}
+	g.ch <- struct{}{}
+	return g
+}}

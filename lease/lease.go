@@ -25,8 +25,10 @@ import (
 type Lease struct {
 	q      *Quorum
 	name   string
-	keys   []string // the lock key, then the name's wake-up channel
+	keys   []string // see keysFor
 	token  string
+	// tokenArg is token boxed once for the script calls, which take ...any.
+	tokenArg any
 	gate   *gate
 	entry  *watchdog.Entry
 	onLost func(error)
@@ -116,7 +118,7 @@ func (l *Lease) release(ctx context.Context, why error) error {
 	res := make([]int8, len(q.nodes))
 	errs := make([]error, len(q.nodes))
 	q.fanout(context.WithoutCancel(ctx), func(ctx context.Context, i int, c redis.UniversalClient) {
-		n, err := releaseScript.Run(ctx, c, l.keys, l.token).Int64()
+		n, err := releaseScript.Run(ctx, c, l.keys, l.tokenArg).Int64()
 		if err != nil {
 			errs[i] = q.nodeError(i, err)
 			return
@@ -176,7 +178,7 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 		gone[i] = make([]bool, len(batch))
 		cmds, err := pipelineScript(ctx, c, renewScript, len(batch), func(j int) ([]string, []any) {
 			l := batch[j].Entry.Owner().(*Lease)
-			return l.keys[:keyLock+1], []any{l.token, batch[j].TTL.Milliseconds()}
+			return l.keys[:keyLock+1], []any{l.tokenArg, batch[j].TTL.Milliseconds()}
 		})
 		if err != nil {
 			errs[i] = q.nodeError(i, err)

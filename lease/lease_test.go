@@ -396,3 +396,8 @@ func TestManyNamesKeepNoLocalState(t *testing.T) {
 	}
 	assert.Zero(t, lease.GatesForTest(q), "local gates kept after their names were released")
 }
+
+func TestKeysOfANameShareItsHashTag(t *testing.T) {
+	got := lease.KeysForTest("quorumsync:", "orders:42")
+	assert.Equal(t, []string{"quorumsync:{orders:42}", "quorumsync:{orders:42}:q", "quorumsync:{orders:42}:qlive", "quorumsync:{orders:42}:wake"}, got)
+}

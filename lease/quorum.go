@@ -34,6 +34,9 @@ type Quorum struct {
 	// waiter retries at least every TTL/2, so a live waiter never drops out; a crashed one holds
 	// up the queue for at most this long.
 	liveness time.Duration
+	// The script arguments that never change, boxed once: the scripts take ...any, and boxing
+	// them per call would allocate each time.
+	ttlArg, livenessArg any
 
 	gmu   sync.Mutex
 	gates map[string]*gate
@@ -103,6 +106,8 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 	}
 	q.inst = inst
 	q.liveness = cfg.ttl
+	q.ttlArg = cfg.ttl.Milliseconds()
+	q.livenessArg = q.liveness.Milliseconds()
 	q.subs = make([]*subscriber, len(q.nodes))
 	for i, n := range q.nodes {
 		q.subs[i] = newSubscriber(n.client, cfg.nodeTimeout)

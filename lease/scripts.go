@@ -40,7 +40,12 @@ const (
 	keyChannel
 )
 
+// keysFor returns the keys of a name. They share one backing string: one allocation for the four.
 func keysFor(prefix, name string) []string {
-	lock := prefix + "{" + name + "}"
-	return []string{lock, lock + ":q", lock + ":qlive", lock + ":wake"}
+	lock := len(prefix) + len(name) + 2
+	all := prefix + "{" + name + "}:q" + prefix + "{" + name + "}:qlive" + prefix + "{" + name + "}:wake"
+	q := all[:lock+2]
+	live := all[lock+2 : 2*lock+8]
+	wake := all[2*lock+8:]
+	return []string{q[:lock], q, live, wake}
 }

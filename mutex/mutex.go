@@ -27,6 +27,8 @@ type Mutex struct {
 	q    *lease.Quorum
 	name string
 	cfg  config
+	// The acquire options of Lock and TryLock, built once rather than per call.
+	lockOpts, tryOpts []lease.AcquireOption
 
 	mu   sync.Mutex
 	held *lease.Lease
@@ -44,6 +46,9 @@ func New(q *lease.Quorum, name string, opts ...Option) *Mutex {
 	if m.cfg.onError == nil {
 		m.cfg.onError = logError
 	}
+	onLost := lease.OnLost(m.lost)
+	m.lockOpts = []lease.AcquireOption{onLost, lease.Traced("mutex", "Lock")}
+	m.tryOpts = []lease.AcquireOption{onLost, lease.Traced("mutex", "TryLock")}
 	return m
 }
 
@@ -74,11 +79,11 @@ func (m *Mutex) lock(ctx context.Context, wait bool) (*lease.Lease, error) {
 	if m == nil || m.q == nil {
 		return nil, fmt.Errorf("mutex: %w: nil mutex or quorum", ErrInvalidArgument)
 	}
-	acquire, op := m.q.TryAcquire, "TryLock"
+	acquire, opts := m.q.TryAcquire, m.tryOpts
 	if wait {
-		acquire, op = m.q.Acquire, "Lock"
+		acquire, opts = m.q.Acquire, m.lockOpts
 	}
-	l, err := acquire(ctx, m.name, lease.OnLost(m.lost), lease.Traced("mutex", op))
+	l, err := acquire(ctx, m.name, opts...)
 	if err != nil {
 		return nil, err
 	}
