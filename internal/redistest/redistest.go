@@ -103,6 +103,50 @@ func Launch() (addr string, stop func(), err error) {
 	return nd.Addr(), func() { nd.shutdown(); os.RemoveAll(dir) }, nil
 }
 
+// StartCluster starts a Redis Cluster of shards masters (no replicas) on loopback, assigns the
+// slots with redis-cli, and waits until the cluster reports ok. It returns the masters; a
+// [redis.ClusterClient] over their addresses counts as one node of a quorum.
+func StartCluster(t testing.TB, shards int) []*Node {
+	t.Helper()
+	nodes := Start(t, shards, WithArgs("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"))
+	args := []string{"--cluster", "create"}
+	for _, n := range nodes {
+		args = append(args, n.Addr())
+	}
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	c := redis.NewClient(nodes[0].Options())
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := c.ClusterInfo(context.Background()).Result()
+		if err == nil && bytes.Contains([]byte(info), []byte("cluster_state:ok")) {
+			return nodes
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: cluster not ok after 10s: %v\n%s", err, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ClusterOptions returns cluster client options over nodes, with context timeouts enabled.
+func ClusterOptions(nodes []*Node) *redis.ClusterOptions {
+	addrs := make([]string, len(nodes))
+	for i, n := range nodes {
+		addrs[i] = n.Addr()
+	}
+	return &redis.ClusterOptions{
+		Addrs:                 addrs,
+		ContextTimeoutEnabled: true,
+		DialTimeout:           time.Second,
+		ReadTimeout:           2 * time.Second,
+		WriteTimeout:          2 * time.Second,
+	}
+}
+
 // Addr is the node's host:port.
 func (n *Node) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
 
