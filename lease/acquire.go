@@ -249,6 +249,10 @@ func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote, queue bool, 
 		join = "1"
 	}
 	q.fanout(ctx, func(ctx context.Context, i int, c redis.UniversalClient) {
+		if c == nil {
+			votes[i] = vote{err: errSuspect}
+			return
+		}
 		n, err := acquireScript.Run(ctx, c, l.keys[:keyChannel], l.tokenArg, q.ttlArg, join, arrival, q.livenessArg).Int64()
 		votes[i] = vote{wait: n, err: err}
 	})
@@ -325,7 +329,7 @@ func (q *Quorum) undo(ctx context.Context, l *Lease, votes []vote) {
 		return
 	}
 	q.fanout(context.WithoutCancel(ctx), func(ctx context.Context, i int, c redis.UniversalClient) {
-		if v := votes[i]; v.err != nil || v.wait == 0 {
+		if v := votes[i]; c != nil && (v.err != nil || v.wait == 0) {
 			_ = releaseScript.Run(ctx, c, l.keys, l.tokenArg).Err()
 		}
 	})
@@ -335,6 +339,8 @@ func (q *Quorum) undo(ctx context.Context, l *Lease, votes []vote) {
 // where it was first in line).
 func (q *Quorum) leaveQueue(ctx context.Context, l *Lease) {
 	q.fanout(context.WithoutCancel(ctx), func(ctx context.Context, i int, c redis.UniversalClient) {
-		_ = leaveScript.Run(ctx, c, l.keys, l.tokenArg).Err()
+		if c != nil {
+			_ = leaveScript.Run(ctx, c, l.keys, l.tokenArg).Err()
+		}
 	})
 }

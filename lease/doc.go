@@ -38,10 +38,11 @@
 //   - A holder paused longer than its validity (GC, swap, a stopped VM) may still act after its
 //     lease is gone. Done closes on time, but a paused process cannot look at it. Protect the
 //     resource itself, for example with fencing tokens checked by the resource.
-//   - A node that hangs (answers nothing, rather than refusing connections) costs up to the
-//     per-node timeout on every call, because each call waits for every node before it returns
-//     and go-redis interrupts socket reads only at deadlines, not on cancellation. Keep the
-//     per-node timeout small.
+//   - A node that hangs (answers nothing, rather than refusing connections) costs the whole
+//     per-node timeout on the first call that meets it, because every call waits for every node
+//     before it returns, and go-redis interrupts socket reads only at deadlines, not on
+//     cancellation. After that the node is suspect and gets a tenth of the timeout (at least
+//     5ms), and the whole timeout once every 16 calls, until it answers again.
 //
 // # When not to use it
 //

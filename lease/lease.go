@@ -118,6 +118,10 @@ func (l *Lease) release(ctx context.Context, why error) error {
 	res := make([]int8, len(q.nodes))
 	errs := make([]error, len(q.nodes))
 	q.fanout(context.WithoutCancel(ctx), func(ctx context.Context, i int, c redis.UniversalClient) {
+		if c == nil {
+			errs[i] = q.nodeError(i, errSuspect)
+			return
+		}
 		n, err := releaseScript.Run(ctx, c, l.keys, l.tokenArg).Int64()
 		if err != nil {
 			errs[i] = q.nodeError(i, err)
@@ -176,6 +180,10 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 	q.fanout(ctx, func(ctx context.Context, i int, c redis.UniversalClient) {
 		ok[i] = make([]bool, len(batch))
 		gone[i] = make([]bool, len(batch))
+		if c == nil {
+			errs[i] = q.nodeError(i, errSuspect)
+			return
+		}
 		cmds, err := pipelineScript(ctx, c, renewScript, len(batch), func(j int) ([]string, []any) {
 			l := batch[j].Entry.Owner().(*Lease)
 			return l.keys[:keyLock+1], []any{l.tokenArg, batch[j].TTL.Milliseconds()}

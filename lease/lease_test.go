@@ -401,3 +401,34 @@ func TestKeysOfANameShareItsHashTag(t *testing.T) {
 	got := lease.KeysForTest("quorumsync:", "orders:42")
 	assert.Equal(t, []string{"quorumsync:{orders:42}", "quorumsync:{orders:42}:q", "quorumsync:{orders:42}:qlive", "quorumsync:{orders:42}:wake"}, got)
 }
+
+// A node that hangs costs the whole per-node timeout once; after that it is suspect and costs a
+// tenth. The bound below is a third of the timeout per call, so the margin is wide.
+func TestHungNodeCostsTheTimeoutOnceNotOnEveryCall(t *testing.T) {
+	nodes := redistest.Start(t, 3)
+	q := newQuorum(t, nodes, lease.WithTTL(6*time.Second), lease.WithNodeTimeout(time.Second))
+	nodes[2].Stop()
+	defer nodes[2].Continue()
+	var times []time.Duration
+	for i := 0; i < 6; i++ {
+		start := time.Now()
+		l, err := q.TryAcquire(context.Background(), "hung")
+		require.NoError(t, err)
+		require.NoError(t, l.Release(context.Background()))
+		times = append(times, time.Since(start))
+	}
+	for i, d := range times[1:] {
+		assert.Less(t, d, 700*time.Millisecond, "acquire+release %d took %v with one node of three hung (timeout 1s); all: %v", i+2, d, times)
+	}
+
+	// Once it answers again, it votes again.
+	nodes[2].Continue()
+	require.Eventually(t, func() bool {
+		l, err := q.TryAcquire(context.Background(), "hung")
+		if err != nil {
+			return false
+		}
+		defer l.Release(context.Background())
+		return holders(t, nodes, "quorumsync:{hung}")[2] == l.Token()
+	}, 5*time.Second, 50*time.Millisecond, "the recovered node never voted again")
+}

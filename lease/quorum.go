@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,7 +25,7 @@ import (
 // lease it granted, and its methods are safe for concurrent use. [Quorum.Close] releases the leases
 // still held and stops the watchdog; it does not close the clients, which stay the caller's.
 type Quorum struct {
-	nodes  []node
+	nodes  []*node
 	quorum int
 	cfg    config
 	wd     *watchdog.Watchdog
@@ -44,12 +45,25 @@ type Quorum struct {
 	mu     sync.Mutex
 	leases map[*Lease]struct{}
 	closed bool
+
+	// Background probes of suspect nodes; Close stops and waits for them.
+	stop   chan struct{}
+	probes sync.WaitGroup
 }
 
 type node struct {
 	client redis.UniversalClient
 	addr   string
+	// suspect is set when a call to the node ran out of time. Calls skip a suspect node (it counts
+	// as a failed vote, at no cost) while a background probe pings it until it answers: a node
+	// that hangs costs the per-node timeout once, not on every call. (A shorter timeout would not
+	// do: after a timeout go-redis drops the connection, and dialing again is bounded by the
+	// client's own dial and read timeouts, not by ours.)
+	suspect atomic.Bool
 }
+
+// errSuspect is the failure recorded for a node skipped because it is suspect.
+var errSuspect = errors.New("skipped: its last call timed out; waiting for it to answer a ping")
 
 // NewQuorum returns a quorum over nodes. It checks the arguments (no nodes, a nil node, the same
 // node twice, a client whose socket I/O ignores context deadlines, bad options) and returns an error
@@ -73,11 +87,12 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 		return nil, invalid("nodes", "no nodes")
 	}
 	q := &Quorum{
-		nodes:  make([]node, len(nodes)),
+		nodes:  make([]*node, len(nodes)),
 		quorum: len(nodes)/2 + 1,
 		cfg:    cfg,
 		gates:  make(map[string]*gate),
 		leases: make(map[*Lease]struct{}),
+		stop:   make(chan struct{}),
 	}
 	seen := make(map[string]int, len(nodes))
 	for i, c := range nodes {
@@ -95,9 +110,11 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 			}
 			seen[addr] = i
 		}
-		q.nodes[i] = node{client: c, addr: addr}
+		q.nodes[i] = &node{client: c, addr: addr}
 	}
 	if err := q.probe(ctx); err != nil {
+		close(q.stop) // a node found hung at start-up may have a probe running
+		q.probes.Wait()
 		return nil, err
 	}
 	inst, err := tracing.New(cfg.tracing...)
@@ -168,6 +185,10 @@ func (q *Quorum) probe(ctx context.Context) error {
 	}
 	answers := make([]answer, len(q.nodes))
 	q.fanoutTimeout(ctx, max(q.cfg.nodeTimeout, time.Second), func(ctx context.Context, i int, c redis.UniversalClient) {
+		if c == nil {
+			answers[i].err = errSuspect
+			return
+		}
 		pipe := c.Pipeline()
 		info := pipe.Info(ctx, "server")
 		policy := pipe.ConfigGet(ctx, "maxmemory-policy")
@@ -263,6 +284,8 @@ func (q *Quorum) Close(ctx context.Context) error {
 	for _, s := range q.subs {
 		s.close()
 	}
+	close(q.stop)
+	q.probes.Wait()
 	return errors.Join(errs...)
 }
 
@@ -290,30 +313,77 @@ func (q *Quorum) isClosed() bool {
 
 // fanout calls f for every node in parallel, each under the per-node timeout, and returns only
 // after every call has returned: no goroutine outlives it. f writes its result at index i of a
-// slice the caller owns.
+// slice the caller owns. For a suspect node f gets a nil client: it must record the failure
+// errSuspect for node i, without I/O.
 func (q *Quorum) fanout(ctx context.Context, f func(ctx context.Context, i int, c redis.UniversalClient)) {
 	q.fanoutTimeout(ctx, q.cfg.nodeTimeout, f)
 }
 
 func (q *Quorum) fanoutTimeout(ctx context.Context, timeout time.Duration, f func(ctx context.Context, i int, c redis.UniversalClient)) {
+	call := func(i int) {
+		n := q.nodes[i]
+		if n.suspect.Load() {
+			f(ctx, i, nil)
+			return
+		}
+		nctx, cancel := context.WithTimeout(ctx, timeout)
+		f(nctx, i, n.client)
+		// Out of time while the caller was not: the node is hung (or far too slow).
+		if ctx.Err() == nil && errors.Is(nctx.Err(), context.DeadlineExceeded) && n.suspect.CompareAndSwap(false, true) {
+			q.startProbe(n)
+		}
+		cancel()
+	}
 	if len(q.nodes) == 1 {
 		// One node: no goroutine to start and join.
-		nctx, cancel := context.WithTimeout(ctx, timeout)
-		f(nctx, 0, q.nodes[0].client)
-		cancel()
+		call(0)
 		return
 	}
 	var wg sync.WaitGroup
-	wg.Add(len(q.nodes))
-	for i := range q.nodes {
+	wg.Add(len(q.nodes) - 1)
+	for i := 1; i < len(q.nodes); i++ {
 		go func() {
 			defer wg.Done()
-			nctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			f(nctx, i, q.nodes[i].client)
+			call(i)
 		}()
 	}
+	// The caller's goroutine takes the first node itself: one goroutine fewer to start and wake.
+	call(0)
 	wg.Wait()
+}
+
+// startProbe pings a suspect node, with growing pauses (10ms to 1s), until it answers; then calls
+// use it again. The probe belongs to the quorum: Close stops it and waits for it.
+func (q *Quorum) startProbe(n *node) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		n.suspect.Store(false)
+		return
+	}
+	q.probes.Add(1)
+	go func() {
+		defer q.probes.Done()
+		pause := 10 * time.Millisecond
+		t := time.NewTimer(pause)
+		defer t.Stop()
+		for {
+			select {
+			case <-q.stop:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), q.cfg.nodeTimeout)
+			err := n.client.Ping(ctx).Err()
+			cancel()
+			if err == nil {
+				n.suspect.Store(false)
+				return
+			}
+			pause = min(2*pause, time.Second)
+			t.Reset(pause)
+		}
+	}()
 }
 
 func (q *Quorum) nodeError(i int, err error) error {
