@@ -23,16 +23,16 @@ import (
 // A Lease is safe for concurrent use. Ownership is not tied to a goroutine: any goroutine may
 // release it.
 type Lease struct {
-	q      *Quorum
-	name   string
-	keys   []string // see keysFor
-	token  string
+	q     *Quorum
+	name  string
+	keys  []string // see keysFor
+	token string
 	// tokenArg is token boxed once for the script calls, which take ...any.
 	tokenArg any
-	gate   *gate
-	entry  *watchdog.Entry
-	onLost func(error)
-	held   atomic.Pointer[tracing.Held] // set once the acquire span ends; nil without a recording provider
+	gate     *gate
+	entry    *watchdog.Entry
+	onLost   func(error)
+	held     atomic.Pointer[tracing.Held] // set once the acquire span ends; nil without a recording provider
 
 	released atomic.Bool
 }
