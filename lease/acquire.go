@@ -174,6 +174,11 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tra
 		bo         backoff.BackOff
 		timer      *time.Timer
 	)
+	if wait {
+		// Listen before the first attempt, which may queue us: the release that makes us first
+		// in line may come at once, and its message must find us listening.
+		w = q.watch(l.keys[keyChannel], l.token)
+	}
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -185,7 +190,7 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tra
 			}
 		}
 	}()
-	for {
+	for attempt := 1; ; attempt++ {
 		tr.Attempt()
 		retryIn, nodeErrs, err := q.round(ctx, l, votes, wait, arrival, tr)
 		if err == nil {
@@ -194,8 +199,8 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tra
 		if !wait || ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			return err
 		}
-		if w == nil {
-			w, subscribed = q.watch(l.keys[keyChannel], l.token)
+		if attempt == 1 {
+			subscribed = q.subscribe(w)
 			tr.Waiting()
 		}
 		var d time.Duration

@@ -11,6 +11,27 @@
 // = TTL/100 + 2ms. The lease is valid until start + TTL − drift: every node's key was set after
 // start, so it expires on that node no earlier than start + TTL, by that node's clock.
 //
+// # Waiting
+//
+// A blocking [Quorum.Acquire] does not poll. Goroutines of one process that want the same name
+// queue FIFO on a local gate, and only the first talks to Redis. If the name is taken, that first
+// goroutine joins the name's queue of waiters on the servers — a sorted set ordered by arrival —
+// and sleeps. The release that makes it first in line publishes its token on the name's channel,
+// so exactly one waiter wakes and retries: no herd, and processes are served in the order they
+// arrived. The process keeps one pub/sub connection per node for all names: a channel is
+// subscribed when its first waiter arrives and unsubscribed half a second after its last leaves.
+//
+// Messages can be missed and expiry publishes nothing, so every sleep is bounded: by the holder's
+// remaining TTL (at most TTL/2), with jitter. A waiter also re-checks when its subscription is
+// confirmed and whenever the pub/sub connection fails or reconnects. A waiter that gives up (ctx)
+// leaves the queue at once; one whose process crashed holds up the queue for at most one TTL, the
+// same as a crashed holder.
+//
+// A local Unlock does not hand the lease to the next local goroutine; it releases, and the next
+// goroutine acquires again. That costs one round trip more than a local handoff, but it keeps the
+// servers' queue in charge, so a busy process cannot keep a name from the others: after an
+// Unlock, a process that was waiting longer goes first.
+//
 // # Guarantees
 //
 //   - Exclusion: while a lease is valid ([Lease.Until] not passed and [Lease.Done] not closed), no

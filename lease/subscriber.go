@@ -50,11 +50,12 @@ type subscriber struct {
 	done     chan struct{} // closed when the receive goroutine exits
 }
 
-// subscription is one subscribed channel: its waiters, and the timer that unsubscribes it once it
-// has had none for the linger.
+// subscription is one channel: its waiters, whether it is subscribed, and the timer that
+// unsubscribes it once it has had no waiter for the linger.
 type subscription struct {
-	waiters map[*waiter]struct{}
-	linger  *time.Timer
+	waiters    map[*waiter]struct{}
+	subscribed bool
+	linger     *time.Timer
 }
 
 // linger is how long a channel stays subscribed after its last waiter leaves.
@@ -68,25 +69,38 @@ func newSubscriber(c redis.UniversalClient, timeout time.Duration) *subscriber {
 	return &subscriber{client: c, timeout: timeout, channels: make(map[string]*subscription)}
 }
 
-// add registers w on its channel, subscribing the channel unless it is subscribed already. It
-// reports false when the subscription could not be sent; the waiter then relies on its fallback
-// timer.
-func (s *subscriber) add(w *waiter) bool {
+// add registers w on its channel, without I/O. A waiter registers before the attempt that may
+// queue it on the server, so that no wake-up for its token can arrive before it listens; it hears
+// messages from then on if the channel is subscribed (see subscribe).
+func (s *subscriber) add(w *waiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	sub := s.channels[w.channel]
+	if sub == nil {
+		sub = &subscription{waiters: make(map[*waiter]struct{}, 1)}
+		s.channels[w.channel] = sub
+	}
+	if sub.linger != nil {
+		sub.linger.Stop()
+		sub.linger = nil
+	}
+	sub.waiters[w] = struct{}{}
+}
+
+// subscribe makes sure w's channel is subscribed. A new subscription's confirmation wakes the
+// waiters, closing the race with a message published before the server had the subscription. It
+// reports false when the subscription could not be sent; the waiter then relies on its fallback
+// timer.
+func (s *subscriber) subscribe(w *waiter) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub := s.channels[w.channel]
+	if s.closed || sub == nil {
 		return false
 	}
-	sub := s.channels[w.channel]
-	if sub != nil {
-		if sub.linger != nil {
-			sub.linger.Stop()
-			sub.linger = nil
-		}
-		sub.waiters[w] = struct{}{}
+	if sub.subscribed {
 		return true
 	}
-	s.channels[w.channel] = &subscription{waiters: map[*waiter]struct{}{w: {}}}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	if s.ps == nil {
@@ -94,12 +108,16 @@ func (s *subscriber) add(w *waiter) bool {
 		s.ps = s.client.Subscribe(ctx, w.channel)
 		s.done = make(chan struct{})
 		go s.receive(s.ps, s.done)
+		sub.subscribed = true
 		return true
 	}
+	// go-redis remembers the channel even when sending fails, and subscribes it on reconnect.
+	sub.subscribed = true
 	return s.ps.Subscribe(ctx, w.channel) == nil
 }
 
-// remove unregisters w; the channel is unsubscribed after the linger if no waiter comes back.
+// remove unregisters w. A subscribed channel is unsubscribed after the linger if no waiter comes
+// back; one that never was is forgotten at once.
 func (s *subscriber) remove(w *waiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -108,7 +126,11 @@ func (s *subscriber) remove(w *waiter) {
 		return
 	}
 	delete(sub.waiters, w)
-	if len(sub.waiters) > 0 || s.closed || sub.linger != nil {
+	if len(sub.waiters) > 0 || sub.linger != nil {
+		return
+	}
+	if !sub.subscribed || s.closed {
+		delete(s.channels, w.channel)
 		return
 	}
 	sub.linger = time.AfterFunc(linger, func() { s.unsubscribe(w.channel, sub) })
@@ -199,18 +221,26 @@ func (s *subscriber) close() {
 	}
 }
 
-// watch registers a waiter for channel on every node. It reports whether at least a majority of
-// the subscriptions were sent: without that, wake-ups cannot be relied on and the caller polls
-// with backoff instead.
-func (q *Quorum) watch(channel, token string) (*waiter, bool) {
+// watch registers a waiter for channel on every node, without I/O.
+func (q *Quorum) watch(channel, token string) *waiter {
 	w := &waiter{channel: channel, token: token, wake: make(chan struct{}, 1)}
+	for _, s := range q.subs {
+		s.add(w)
+	}
+	return w
+}
+
+// subscribe makes sure w's channel is subscribed on every node. It reports whether at least a
+// majority of the subscriptions are in place: without that, wake-ups cannot be relied on and the
+// caller polls with backoff instead.
+func (q *Quorum) subscribe(w *waiter) bool {
 	ok := 0
 	for _, s := range q.subs {
-		if s.add(w) {
+		if s.subscribe(w) {
 			ok++
 		}
 	}
-	return w, ok >= q.quorum
+	return ok >= q.quorum
 }
 
 func (q *Quorum) unwatch(w *waiter) {

@@ -13,6 +13,20 @@
 -- a timed-out reply). Else the longest the caller should wait before trying again, in ms (at least
 -- 1): the holder's remaining TTL, or, when the lock is free but an earlier waiter is first in line,
 -- that waiter's remaining liveness.
+local function join()
+  local live = tonumber(ARGV[5])
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[1])
+  redis.call('HSET', KEYS[3], ARGV[1], now() + live)
+  redis.call('PEXPIRE', KEYS[2], 2 * live)
+  redis.call('PEXPIRE', KEYS[3], 2 * live)
+end
+
+local function take()
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  dequeue(ARGV[1])
+  return 0
+end
+
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -20,28 +34,34 @@ if holder == ARGV[1] then
   return 0
 end
 
-local wait
-if not holder then
-  local first, alive = head()
-  if first == nil or first == ARGV[1] then
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-    if first then
-      dequeue(ARGV[1])
-    end
-    return 0
+local queue = ARGV[3] == '1'
+if holder then
+  if queue then
+    join()
   end
-  wait = alive - now()
-else
-  wait = redis.call('PTTL', KEYS[1])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 1 then
+    return 1
+  end
+  return ttl
 end
 
-if ARGV[3] == '1' then
-  local live = tonumber(ARGV[5])
-  redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[1])
-  redis.call('HSET', KEYS[3], ARGV[1], now() + live)
-  redis.call('PEXPIRE', KEYS[2], 2 * live)
-  redis.call('PEXPIRE', KEYS[3], 2 * live)
+-- The lock is free: it goes to the waiter first in line.
+local first, alive = head()
+if first == nil or first == ARGV[1] then
+  return take()
 end
+if queue then
+  join()
+  -- Arrival order decides, not the order of requests: a waiter that arrived before the one first
+  -- in line (or in the same millisecond, with a smaller token) is first now. The release already
+  -- woke the other one, so nobody would wake this one: it takes the lock itself.
+  first, alive = head()
+  if first == ARGV[1] then
+    return take()
+  end
+end
+local wait = alive - now()
 if wait < 1 then
   return 1
 end
