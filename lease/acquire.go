@@ -88,7 +88,16 @@ func (q *Quorum) acquire(ctx context.Context, name string, wait bool, opts []Acq
 	})
 	l, err := q.acquireLocal(ctx, name, wait, &ac, tr)
 	if err != nil {
-		tr.End(outcomeOf(ctx, err), 0, err)
+		outcome := outcomeOf(ctx, err)
+		if outcome == tracing.OutcomeError {
+			// Name the failure after the node errors, when there are any, rather than after
+			// the not-acquired sentinel that wraps them.
+			var ne *NodeError
+			if errors.As(err, &ne) {
+				err = &typedError{err, ne.ErrorType()}
+			}
+		}
+		tr.End(outcome, 0, err)
 		return nil, err
 	}
 	l.held.Store(tr.End(tracing.OutcomeAcquired, time.Until(l.Until()), nil))
@@ -146,6 +155,16 @@ func (q *Quorum) acquireLocal(ctx context.Context, name string, wait bool, ac *a
 	}
 	return l, nil
 }
+
+// typedError gives an error a name for tracing (see sentinel.ErrorType) without changing what it
+// matches.
+type typedError struct {
+	error
+	typ string
+}
+
+func (e *typedError) ErrorType() string { return e.typ }
+func (e *typedError) Unwrap() error     { return e.error }
 
 // notAcquired is the error of an acquire whose ctx ended.
 func notAcquired(ctx context.Context) error {
@@ -269,7 +288,9 @@ func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote, queue bool, 
 		switch {
 		case v.err != nil:
 			errs = append(errs, q.nodeError(i, v.err))
-			tr.NodeFailed(i, q.nodes[i].addr, v.err)
+			if ctx.Err() == nil { // the caller's own deadline is not the node's failure
+				tr.NodeFailed(i, q.nodes[i].addr, v.err)
+			}
 		case v.wait == 0:
 			granted++
 		case retryMs == 0 || v.wait < retryMs:

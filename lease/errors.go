@@ -1,27 +1,38 @@
 package lease
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
 
+// sentinel is the type of the package's sentinel errors. Its ErrorType names the error for
+// tracing (the error.type attribute of OpenTelemetry), which otherwise sees only fmt's wrapper
+// types.
+type sentinel struct{ msg, typ string }
+
+func (e *sentinel) Error() string { return e.msg }
+
+// ErrorType returns a stable, low-cardinality name for the error, such as "lease.not_acquired".
+func (e *sentinel) ErrorType() string { return e.typ }
+
 var (
 	// ErrNotAcquired reports that a quorum was not reached: the name is held elsewhere, too few
 	// nodes answered, or the ctx ended first (then the error also matches the ctx's error).
-	ErrNotAcquired = errors.New("lease: not acquired")
+	ErrNotAcquired error = &sentinel{"lease: not acquired", "lease.not_acquired"}
 	// ErrNotHeld reports that a release or renewal found the lease gone (expired, or taken by
 	// another holder after it expired) on too many nodes.
-	ErrNotHeld = errors.New("lease: not held")
+	ErrNotHeld error = &sentinel{"lease: not held", "lease.not_held"}
 	// ErrLost is matched by [Lease.Err] and by a release once the lease was lost: it expired before
 	// it could be renewed, it was found gone on the servers, it reached its max hold time, or its
 	// quorum was closed. The error also carries the cause.
-	ErrLost = errors.New("lease: lost")
+	ErrLost error = &sentinel{"lease: lost", "lease.lost"}
 	// ErrReleased is returned by a second [Lease.Release], and by [Lease.Err] after a release.
-	ErrReleased = errors.New("lease: already released")
+	ErrReleased error = &sentinel{"lease: already released", "lease.released"}
 	// ErrClosed reports a call on a closed [Quorum].
-	ErrClosed = errors.New("lease: quorum closed")
+	ErrClosed error = &sentinel{"lease: quorum closed", "lease.closed"}
 	// ErrInvalidArgument reports bad input. The error names the argument.
-	ErrInvalidArgument = errors.New("lease: invalid argument")
+	ErrInvalidArgument error = &sentinel{"lease: invalid argument", "lease.invalid_argument"}
 )
 
 // ArgumentError is the error returned for bad input; it matches [ErrInvalidArgument].
@@ -36,6 +47,9 @@ func (e *ArgumentError) Error() string {
 
 // Is makes errors.Is(err, ErrInvalidArgument) true.
 func (e *ArgumentError) Is(target error) bool { return target == ErrInvalidArgument }
+
+// ErrorType names the error for tracing.
+func (e *ArgumentError) ErrorType() string { return "lease.invalid_argument" }
 
 func invalid(arg, format string, a ...any) error {
 	return &ArgumentError{Arg: arg, Reason: fmt.Sprintf(format, a...)}
@@ -54,3 +68,12 @@ func (e *NodeError) Error() string {
 }
 
 func (e *NodeError) Unwrap() error { return e.Err }
+
+// ErrorType names the error for tracing: "lease.node_timeout" or "lease.node_error".
+func (e *NodeError) ErrorType() string {
+	var ne interface{ Timeout() bool }
+	if errors.Is(e.Err, context.DeadlineExceeded) || errors.As(e.Err, &ne) && ne.Timeout() {
+		return "lease.node_timeout"
+	}
+	return "lease.node_error"
+}

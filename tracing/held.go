@@ -108,13 +108,15 @@ func (h *Held) failure(spanName, event string, err error) {
 	_, span := h.in.tracer.Start(context.Background(), spanName,
 		trace.WithLinks(trace.Link{SpanContext: h.sc}),
 		trace.WithAttributes(h.s.primitive, h.s.operation, LockNameKey.String(h.name), et))
+	// The event on the holder's span goes first: ending the failure span may take a while (a
+	// slow span processor), and the holder may detach its span as soon as it sees the loss.
+	if at := h.attached.Load(); at != nil {
+		at.span.AddEvent(event, trace.WithAttributes(
+			LockNameKey.String(h.name), et, ErrorKey.String(errorText(err))))
+	}
 	if err != nil {
 		span.RecordError(err)
 	}
 	span.SetStatus(codes.Error, errorText(err))
 	span.End()
-	if at := h.attached.Load(); at != nil {
-		at.span.AddEvent(event, trace.WithAttributes(
-			LockNameKey.String(h.name), et, ErrorKey.String(errorText(err))))
-	}
 }

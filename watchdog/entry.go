@@ -36,7 +36,8 @@ func (e *Entry) Until() time.Time {
 	return e.until
 }
 
-// Done returns a channel that is closed when the entry ends: lost, stopped or closed.
+// Done returns a channel that is closed when the entry ends: lost, stopped or closed. When lost,
+// it closes after onLost has returned.
 func (e *Entry) Done() <-chan struct{} { return e.done }
 
 // Err returns nil while the entry lives, then why it ended: the stop error given to [Entry.Stop],
@@ -67,12 +68,12 @@ func (e *Entry) Stop(err error) error {
 	return nil
 }
 
-// endLocked ends the entry; e.mu must be held.
+// endLocked ends the entry; e.mu must be held. Done closes in afterEnd, once the owner has been
+// told of a loss.
 func (e *Entry) endLocked(err error) {
 	e.ended = true
 	e.err = err
 	e.timer.Stop()
-	close(e.done)
 }
 
 // finish ends the entry as lost, with err as the cause, unless it has ended already.
@@ -87,12 +88,15 @@ func (e *Entry) finish(err error) {
 	e.afterEnd(err, true)
 }
 
-// afterEnd forgets an entry that has just ended and, when it was lost, tells the owner.
+// afterEnd forgets an entry that has just ended and, when it was lost, tells the owner, then
+// closes Done: whoever waits on Done finds the loss already reported (so, for example, a span
+// that is detached when Done closes has had the loss event recorded on it).
 func (e *Entry) afterEnd(err error, lost bool) {
 	e.w.forget(e)
 	if lost && e.onLost != nil {
 		e.onLost(err)
 	}
+	close(e.done)
 }
 
 // expire runs on the loss timer at the end of validity.
