@@ -73,10 +73,12 @@ func WithKeyPrefix(p string) Option { return optionFunc(func(c *config) { c.pref
 // drop lock keys). Default: slog.Default().
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
 
-// WithBackOff sets the retry schedule of a blocking acquire. newBackOff is called once per
-// acquire and must return a fresh schedule. Whatever the schedule says, a waiter never sleeps
-// longer than the holder's remaining TTL reported by the servers. Default: exponential from 2ms,
-// factor 1.5, jitter ±50%, at most 100ms.
+// WithBackOff sets the retry schedule a blocking acquire falls back on when it cannot count on
+// wake-ups: when nodes fail, or its subscriptions could not be made. (Otherwise it sleeps until
+// woken, or at most the holder's remaining TTL.) newBackOff is called once per acquire and must
+// return a fresh schedule. Whatever the schedule says, a waiter never sleeps longer than the
+// holder's remaining TTL reported by the servers. Default: exponential from 2ms, factor 1.5,
+// jitter ±50%, at most 100ms.
 func WithBackOff(newBackOff func() backoff.BackOff) Option {
 	return optionFunc(func(c *config) { c.newBackOff = newBackOff })
 }

@@ -286,3 +286,41 @@ func TestCrashedWaiterHoldsUpQueueAtMostOneTTL(t *testing.T) {
 	require.NoError(t, a.l.Release(ctx))
 	redistest.RequireNoKeys(t, nodes, "*")
 }
+
+// In a plain contended loop — 32 goroutines over 4 clients, no hold time — every goroutine gets
+// the lock, and the most served gets it at most 3 times as often as the least served.
+func TestContendedLoopIsFair(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	var qs []*lease.Quorum
+	for i := 0; i < 4; i++ {
+		qs = append(qs, newQuorum(t, nodes))
+	}
+	const goroutines = 32
+	counts := make([]int, goroutines)
+	stop := time.Now().Add(1500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				l, err := qs[g%len(qs)].Acquire(context.Background(), "fair")
+				if !assert.NoError(t, err) {
+					return
+				}
+				counts[g]++
+				if !assert.NoError(t, l.Release(context.Background())) {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	least, most := counts[0], counts[0]
+	for _, c := range counts {
+		least, most = min(least, c), max(most, c)
+	}
+	require.Positive(t, least, "a goroutine starved; counts %v", counts)
+	assert.LessOrEqual(t, float64(most)/float64(least), 3.0, "most/least acquisitions; counts %v", counts)
+	t.Logf("acquisitions per goroutine: %v", counts)
+}
