@@ -55,10 +55,10 @@ func (q *Quorum) Acquire(ctx context.Context, name string, opts ...AcquireOption
 	return q.acquire(ctx, name, true, opts)
 }
 
-// TryAcquire tries once to acquire name and returns at once. When the name is held (here or
-// elsewhere), waiters are queued for it, or too few nodes answered, the error matches
-// [ErrNotAcquired]; node failures are joined to it as [NodeError]s. Nothing is left on any node
-// when it fails.
+// TryAcquire tries once to acquire name — one SET NX PX per node — and returns at once. When the
+// name is held (here or elsewhere), reserved for a waiter, or too few nodes answered, the error
+// matches [ErrNotAcquired]; node failures are joined to it as [NodeError]s. Nothing is left on any
+// node when it fails.
 func (q *Quorum) TryAcquire(ctx context.Context, name string, opts ...AcquireOption) (*Lease, error) {
 	return q.acquire(ctx, name, false, opts)
 }
@@ -211,16 +211,22 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tra
 	}()
 	for attempt := 1; ; attempt++ {
 		tr.Attempt()
-		retryIn, nodeErrs, err := q.round(ctx, l, votes, wait, arrival, tr)
+		// The first attempt is a plain SET NX PX: without contention that is all it takes, and
+		// with waiters queued it fails (the key is held, or reserved for the first of them).
+		fast := attempt == 1
+		retryIn, nodeErrs, err := q.round(ctx, l, votes, fast, wait, arrival, tr)
 		if err == nil {
 			return nil
 		}
 		if !wait || ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			return err
 		}
-		if attempt == 1 {
+		if fast {
 			subscribed = q.subscribe(w)
 			tr.Waiting()
+			if !nodeErrs {
+				continue // straight on to the queue
+			}
 		}
 		var d time.Duration
 		reason := "held"
@@ -264,7 +270,7 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tra
 // check. On success the lease is registered with the watchdog. On failure it undoes what it may
 // have set and returns how long to wait at most before the next attempt (the shortest wait any
 // node asked for, 0 if none), and whether any node failed.
-func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote, queue bool, arrival any, tr *tracing.Acquire) (time.Duration, bool, error) {
+func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote, fast, queue bool, arrival any, tr *tracing.Acquire) (time.Duration, bool, error) {
 	// Validity is measured from before the first request: whatever time the requests take is
 	// time the key has already been ticking on the servers.
 	start := time.Now()
@@ -273,12 +279,21 @@ func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote, queue bool, 
 		join = "1"
 	}
 	q.fanout(ctx, func(ctx context.Context, i int, c redis.UniversalClient) {
-		if c == nil {
+		switch {
+		case c == nil:
 			votes[i] = vote{err: errSuspect}
-			return
+		case fast:
+			// Not granted: wait 1ms at most, a placeholder; the blocking path retries through
+			// the script at once, which says how long.
+			ok, err := c.SetNX(ctx, l.keys[keyLock], l.tokenArg, q.cfg.ttl).Result()
+			votes[i] = vote{err: err}
+			if err == nil && !ok {
+				votes[i].wait = 1
+			}
+		default:
+			n, err := acquireScript.Run(ctx, c, l.keys[:keyChannel], l.tokenArg, q.ttlArg, join, arrival, q.livenessArg).Int64()
+			votes[i] = vote{wait: n, err: err}
 		}
-		n, err := acquireScript.Run(ctx, c, l.keys[:keyChannel], l.tokenArg, q.ttlArg, join, arrival, q.livenessArg).Int64()
-		votes[i] = vote{wait: n, err: err}
 	})
 	until := start.Add(q.cfg.ttl - q.cfg.drift())
 	granted := 0
@@ -317,6 +332,9 @@ func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote, queue bool, 
 		}
 		return retryIn, true, fmt.Errorf("%w: %q granted by %d of %d nodes%s, %d needed: %w",
 			ErrNotAcquired, l.name, granted, len(q.nodes), held, q.quorum, errors.Join(errs...))
+	}
+	if fast {
+		return retryIn, false, fmt.Errorf("%w: %q is held, or reserved for a waiter", ErrNotAcquired, l.name)
 	}
 	return retryIn, false, fmt.Errorf("%w: %q is held, or others queued first; try again within %dms", ErrNotAcquired, l.name, retryMs)
 }

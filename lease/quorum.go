@@ -328,8 +328,9 @@ func (q *Quorum) fanoutTimeout(ctx context.Context, timeout time.Duration, f fun
 		}
 		nctx, cancel := context.WithTimeout(ctx, timeout)
 		f(nctx, i, n.client)
-		// Out of time while the caller was not: the node is hung (or far too slow).
-		if ctx.Err() == nil && errors.Is(nctx.Err(), context.DeadlineExceeded) && n.suspect.CompareAndSwap(false, true) {
+		// Out of time while the caller was not: the node is hung (or far too slow). The clock,
+		// not nctx.Err(): the socket deadline can fire a moment before the ctx's own timer.
+		if nodeOutOfTime(ctx, nctx) && n.suspect.CompareAndSwap(false, true) {
 			q.startProbe(n)
 		}
 		cancel()
@@ -350,6 +351,16 @@ func (q *Quorum) fanoutTimeout(ctx context.Context, timeout time.Duration, f fun
 	// The caller's goroutine takes the first node itself: one goroutine fewer to start and wake.
 	call(0)
 	wg.Wait()
+}
+
+// nodeOutOfTime reports whether a node call ran into its own timeout (nctx's deadline), rather
+// than the caller's (ctx's).
+func nodeOutOfTime(ctx, nctx context.Context) bool {
+	deadline, _ := nctx.Deadline()
+	if parent, ok := ctx.Deadline(); ok && !parent.After(deadline) {
+		return false // the caller's deadline came first
+	}
+	return ctx.Err() == nil && !time.Now().Before(deadline)
 }
 
 // startProbe pings a suspect node, with growing pauses (10ms to 1s), until it answers; then calls

@@ -271,10 +271,12 @@ func TestCrashedWaiterHoldsUpQueueAtMostOneTTL(t *testing.T) {
 	c := nodes[0].Client()
 	ctx := context.Background()
 	ttl := time.Second
-	// The ghost arrived first and was alive a moment ago.
+	// The ghost arrived first and was alive a moment ago, when the holder released and reserved
+	// the lock for it (as release.lua does: the reservation lasts as long as the ghost's liveness).
 	now := time.Now()
 	require.NoError(t, c.ZAdd(ctx, "quorumsync:{ghost}:q", redis.Z{Score: float64(now.Add(-time.Minute).UnixMilli()), Member: "ghost"}).Err())
 	require.NoError(t, c.HSet(ctx, "quorumsync:{ghost}:qlive", "ghost", now.Add(ttl).UnixMilli()).Err())
+	require.NoError(t, c.Set(ctx, "quorumsync:{ghost}", "r:ghost", ttl).Err())
 
 	q := newQuorum(t, nodes, lease.WithTTL(ttl))
 	_, err := q.TryAcquire(ctx, "ghost")

@@ -1,8 +1,9 @@
--- acquire: take the lock key for a token, in the order waiters queued for it.
--- KEYS[1]  lock key
+-- acquire: take the lock key for a token, in the order waiters queued for it. This is the slow
+-- path: an acquire first tries a plain SET NX PX, and comes here when that fails.
+-- KEYS[1]  lock key: a holder's token, or "r:" and the token of the waiter it is reserved for
 -- KEYS[2]  waiter queue: sorted set of waiting tokens, scored by arrival time
 -- KEYS[3]  waiter liveness: hash of token -> server time (ms) until which the waiter counts
--- (queue.lua is prepended: now(), head(), dequeue())
+-- (queue.lua is prepended: now(), head(), dequeue(); not handover(), which needs KEYS[4])
 -- ARGV[1]  token of this acquisition
 -- ARGV[2]  TTL in milliseconds
 -- ARGV[3]  "1" to join the queue if not acquired (a blocking acquire), "0" not to (a try)
@@ -11,8 +12,7 @@
 -- ARGV[5]  liveness in ms: how long the queue keeps a waiter that makes no new attempt
 -- Returns 0 when the key now holds ARGV[1] with the TTL (also when it already held it: a retry after
 -- a timed-out reply). Else the longest the caller should wait before trying again, in ms (at least
--- 1): the holder's remaining TTL, or, when the lock is free but an earlier waiter is first in line,
--- that waiter's remaining liveness.
+-- 1): the remaining TTL of the holder or of the reservation for the waiter first in line.
 local function join()
   local live = tonumber(ARGV[5])
   redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[1])
@@ -27,14 +27,12 @@ local function take()
   return 0
 end
 
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  dequeue(ARGV[1])
-  return 0
-end
-
 local queue = ARGV[3] == '1'
+local holder = redis.call('GET', KEYS[1])
+-- Ours already (a retry), or reserved for us by the release that woke us.
+if holder == ARGV[1] or holder == 'r:' .. ARGV[1] then
+  return take()
+end
 if holder then
   if queue then
     join()
@@ -46,16 +44,16 @@ if holder then
   return ttl
 end
 
--- The lock is free: it goes to the waiter first in line.
+-- Free with nobody reserved: nobody waited at the last release, or the waiter it was reserved
+-- for let the reservation run out. It goes to the waiter first in line.
 local first, alive = head()
 if first == nil or first == ARGV[1] then
   return take()
 end
 if queue then
   join()
-  -- Arrival order decides, not the order of requests: a waiter that arrived before the one first
-  -- in line (or in the same millisecond, with a smaller token) is first now. The release already
-  -- woke the other one, so nobody would wake this one: it takes the lock itself.
+  -- Arrival order decides: a waiter that arrived before the one first in line (or in the same
+  -- millisecond, with a smaller token) is first now.
   first, alive = head()
   if first == ARGV[1] then
     return take()

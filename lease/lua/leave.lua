@@ -1,18 +1,15 @@
--- leave: take a waiter that gives up out of the queue, and if it was first in line while the lock
--- is free, wake the next one.
--- KEYS[1]  lock key
+-- leave: take a waiter that gives up out of the queue; if the lock was reserved for it, or free
+-- with it first in line, hand the lock over to the next waiter.
+-- KEYS[1]  lock key (see acquire.lua)
 -- KEYS[2]  waiter queue (see acquire.lua)
 -- KEYS[3]  waiter liveness (see acquire.lua)
 -- KEYS[4]  wake-up channel of the name
 -- ARGV[1]  token of the waiter that leaves
--- (queue.lua is prepended: now(), head(), dequeue())
+-- (queue.lua is prepended: now(), head(), dequeue(), handover())
 -- Returns 1 when the waiter was queued, 0 when it was not.
-local first = head()
 local removed = dequeue(ARGV[1])
-if removed == 1 and first == ARGV[1] and redis.call('EXISTS', KEYS[1]) == 0 then
-  local following = head()
-  if following then
-    redis.call('PUBLISH', KEYS[4], following)
-  end
+local holder = redis.call('GET', KEYS[1])
+if holder == 'r:' .. ARGV[1] or (removed == 1 and not holder) then
+  handover()
 end
 return removed
