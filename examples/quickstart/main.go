@@ -37,6 +37,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/quorumsync/quorumsync/internal/embedded"
 	"github.com/quorumsync/quorumsync/lease"
 	"github.com/quorumsync/quorumsync/mutex"
 )
@@ -152,7 +153,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 
 	addrs := cfg.Addrs
 	if len(addrs) == 0 {
-		e, err := startEmbedded(embeddedNodes)
+		e, err := embedded.Start(embeddedNodes)
 		if err != nil {
 			return res, err
 		}

@@ -59,6 +59,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/quorumsync/quorumsync/internal/embedded"
 	"github.com/quorumsync/quorumsync/lease"
 )
 
@@ -162,7 +163,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 	addrs := cfg.Addrs
 	mode := fmt.Sprintf("REDIS_ADDRS: %d server(s): %s", len(addrs), strings.Join(addrs, ", "))
 	if len(addrs) == 0 {
-		e, err := startEmbedded(embeddedNodes)
+		e, err := embedded.Start(embeddedNodes)
 		if err != nil {
 			return nil, err
 		}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 )
 
 // InstallHint is the command that installs redis-server on the Debian machines this project uses.
@@ -145,6 +146,28 @@ func ClusterOptions(nodes []*Node) *redis.ClusterOptions {
 		ReadTimeout:           2 * time.Second,
 		WriteTimeout:          2 * time.Second,
 	}
+}
+
+// Main runs a package's tests when its Example functions need a Redis server (they have no
+// *testing.T to start one with): it starts one, stores its address in *addr, runs the tests, stops
+// the server, and then checks for leaked goroutines. Use it as
+// func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisAddr)) }.
+func Main(m *testing.M, addr *string) int {
+	a, stop, err := Launch()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redistest:", err)
+		return 1
+	}
+	*addr = a
+	code := m.Run()
+	stop()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			return 1
+		}
+	}
+	return code
 }
 
 // Addr is the node's host:port.

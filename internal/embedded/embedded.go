@@ -1,4 +1,7 @@
-package main
+// Package embedded runs in-process Redis servers (miniredis) whose key expiry follows real time,
+// so that the examples run on a machine without redis-server. The library's tests never use it:
+// they run real servers (internal/redistest).
+package embedded
 
 import (
 	"errors"
@@ -19,14 +22,14 @@ const (
 	maxStep   = 2 * clockTick
 )
 
-// embedded is a set of in-process Redis servers whose key expiry follows real time.
+// Servers is a set of in-process Redis servers whose key expiry follows real time.
 //
-// It lets the quickstart run on a machine without redis-server. miniredis never expires keys on its
+// It lets the examples run on a machine without redis-server. miniredis never expires keys on its
 // own: a TTL set with PX or PEXPIRE only goes down when FastForward is called (SetTime merely moves
 // the clock used by TIME and PEXPIREAT). Without a driver a lease left behind by a crashed worker
 // would live forever, and the demo's point, that such a lease expires and another worker takes
 // over, would not show.
-type embedded struct {
+type Servers struct {
 	servers []*miniredis.Miniredis
 	addrs   []string      // cached: miniredis panics on Addr after Close
 	stop    chan struct{} // closed by Close to stop the clock goroutine
@@ -34,21 +37,21 @@ type embedded struct {
 	once    sync.Once
 }
 
-// startEmbedded starts n miniredis servers on loopback and a single goroutine that advances their
+// Start starts n miniredis servers on loopback and a single goroutine that advances their
 // clocks with real time (miniredis does not expire keys by itself: its clock must be driven with FastForward
 // or SetTime), so a lease left by a crashed worker really expires.
-func startEmbedded(n int) (*embedded, error) {
+func Start(n int) (*Servers, error) {
 	if n < 1 {
-		return nil, fmt.Errorf("startEmbedded: need at least one server, got %d", n)
+		return nil, fmt.Errorf("embedded: start: need at least one server, got %d", n)
 	}
-	e := &embedded{stop: make(chan struct{}), done: make(chan struct{})}
+	e := &Servers{stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range n {
 		s := miniredis.NewMiniRedis()
 		if err := s.StartAddr("127.0.0.1:0"); err != nil {
 			for _, started := range e.servers {
 				started.Close()
 			}
-			return nil, errors.Join(fmt.Errorf("startEmbedded: server %d of %d", i+1, n), err)
+			return nil, errors.Join(fmt.Errorf("embedded: start: server %d of %d", i+1, n), err)
 		}
 		e.servers = append(e.servers, s)
 		e.addrs = append(e.addrs, s.Addr())
@@ -61,7 +64,7 @@ func startEmbedded(n int) (*embedded, error) {
 // maxStep), until Close. Elapsed time is measured on the monotonic clock, so a wall-clock step (NTP,
 // suspend) neither expires every lease at once nor freezes them; TIME and PEXPIREAT keep following
 // the wall clock, as miniredis does by default.
-func (e *embedded) driveClocks() {
+func (e *Servers) driveClocks() {
 	defer close(e.done)
 	ticker := time.NewTicker(clockTick)
 	defer ticker.Stop()
@@ -82,13 +85,13 @@ func (e *embedded) driveClocks() {
 }
 
 // Addrs returns the servers' host:port addresses, one per server, in start order.
-func (e *embedded) Addrs() []string {
+func (e *Servers) Addrs() []string {
 	return append([]string(nil), e.addrs...)
 }
 
 // Close stops the clock goroutine and waits for it, then closes the servers (which drops their
 // client connections). It is safe to call more than once.
-func (e *embedded) Close() {
+func (e *Servers) Close() {
 	e.once.Do(func() {
 		close(e.stop)
 		<-e.done
