@@ -1,0 +1,465 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/bsm/redislock"
+	"github.com/go-redsync/redsync/v4"
+	redsyncredis "github.com/go-redsync/redsync/v4/redis"
+	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/mutex"
+)
+
+// ttl is the lock TTL of every library, so that no one wins by doing less work per lock.
+const ttl = 10 * time.Second
+
+// retryEvery is the retry interval of the polling baselines (raw, raw-quorum) and of the peers
+// configured for fast retry (redsync-1ms, redislock).
+const retryEvery = time.Millisecond
+
+// Adapter builds clients of one lock library.
+type Adapter interface {
+	// Name is the adapter's name in flags and reports.
+	Name() string
+	// NewClient connects to the servers at addrs (one node each) with connection pools of its own,
+	// as a separate process would.
+	NewClient(ctx context.Context, addrs []string) (Client, error)
+}
+
+// Client is one "process" of a library: its own connection pools and library state.
+type Client interface {
+	// NewLocker returns a lock on key. The harness makes one per goroutine and key, and uses it
+	// from that goroutine only.
+	NewLocker(key string) Locker
+	// Close releases the client's resources.
+	Close() error
+}
+
+// Locker is the one shape the harness drives every library through.
+type Locker interface {
+	// Lock blocks until the lock is held or ctx ends; an error means not held.
+	Lock(ctx context.Context) error
+	// Unlock releases a held lock.
+	Unlock(ctx context.Context) error
+}
+
+// adapters lists every adapter, in report order.
+var adapters = []Adapter{
+	quorumsyncAdapter{},
+	quorumsyncAdapter{poll: true},
+	redsyncAdapter{name: "redsync"},
+	redsyncAdapter{name: "redsync-1ms", fast: true},
+	redislockAdapter{},
+	rawAdapter{},
+	rawQuorumAdapter{},
+}
+
+func adapterByName(name string) (Adapter, bool) {
+	for _, a := range adapters {
+		if a.Name() == name {
+			return a, true
+		}
+	}
+	return nil, false
+}
+
+// redisOptions are the go-redis options of every library's node clients. ContextTimeoutEnabled
+// is required by quorumsync (its per-node timeouts must reach the sockets); the others get it too
+// so that all pay the same per-command cost.
+func redisOptions(addr string) *redis.Options {
+	return &redis.Options{
+		Addr:                  addr,
+		ContextTimeoutEnabled: true,
+	}
+}
+
+func newClients(addrs []string) []*redis.Client {
+	cs := make([]*redis.Client, len(addrs))
+	for i, a := range addrs {
+		cs[i] = redis.NewClient(redisOptions(a))
+	}
+	return cs
+}
+
+func closeClients(cs []*redis.Client) error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// --- quorumsync ---
+
+// quorumsyncAdapter is the library as users call it; with poll set ("quorumsync-poll1ms"), Lock
+// is instead a TryLock every millisecond over the same scripts, without the queue or wake-ups.
+type quorumsyncAdapter struct{ poll bool }
+
+func (a quorumsyncAdapter) Name() string {
+	if a.poll {
+		return "quorumsync-poll1ms"
+	}
+	return "quorumsync"
+}
+
+func (a quorumsyncAdapter) NewClient(ctx context.Context, addrs []string) (Client, error) {
+	cs := newClients(addrs)
+	nodes := make([]redis.UniversalClient, len(cs))
+	for i, c := range cs {
+		nodes[i] = c
+	}
+	q, err := lease.NewQuorum(ctx, nodes, lease.WithTTL(ttl))
+	if err != nil {
+		_ = closeClients(cs)
+		return nil, err
+	}
+	return &quorumsyncClient{q: q, cs: cs, poll: a.poll}, nil
+}
+
+type quorumsyncClient struct {
+	q    *lease.Quorum
+	cs   []*redis.Client
+	poll bool
+}
+
+func (c *quorumsyncClient) NewLocker(key string) Locker {
+	if c.poll {
+		return pollLocker{mutex.New(c.q, key)}
+	}
+	return mutex.New(c.q, key)
+}
+
+// pollLocker locks by trying every millisecond.
+type pollLocker struct{ m *mutex.Mutex }
+
+func (p pollLocker) Lock(ctx context.Context) error {
+	for {
+		err := p.m.TryLock(ctx)
+		if !errors.Is(err, mutex.ErrNotAcquired) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func (p pollLocker) Unlock(ctx context.Context) error { return p.m.Unlock(ctx) }
+
+func (c *quorumsyncClient) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(c.q.Close(ctx), closeClients(c.cs))
+}
+
+// --- redsync ---
+
+// redsyncAdapter is go-redsync/redsync/v4 over go-redis v9. With fast unset it keeps redsync's
+// defaults (32 tries, a random 50–250ms delay between them) except the expiry, which is the common
+// TTL. With fast set it retries every 1ms, with tries enough to outlast any round.
+type redsyncAdapter struct {
+	name string
+	fast bool
+}
+
+func (a redsyncAdapter) Name() string { return a.name }
+
+func (a redsyncAdapter) NewClient(_ context.Context, addrs []string) (Client, error) {
+	cs := newClients(addrs)
+	pools := make([]redsyncredis.Pool, len(cs))
+	for i, c := range cs {
+		pools[i] = goredis.NewPool(c)
+	}
+	opts := []redsync.Option{redsync.WithExpiry(ttl)}
+	if a.fast {
+		opts = append(opts, redsync.WithRetryDelay(retryEvery), redsync.WithTries(math.MaxInt32))
+	}
+	return &redsyncClient{rs: redsync.New(pools...), cs: cs, opts: opts}, nil
+}
+
+type redsyncClient struct {
+	rs   *redsync.Redsync
+	cs   []*redis.Client
+	opts []redsync.Option
+}
+
+// NewLocker returns a fresh redsync Mutex: a redsync Mutex keeps the value of its last acquisition
+// in itself, so it must not be shared between goroutines.
+func (c *redsyncClient) NewLocker(key string) Locker {
+	return redsyncLocker{c.rs.NewMutex(key, c.opts...)}
+}
+
+func (c *redsyncClient) Close() error { return closeClients(c.cs) }
+
+type redsyncLocker struct{ m *redsync.Mutex }
+
+// Lock is LockContext: with the default options it gives up (ErrFailed or ErrTaken) after 32
+// tries; the harness counts that as a lock error and calls Lock again.
+func (l redsyncLocker) Lock(ctx context.Context) error { return l.m.LockContext(ctx) }
+
+func (l redsyncLocker) Unlock(ctx context.Context) error {
+	ok, err := l.m.UnlockContext(ctx)
+	if err == nil && !ok {
+		err = errors.New("redsync: unlock: not released")
+	}
+	return err
+}
+
+// --- redislock ---
+
+// redislockAdapter is bsm/redislock with a 1ms linear retry; the deadline of its retry loop comes
+// from the ctx given to Lock.
+type redislockAdapter struct{}
+
+func (redislockAdapter) Name() string { return "redislock" }
+
+func (redislockAdapter) NewClient(_ context.Context, addrs []string) (Client, error) {
+	if len(addrs) != 1 {
+		return nil, fmt.Errorf("redislock: single node only, got %d", len(addrs))
+	}
+	c := redis.NewClient(redisOptions(addrs[0]))
+	return &redislockClient{c: c, rl: redislock.New(c)}, nil
+}
+
+type redislockClient struct {
+	c  *redis.Client
+	rl *redislock.Client
+}
+
+func (c *redislockClient) NewLocker(key string) Locker {
+	return &redislockLocker{rl: c.rl, key: key, opt: &redislock.Options{RetryStrategy: redislock.LinearBackoff(retryEvery)}}
+}
+
+func (c *redislockClient) Close() error { return c.c.Close() }
+
+type redislockLocker struct {
+	rl   *redislock.Client
+	key  string
+	opt  *redislock.Options
+	lock *redislock.Lock
+}
+
+func (l *redislockLocker) Lock(ctx context.Context) error {
+	lk, err := l.rl.Obtain(ctx, l.key, ttl, l.opt)
+	if err != nil {
+		return err
+	}
+	l.lock = lk
+	return nil
+}
+
+func (l *redislockLocker) Unlock(ctx context.Context) error {
+	lk := l.lock
+	l.lock = nil
+	return lk.Release(ctx)
+}
+
+// --- raw: the minimal correct single-node lock ---
+
+// releaseScript is the compare-and-delete every correct Redis lock needs: delete the key only if
+// it still holds our token.
+var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+
+// newToken returns 128 random bits, hex-encoded: unique per acquisition, as a lock token must be.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// rawAdapter is the baseline: SET key token NX PX ttl, retried every 1ms, then the
+// compare-and-delete script. Two round trips per lock+unlock.
+type rawAdapter struct{}
+
+func (rawAdapter) Name() string { return "raw" }
+
+func (rawAdapter) NewClient(_ context.Context, addrs []string) (Client, error) {
+	if len(addrs) != 1 {
+		return nil, fmt.Errorf("raw: single node only, got %d (use raw-quorum)", len(addrs))
+	}
+	return &rawClient{c: redis.NewClient(redisOptions(addrs[0]))}, nil
+}
+
+type rawClient struct{ c *redis.Client }
+
+func (c *rawClient) NewLocker(key string) Locker { return &rawLocker{c: c.c, key: key} }
+func (c *rawClient) Close() error                { return c.c.Close() }
+
+type rawLocker struct {
+	c     *redis.Client
+	key   string
+	token string
+	timer *time.Timer
+}
+
+func (l *rawLocker) Lock(ctx context.Context) error {
+	token := newToken()
+	for {
+		ok, err := l.c.SetNX(ctx, l.key, token, ttl).Result()
+		if err != nil {
+			return err
+		}
+		if ok {
+			l.token = token
+			return nil
+		}
+		if err := sleep(ctx, &l.timer, retryEvery); err != nil {
+			return err
+		}
+	}
+}
+
+func (l *rawLocker) Unlock(ctx context.Context) error {
+	n, err := releaseScript.Run(ctx, l.c, []string{l.key}, l.token).Int64()
+	if err == nil && n != 1 {
+		err = errors.New("raw: unlock: not held")
+	}
+	return err
+}
+
+// sleep waits d or until ctx ends, reusing *t.
+func sleep(ctx context.Context, t **time.Timer, d time.Duration) error {
+	if *t == nil {
+		*t = time.NewTimer(d)
+	} else {
+		(*t).Reset(d)
+	}
+	select {
+	case <-ctx.Done():
+		(*t).Stop()
+		return ctx.Err()
+	case <-(*t).C:
+		return nil
+	}
+}
+
+// --- raw-quorum: the same, fanned out to N nodes (Redlock reduced to its core) ---
+
+// drift is Redlock's clock-drift allowance, the same figure quorumsync uses.
+const drift = ttl/100 + 2*time.Millisecond
+
+// rawQuorumAdapter sends SET NX PX to every node in parallel (a goroutine per node), holds the lock
+// when a majority said yes within the validity window, otherwise releases on every node (a node
+// that timed out may have set the key) and retries after 1ms. Unlock releases on every node in
+// parallel. The per-node bound is the clients' socket timeouts (go-redis default 3s < TTL/3).
+type rawQuorumAdapter struct{}
+
+func (rawQuorumAdapter) Name() string { return "raw-quorum" }
+
+func (rawQuorumAdapter) NewClient(_ context.Context, addrs []string) (Client, error) {
+	return &rawQuorumClient{cs: newClients(addrs)}, nil
+}
+
+type rawQuorumClient struct{ cs []*redis.Client }
+
+func (c *rawQuorumClient) NewLocker(key string) Locker {
+	return &rawQuorumLocker{cs: c.cs, key: key, vote: make([]int8, len(c.cs))}
+}
+func (c *rawQuorumClient) Close() error { return closeClients(c.cs) }
+
+type rawQuorumLocker struct {
+	cs    []*redis.Client
+	key   string
+	token string
+	vote  []int8 // per node, reused by every fan-out of this locker
+	timer *time.Timer
+}
+
+const (
+	voteNo int8 = iota
+	voteYes
+	voteUnknown
+)
+
+func (l *rawQuorumLocker) Lock(ctx context.Context) error {
+	token := newToken()
+	quorum := len(l.cs)/2 + 1
+	for {
+		start := time.Now()
+		l.fanout(func(i int, c *redis.Client) {
+			ok, err := c.SetNX(ctx, l.key, token, ttl).Result()
+			switch {
+			case err != nil:
+				l.vote[i] = voteUnknown
+			case ok:
+				l.vote[i] = voteYes
+			default:
+				l.vote[i] = voteNo
+			}
+		})
+		yes, unknown := 0, 0
+		for _, v := range l.vote {
+			switch v {
+			case voteYes:
+				yes++
+			case voteUnknown:
+				unknown++
+			}
+		}
+		if yes >= quorum && time.Since(start) < ttl-drift {
+			l.token = token
+			return nil
+		}
+		// A node that said yes, or did not answer, may hold our token: release everywhere.
+		if yes+unknown > 0 {
+			l.release(context.WithoutCancel(ctx), token)
+		}
+		if err := sleep(ctx, &l.timer, retryEvery); err != nil {
+			return err
+		}
+	}
+}
+
+func (l *rawQuorumLocker) Unlock(ctx context.Context) error {
+	if n := l.release(ctx, l.token); n < len(l.cs)/2+1 {
+		return fmt.Errorf("raw-quorum: unlock: released on %d of %d nodes", n, len(l.cs))
+	}
+	return nil
+}
+
+// release runs the compare-and-delete on every node and returns on how many it deleted the key.
+func (l *rawQuorumLocker) release(ctx context.Context, token string) int {
+	l.fanout(func(i int, c *redis.Client) {
+		n, err := releaseScript.Run(ctx, c, []string{l.key}, token).Int64()
+		l.vote[i] = voteNo
+		if err == nil && n == 1 {
+			l.vote[i] = voteYes
+		}
+	})
+	n := 0
+	for _, v := range l.vote {
+		if v == voteYes {
+			n++
+		}
+	}
+	return n
+}
+
+// fanout calls f for every node, each in its own goroutine, and returns when all have returned.
+func (l *rawQuorumLocker) fanout(f func(i int, c *redis.Client)) {
+	if len(l.cs) == 1 {
+		f(0, l.cs[0])
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(len(l.cs))
+	for i, c := range l.cs {
+		go func() {
+			defer wg.Done()
+			f(i, c)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testWriter sends the benchmark's progress lines to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestQuickRunExcludesAndMakesProgress runs the harness in quick mode against real redis-server
+// processes: one contended scenario with every adapter (raw-quorum included, on one node), and the
+// N=3 quorum scenario with every adapter that fans out. Every adapter must acquire, and no two
+// holders may ever overlap.
+func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not found in PATH: this test needs a real Redis server; install it with: %s", installHint)
+	}
+	var all []string
+	for _, a := range adapters {
+		all = append(all, a.Name())
+	}
+	contended, _ := scenarioByName("contend-8-h0")
+	quorum3, _ := scenarioByName("quorum-3")
+	cfg := config{
+		duration:  120 * time.Millisecond,
+		rounds:    1,
+		scenarios: []scenario{contended, quorum3},
+		adapters:  all,
+		seed:      1,
+		cmdline:   "go test",
+		log:       testWriter{t},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := benchmark(ctx, cfg)
+	if err != nil {
+		t.Fatalf("benchmark: %v", err)
+	}
+
+	want := map[string][]string{
+		contended.name: all,
+		quorum3.name:   {"quorumsync", "redsync", "redsync-1ms", "raw-quorum"},
+	}
+	for scen, names := range want {
+		for _, name := range names {
+			var res *runResult
+			for _, r := range rep.results {
+				if r.scenario == scen && r.adapter == name {
+					res = r
+				}
+			}
+			if res == nil {
+				t.Errorf("%s/%s: no result; want one", scen, name)
+				continue
+			}
+			if res.violations != 0 {
+				t.Errorf("%s/%s: got %d mutual-exclusion violations; want 0", scen, name, res.violations)
+			}
+			if res.acquisitions == 0 {
+				t.Errorf("%s/%s: got 0 acquisitions; want > 0 (first error: %v)", scen, name, res.firstErr)
+			}
+			if res.unlockErrs != 0 {
+				t.Errorf("%s/%s: got %d unlock errors; want 0 (first error: %v)", scen, name, res.unlockErrs, res.firstErr)
+			}
+			if c := res.cmdsPerAcq(); c < 2 {
+				t.Errorf("%s/%s: got %.2f Redis commands per acquisition; want >= 2 (lock and unlock)", scen, name, c)
+			}
+		}
+	}
+	md := rep.markdown()
+	for _, s := range []string{"## contend-8-h0", "## quorum-3", "| quorumsync |", "(baseline)"} {
+		if !strings.Contains(md, s) {
+			t.Errorf("report lacks %q:\n%s", s, md)
+		}
+	}
+}
+
+// TestHistQuantile checks the histogram against exact quantiles within its ~3% bucket error.
+func TestHistQuantile(t *testing.T) {
+	var h hist
+	for i := 1; i <= 10000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 5000 * time.Microsecond}, {0.99, 9900 * time.Microsecond}, {1, 10000 * time.Microsecond}} {
+		got := h.quantile(c.q)
+		if d := float64(got-c.want) / float64(c.want); d < -0.035 || d > 0.035 {
+			t.Errorf("quantile(%v) = %v; want %v ±3.5%%", c.q, got, c.want)
+		}
+	}
+	if got, want := h.mean(), 5000500*time.Nanosecond; got != want {
+		t.Errorf("mean = %v; want %v", got, want)
+	}
+}
+
+// BenchmarkLockUnlock measures one uncontended Lock+Unlock on one key per adapter, for profiling a
+// single library in isolation:
+//
+//	go test -run '^$' -bench 'LockUnlock/quorumsync/N=1' -benchmem -cpuprofile cpu.prof -memprofile mem.prof
+//	go tool pprof -top -cum cpu.prof
+func BenchmarkLockUnlock(b *testing.B) {
+	srv, err := startServers(context.Background(), 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.kill()
+	for _, n := range []int{1, 3} {
+		for _, a := range adapters {
+			if n > 1 && singleNodeOnly[a.Name()] {
+				continue
+			}
+			b.Run(a.Name()+"/N="+string(rune('0'+n)), func(b *testing.B) {
+				ctx := context.Background()
+				c, err := a.NewClient(ctx, srv.addrs(n))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				lk := c.NewLocker("bench:" + a.Name() + ":" + b.Name())
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := lk.Lock(ctx); err != nil {
+						b.Fatal(err)
+					}
+					if err := lk.Unlock(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
