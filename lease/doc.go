@@ -13,22 +13,29 @@
 //
 // # Waiting
 //
-// A blocking [Quorum.Acquire] does not poll. Goroutines of one process that want the same name
-// queue FIFO on a local gate, and only the first talks to Redis. If the name is taken, that first
-// goroutine joins the name's queue of waiters on the servers — a sorted set ordered by arrival —
-// and sleeps. The release that makes it first in line publishes its token on the name's channel,
-// so exactly one waiter wakes and retries: no herd, and processes are served in the order they
-// arrived. The process keeps one pub/sub connection per node for all names: a channel is
-// subscribed when its first waiter arrives and unsubscribed half a second after its last leaves.
+// An acquire starts with a plain SET NX PX on each node: without contention that is the whole
+// cost, and a release is one short script. A blocking [Quorum.Acquire] that finds the name taken
+// does not poll. Goroutines of one process that want the same name queue FIFO on a local gate,
+// and only the first talks to Redis; it joins the name's queue of waiters on the servers — a
+// sorted set ordered by arrival — and sleeps. A release that finds waiters does not delete the
+// key: it reserves it for the first of them ("r:" and its token, expiring with that waiter's
+// liveness) and publishes that token on the name's channel, so exactly one waiter wakes and takes
+// the lock, newcomers' SET NX fails meanwhile, and processes are served in the order they
+// arrived. A waiting acquisition costs four requests: the SET NX, the queue script that
+// enqueues it, the one that takes the lock, and the release. The process keeps one pub/sub
+// connection per node for all names: a channel is subscribed when a waiter first needs it and
+// unsubscribed half a second after its last waiter leaves.
 //
-// Messages can be missed and expiry publishes nothing, so every sleep is bounded: by the holder's
-// remaining TTL (at most TTL/2), with jitter. A waiter also re-checks when its subscription is
-// confirmed and whenever the pub/sub connection fails or reconnects. A waiter that gives up (ctx)
-// leaves the queue at once; one whose process crashed holds up the queue for at most one TTL, the
-// same as a crashed holder.
+// Messages can be missed and expiry publishes nothing, so every sleep is bounded: by the
+// remaining TTL of the holder or of the reservation (at most TTL/2), with jitter. A waiter also
+// re-checks when its subscription is confirmed and whenever the pub/sub connection fails or
+// reconnects. A waiter that gives up (ctx) leaves the queue at once and passes on a reservation
+// made for it; one whose process crashed holds up the name for at most one TTL, the same as a
+// crashed holder. [Quorum.TryAcquire] is the SET NX alone: it never jumps the queue, except in
+// the moment after a reservation ran out unused.
 //
 // A local Unlock does not hand the lease to the next local goroutine; it releases, and the next
-// goroutine acquires again. That costs one round trip more than a local handoff, but it keeps the
+// goroutine acquires again. That costs a round trip more than a local handoff, but it keeps the
 // servers' queue in charge, so a busy process cannot keep a name from the others: after an
 // Unlock, a process that was waiting longer goes first.
 //
