@@ -139,6 +139,11 @@ func (q *Quorum) acquireLocal(ctx context.Context, name string, wait bool, ac *a
 		q.dropGate(keys[keyLock], g)
 		return nil, fmt.Errorf("%w: %q is held by this process", ErrNotAcquired, name)
 	}
+	if q.isClosed() { // closed while we queued at the gate
+		g.unlock()
+		q.dropGate(keys[keyLock], g)
+		return nil, ErrClosed
+	}
 	l := &Lease{
 		q:      q,
 		name:   name,
@@ -258,6 +263,8 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tra
 		select {
 		case <-ctx.Done():
 			return notAcquired(ctx)
+		case <-q.stop:
+			return ErrClosed
 		case <-w.wake:
 			tr.WakeUp("pubsub")
 		case <-timer.C:

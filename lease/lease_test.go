@@ -432,3 +432,29 @@ func TestHungNodeCostsTheTimeoutOnceNotOnEveryCall(t *testing.T) {
 		return holders(t, nodes, "quorumsync:{hung}")[2] == l.Token()
 	}, 5*time.Second, 50*time.Millisecond, "the recovered node never voted again")
 }
+
+func TestCloseEndsBlockedAcquires(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	holder := newQuorum(t, nodes)
+	h, err := holder.Acquire(context.Background(), "closing")
+	require.NoError(t, err)
+	defer h.Release(context.Background())
+
+	q, err := lease.NewQuorum(context.Background(), redistest.Clients(nodes))
+	require.NoError(t, err)
+	got := make(chan error, 1)
+	go func() {
+		_, err := q.Acquire(context.Background(), "closing")
+		got <- err
+	}()
+	queued := func() bool { return nodes[0].Client().ZCard(context.Background(), "quorumsync:{closing}:q").Val() == 1 }
+	require.Eventually(t, queued, 5*time.Second, 2*time.Millisecond)
+	require.NoError(t, q.Close(context.Background()))
+	select {
+	case err := <-got:
+		require.ErrorIs(t, err, lease.ErrClosed)
+	case <-time.After(time.Second):
+		t.Fatal("Acquire still blocked 1s after Close (its fallback timer is ~5s)")
+	}
+	assert.Zero(t, nodes[0].Client().ZCard(context.Background(), "quorumsync:{closing}:q").Val(), "the closed waiter is still queued")
+}

@@ -46,7 +46,8 @@ type Quorum struct {
 	leases map[*Lease]struct{}
 	closed bool
 
-	// Background probes of suspect nodes; Close stops and waits for them.
+	// stop is closed by Close: it ends the background probes of suspect nodes (Close waits for
+	// them) and wakes blocked acquires, which return ErrClosed.
 	stop   chan struct{}
 	probes sync.WaitGroup
 }
