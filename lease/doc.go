@@ -66,6 +66,10 @@
 //   - A holder paused longer than its validity (GC, swap, a stopped VM) may still act after its
 //     lease is gone. Done closes on time, but a paused process cannot look at it. Protect the
 //     resource itself, for example with fencing tokens checked by the resource.
+//   - (Availability, not safety.) A lease lives on the nodes that granted it. If enough of those
+//     fail that they are no longer a majority, renewals fail and the lease is lost, even while a
+//     different majority is up: a lease survives the failure of any minority that was down when it
+//     was granted, or of any one minority during its life, not of minorities that change under it.
 //   - A node that hangs (answers nothing, rather than refusing connections) costs the whole
 //     per-node timeout on the first call that meets it, because every call waits for every node
 //     before it returns, and go-redis interrupts socket reads only at deadlines, not on
