@@ -127,8 +127,10 @@ func (q *Quorum) acquireLocal(ctx context.Context, name string, wait bool, ac *a
 	}
 	keys := keysFor(q.cfg.prefix, name)
 	g := q.gateFor(keys[keyLock])
+	contended := false
 	if wait {
 		if !g.tryLock() {
+			contended = true
 			tr.Waiting()
 			if err := g.lock(ctx); err != nil {
 				q.dropGate(keys[keyLock], g)
@@ -153,7 +155,7 @@ func (q *Quorum) acquireLocal(ctx context.Context, name string, wait bool, ac *a
 		onLost: ac.onLost,
 	}
 	l.tokenArg = l.token
-	if err := q.acquireRemote(ctx, l, wait, tr); err != nil {
+	if err := q.acquireRemote(ctx, l, wait, contended, tr); err != nil {
 		g.unlock()
 		q.dropGate(keys[keyLock], g)
 		return nil, err
@@ -187,7 +189,9 @@ type vote struct {
 }
 
 // acquireRemote runs acquire rounds until one reaches a quorum (or, with wait false, once).
-func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tracing.Acquire) (err error) {
+// contended says the caller had to wait for the name at the local gate: it then skips the plain
+// SET NX, which would most likely fail, and joins the servers' queue at once.
+func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bool, tr *tracing.Acquire) (err error) {
 	votes := make([]vote, len(q.nodes))
 	// The arrival score orders this waiter in the servers' queues; it is the same on every node
 	// so that every node puts the waiters in the same order. (Boxed once, not per round.)
@@ -202,6 +206,9 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tra
 		// Listen before the first attempt, which may queue us: the release that makes us first
 		// in line may come at once, and its message must find us listening.
 		w = q.watch(l.keys[keyChannel], l.token)
+		if contended {
+			subscribed = q.subscribe(w)
+		}
 	}
 	defer func() {
 		if timer != nil {
@@ -218,7 +225,7 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait bool, tr *tra
 		tr.Attempt()
 		// The first attempt is a plain SET NX PX: without contention that is all it takes, and
 		// with waiters queued it fails (the key is held, or reserved for the first of them).
-		fast := attempt == 1
+		fast := attempt == 1 && !contended
 		retryIn, nodeErrs, err := q.round(ctx, l, votes, fast, wait, arrival, tr)
 		if err == nil {
 			return nil
