@@ -63,7 +63,7 @@ func mainCode() int {
 
 	cfg := defaultConfig()
 	if env := os.Getenv("REDIS_ADDRS"); env != "" {
-		addrs, err := parseAddrs(env)
+		addrs, err := embedded.ParseAddrs(env)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "quickstart:", err)
 			return 2
@@ -91,20 +91,6 @@ type config struct {
 
 func defaultConfig() config {
 	return config{Workers: 4, Increments: 25, TTL: time.Second}
-}
-
-// parseAddrs splits REDIS_ADDRS: comma-separated host:port pairs (spaces around them are ignored).
-func parseAddrs(s string) ([]string, error) {
-	var addrs []string
-	for a := range strings.SplitSeq(s, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
-		}
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("REDIS_ADDRS=%q lists no address; want host:port,host:port,...", s)
-	}
-	return addrs, nil
 }
 
 // result is what one run observed.

@@ -84,13 +84,3 @@ func TestRunCountsEveryIncrementAndOutlivesACrashedHolder(t *testing.T) {
 		t.Errorf("last line: got %q; want %q", got, want)
 	}
 }
-
-func TestParseAddrs(t *testing.T) {
-	got, err := parseAddrs(" a:1, b:2 ,,c:3 ")
-	if err != nil || strings.Join(got, "|") != "a:1|b:2|c:3" {
-		t.Errorf("parseAddrs: got %q, %v; want [a:1 b:2 c:3]", got, err)
-	}
-	if got, err := parseAddrs(" , "); err == nil {
-		t.Errorf("parseAddrs of no address: got %q, nil; want an error", got)
-	}
-}

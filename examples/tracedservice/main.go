@@ -85,7 +85,7 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if env := os.Getenv("REDIS_ADDRS"); env != "" {
-		addrs, err := parseAddrs(env)
+		addrs, err := embedded.ParseAddrs(env)
 		if err != nil {
 			fmt.Fprintln(stderr, "tracedservice:", err)
 			return 2
@@ -123,20 +123,6 @@ type config struct {
 
 func defaultConfig() config {
 	return config{Load: 200, Concurrency: 16, Traces: "traces.json", TTL: 5 * time.Second}
-}
-
-// parseAddrs splits REDIS_ADDRS: comma-separated host:port pairs (spaces around them are ignored).
-func parseAddrs(s string) ([]string, error) {
-	var addrs []string
-	for a := range strings.SplitSeq(s, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
-		}
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("REDIS_ADDRS=%q lists no address; want host:port,host:port,...", s)
-	}
-	return addrs, nil
 }
 
 // run sets up telemetry, Redis, the quorum and the HTTP server, then either serves until ctx ends

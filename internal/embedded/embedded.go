@@ -6,6 +6,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,4 +100,19 @@ func (e *Servers) Close() {
 			s.Close()
 		}
 	})
+}
+
+// ParseAddrs splits the examples' REDIS_ADDRS setting: comma-separated host:port pairs (spaces
+// around them are ignored). It is an error when it lists no address.
+func ParseAddrs(s string) ([]string, error) {
+	var addrs []string
+	for a := range strings.SplitSeq(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("REDIS_ADDRS=%q lists no address; want host:port,host:port,...", s)
+	}
+	return addrs, nil
 }

@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +103,15 @@ func TestLeasesWorkOnEmbeddedServers(t *testing.T) {
 	}
 	if d := time.Since(released); d > 400*time.Millisecond {
 		t.Errorf("waiter acquired %v after the release; want a wake-up, not the fallback (TTL/2 = 500ms)", d)
+	}
+}
+
+func TestParseAddrs(t *testing.T) {
+	got, err := embedded.ParseAddrs(" a:1, b:2 ,,c:3 ")
+	if err != nil || strings.Join(got, "|") != "a:1|b:2|c:3" {
+		t.Errorf("ParseAddrs: got %q, %v; want [a:1 b:2 c:3]", got, err)
+	}
+	if got, err := embedded.ParseAddrs(" , "); err == nil {
+		t.Errorf("ParseAddrs of no address: got %q, nil; want an error", got)
 	}
 }
