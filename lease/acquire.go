@@ -88,16 +88,16 @@ func (q *Quorum) acquire(ctx context.Context, name string, wait bool, opts []Acq
 	})
 	l, err := q.acquireLocal(ctx, name, wait, &ac, tr)
 	if err != nil {
-		outcome := outcomeOf(ctx, err)
+		outcome, traced := outcomeOf(ctx, err), err
 		if outcome == tracing.OutcomeError {
-			// Name the failure after the node errors, when there are any, rather than after
-			// the not-acquired sentinel that wraps them.
+			// In the trace, name the failure after the node errors, when there are any, rather
+			// than after the not-acquired sentinel that wraps them. The caller gets err as is.
 			var ne *NodeError
 			if errors.As(err, &ne) {
-				err = &typedError{err, ne.ErrorType()}
+				traced = &typedError{err, ne.ErrorType()}
 			}
 		}
-		tr.End(outcome, 0, err)
+		tr.End(outcome, 0, traced)
 		return nil, err
 	}
 	l.held.Store(tr.End(tracing.OutcomeAcquired, time.Until(l.Until()), nil))
@@ -122,9 +122,6 @@ func outcomeOf(ctx context.Context, err error) tracing.Outcome {
 
 // acquireLocal passes the process-local FIFO gate of the name, then acquires on the servers.
 func (q *Quorum) acquireLocal(ctx context.Context, name string, wait bool, ac *acquireConfig, tr *tracing.Acquire) (*Lease, error) {
-	if q.isClosed() {
-		return nil, ErrClosed
-	}
 	keys := keysFor(q.cfg.prefix, name)
 	g := q.gateFor(keys[keyLock])
 	contended := false
@@ -141,23 +138,14 @@ func (q *Quorum) acquireLocal(ctx context.Context, name string, wait bool, ac *a
 		q.dropGate(keys[keyLock], g)
 		return nil, fmt.Errorf("%w: %q is held by this process", ErrNotAcquired, name)
 	}
-	if q.isClosed() { // closed while we queued at the gate
-		g.unlock()
-		q.dropGate(keys[keyLock], g)
+	if q.isClosed() { // before, or while we queued at the gate
+		q.leaveGate(keys[keyLock], g)
 		return nil, ErrClosed
 	}
-	l := &Lease{
-		q:      q,
-		name:   name,
-		keys:   keys,
-		token:  newToken(),
-		gate:   g,
-		onLost: ac.onLost,
-	}
-	l.tokenArg = l.token
+	token := newToken()
+	l := &Lease{q: q, name: name, keys: keys, token: token, tokenArg: token, gate: g, onLost: ac.onLost}
 	if err := q.acquireRemote(ctx, l, wait, contended, tr); err != nil {
-		g.unlock()
-		q.dropGate(keys[keyLock], g)
+		q.leaveGate(keys[keyLock], g)
 		return nil, err
 	}
 	return l, nil

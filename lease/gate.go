@@ -64,6 +64,12 @@ func (q *Quorum) dropGate(key string, g *gate) {
 	}
 }
 
+// leaveGate unlocks a gate its caller holds and drops the caller's reference to it.
+func (q *Quorum) leaveGate(key string, g *gate) {
+	g.unlock()
+	q.dropGate(key, g)
+}
+
 // gatePool recycles gates: a name locked without contention gets a new gate each time.
 var gatePool = sync.Pool{New: func() any {
 	g := &gate{ch: make(chan struct{}, 1)}

@@ -111,8 +111,7 @@ func (l *Lease) release(ctx context.Context, why error) error {
 	q := l.q
 	defer func() {
 		q.untrack(l)
-		l.gate.unlock()
-		q.dropGate(l.keys[keyLock], l.gate)
+		q.leaveGate(l.keys[keyLock], l.gate)
 	}()
 
 	res := make([]int8, len(q.nodes))

@@ -272,6 +272,8 @@ func (q *Quorum) Close(ctx context.Context) error {
 		held = append(held, l)
 	}
 	q.mu.Unlock()
+	// Blocked acquires return ErrClosed now, not after the releases below.
+	close(q.stop)
 
 	var errs []error
 	for _, l := range held {
@@ -285,7 +287,6 @@ func (q *Quorum) Close(ctx context.Context) error {
 	for _, s := range q.subs {
 		s.close()
 	}
-	close(q.stop)
 	q.probes.Wait()
 	return errors.Join(errs...)
 }

@@ -193,6 +193,16 @@ func wantNoAttrs(t *testing.T, s sdktrace.ReadOnlySpan, keys ...attribute.Key) {
 	}
 }
 
+// holdElsewhere locks name from another client (quorum) for the rest of the test.
+func holdElsewhere(t *testing.T, nodes []*redistest.Node, name string) {
+	t.Helper()
+	holder := mutex.New(newQuorum(t, nodes), name)
+	if err := holder.Lock(context.Background()); err != nil {
+		t.Fatalf("holder Lock: got %v; want nil", err)
+	}
+	t.Cleanup(func() { _ = holder.Unlock(context.Background()) })
+}
+
 // secondsAttr returns the float64 attribute k of s (a duration in seconds), failing if it is absent.
 func secondsAttr(t *testing.T, s sdktrace.ReadOnlySpan, k attribute.Key) float64 {
 	t.Helper()
@@ -305,11 +315,7 @@ func TestLockSpanIsChildOfCallerSpanWithQuorumAttributes(t *testing.T) {
 
 func TestTryLockWhileHeldIsNotAcquiredNotAnError(t *testing.T) {
 	nodes := redistest.Start(t, 3)
-	holder := mutex.New(newQuorum(t, nodes), "busy")
-	if err := holder.Lock(context.Background()); err != nil {
-		t.Fatalf("holder Lock: got %v; want nil", err)
-	}
-	defer func() { _ = holder.Unlock(context.Background()) }()
+	holdElsewhere(t, nodes, "busy")
 	r := newOtelRecorder(t)
 	m := mutex.New(r.quorum(t, nodes), "busy")
 	ctx, parent := r.startSpan("request")
@@ -340,11 +346,7 @@ func TestTryLockWhileHeldIsNotAcquiredNotAnError(t *testing.T) {
 
 func TestLockCancelledByDeadlineIsCancelledNotAnError(t *testing.T) {
 	nodes := redistest.Start(t, 3)
-	holder := mutex.New(newQuorum(t, nodes), "slow")
-	if err := holder.Lock(context.Background()); err != nil {
-		t.Fatalf("holder Lock: got %v; want nil", err)
-	}
-	defer func() { _ = holder.Unlock(context.Background()) }()
+	holdElsewhere(t, nodes, "slow")
 	r := newOtelRecorder(t)
 	m := mutex.New(r.quorum(t, nodes), "slow")
 	ctx, parent := r.startSpan("request")
