@@ -190,13 +190,16 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		bo         backoff.BackOff
 		timer      *time.Timer
 	)
-	if wait {
-		// Listen before the first attempt, which may queue us: the release that makes us first
-		// in line may come at once, and its message must find us listening.
+	// listen registers us for wake-ups before the first attempt that may queue us (the plain
+	// SET NX never does): the release that makes us first in line may come at once, and its
+	// message must find us listening. An uncontended acquire never gets here.
+	listen := func() {
 		w = q.watch(l.keys[keyChannel], l.token)
-		if contended {
-			subscribed = q.subscribe(w)
-		}
+		subscribed = q.subscribe(w)
+		tr.Waiting()
+	}
+	if wait && contended {
+		listen()
 	}
 	defer func() {
 		if timer != nil {
@@ -222,8 +225,7 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 			return err
 		}
 		if fast {
-			subscribed = q.subscribe(w)
-			tr.Waiting()
+			listen()
 			if !nodeErrs {
 				continue // straight on to the queue
 			}
