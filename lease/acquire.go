@@ -14,33 +14,40 @@ import (
 	"github.com/quorumsync/quorumsync/watchdog"
 )
 
-// AcquireOption configures one acquire.
-type AcquireOption interface{ applyAcquire(*acquireConfig) }
-
-type acquireConfig struct {
-	onLost    func(error)
-	primitive string
-	operation string
-}
-
-type acquireOptionFunc func(*acquireConfig)
-
-func (f acquireOptionFunc) applyAcquire(c *acquireConfig) { f(c) }
-
-// OnLost registers f to be called once, from a goroutine of the quorum's, if the lease is lost
-// (not when it is released). f gets the same error as [Lease.Err]. It must not block.
-func OnLost(f func(error)) AcquireOption {
-	return acquireOptionFunc(func(c *acquireConfig) { c.onLost = f })
-}
-
-// Traced names the acquire in traces and metrics: the span is "<primitive>.<operation>" (for
-// example "mutex.Lock"). Packages built on lease set it; the default is "lease.Acquire" or
-// "lease.TryAcquire".
-func Traced(primitive, operation string) AcquireOption {
-	return acquireOptionFunc(func(c *acquireConfig) { c.primitive, c.operation = primitive, operation })
+// Request is one acquisition asked of the engine (see [Quorum.Claim]). Packages built on lease
+// build one per operation once and reuse it: the engine only reads it, so one Request may serve
+// many goroutines at once.
+type Request struct {
+	// Kind says what the claim means (see [Kind]); [Exclusive] for a plain lease.
+	Kind Kind
+	// Name is what is claimed. Any non-empty string works, odd characters included: the engine
+	// escapes what would break the hash tag.
+	Name string
+	// Wait makes the acquire block until it holds, its ctx ends, or the quorum closes; without it
+	// the acquire tries once.
+	Wait bool
+	// Weight is how many units the claim needs: 1 (or 0) but for AdmitWeighted kinds.
+	Weight int64
+	// Capacity is, for an AdmitWeighted kind, the total weight admitted at once (a semaphore's
+	// capacity).
+	Capacity int64
+	// TTL is the claim's lifetime on the servers without renewal; 0 means the quorum's.
+	TTL time.Duration
+	// OnLost, if not nil, is called once if the lease is lost, from the quorum's notifier
+	// goroutine after Done has closed (see [OnLost]).
+	OnLost func(error)
+	// Primitive and Operation name the acquire in traces and metrics: "<primitive>.<operation>",
+	// for example "mutex.Lock". Default "lease" and "Acquire" or "TryAcquire".
+	Primitive, Operation string
+	// Errors are the sentinels the acquire's errors, and the lease's, are built on, so that they
+	// name the package the caller called. Default: package lease's.
+	Errors *Errors
+	// Data is handed to the kind with the claim ([Claim.Data]).
+	Data any
 }
 
 // Acquire blocks until it holds name on a majority of the nodes, ctx ends, or the quorum closes.
+// The lease is exclusive (see [Exclusive]): one holder of name at a time.
 //
 // Waiting costs little: goroutines of this process that want the same name queue FIFO and only
 // the first talks to Redis; it joins the name's queue of waiters on the servers, which serves
@@ -48,11 +55,12 @@ func Traced(primitive, operation string) AcquireOption {
 // publishes its token, or at the latest until the holder's remaining TTL (capped at TTL/2) has
 // passed, so an expired holder, which publishes nothing, is noticed within its TTL.
 //
-// When ctx ends first, the error matches both [ErrNotAcquired] and ctx's error, and nothing is
-// left on any node (neither key nor place in the queue). Other errors: [ErrClosed],
-// [ErrInvalidArgument].
+// When ctx ends first, the error matches both [ErrNotAcquired] and ctx's error, names the name,
+// carries the node errors of the last attempt when nodes failed, and nothing is left on any node
+// (neither key nor place in the queue; a node that cannot be reached gets its cleanup when it
+// answers again). Other errors: [ErrClosed], [ErrInvalidArgument].
 func (q *Quorum) Acquire(ctx context.Context, name string, opts ...AcquireOption) (*Lease, error) {
-	return q.acquire(ctx, name, true, opts)
+	return q.acquireExclusive(ctx, name, true, opts)
 }
 
 // TryAcquire tries once to acquire name — one SET NX PX per node — and returns at once. When the
@@ -60,33 +68,81 @@ func (q *Quorum) Acquire(ctx context.Context, name string, opts ...AcquireOption
 // matches [ErrNotAcquired]; node failures are joined to it as [NodeError]s. Nothing is left on any
 // node when it fails.
 func (q *Quorum) TryAcquire(ctx context.Context, name string, opts ...AcquireOption) (*Lease, error) {
-	return q.acquire(ctx, name, false, opts)
+	return q.acquireExclusive(ctx, name, false, opts)
 }
 
-func (q *Quorum) acquire(ctx context.Context, name string, wait bool, opts []AcquireOption) (*Lease, error) {
-	if q == nil || q.wd == nil {
-		return nil, invalid("quorum", "nil")
-	}
-	if ctx == nil {
-		return nil, invalid("ctx", "nil")
-	}
-	if name == "" {
-		return nil, invalid("name", "empty")
-	}
-	ac := acquireConfig{primitive: "lease", operation: "TryAcquire"}
-	if wait {
-		ac.operation = "Acquire"
-	}
+func (q *Quorum) acquireExclusive(ctx context.Context, name string, wait bool, opts []AcquireOption) (*Lease, error) {
+	r := &Request{Kind: Exclusive, Name: name, Wait: wait}
 	for _, o := range opts {
 		if o == nil {
 			return nil, invalid("option", "nil")
 		}
-		o.applyAcquire(&ac)
+		o.applyAcquire(r)
 	}
-	ctx, tr := q.inst.StartAcquire(ctx, tracing.AcquireInfo{
-		Primitive: ac.primitive, Operation: ac.operation, Name: name, Nodes: len(q.nodes), Quorum: q.quorum,
-	})
-	l, err := q.acquireLocal(ctx, name, wait, &ac, tr)
+	return q.Claim(ctx, r)
+}
+
+// Claim acquires what r asks for: the engine's one entry point, which every primitive calls. It
+// admits the caller locally (r.Kind's Admission), then runs acquire rounds on the nodes until one
+// reaches a quorum within its validity, or, unless r.Wait, once. Errors are built on r.Errors: a
+// ctx that ends gives one matching NotAcquired and ctx's error; a round that fails gives one
+// matching NotAcquired, with the node errors joined when nodes failed; also Closed and
+// InvalidArgument. Nothing a failed or cancelled Claim wrote outlives it on any node that answers.
+func (q *Quorum) Claim(ctx context.Context, r *Request) (*Lease, error) {
+	errs := leaseErrors
+	if r != nil && r.Errors != nil {
+		errs = r.Errors
+	}
+	if q == nil || q.wd == nil {
+		return nil, errs.Invalid("quorum", "nil")
+	}
+	if ctx == nil {
+		return nil, errs.Invalid("ctx", "nil")
+	}
+	if r == nil || r.Kind == nil {
+		return nil, errs.Invalid("request", "nil, or without a kind")
+	}
+	if r.Name == "" {
+		return nil, errs.Invalid("name", "empty")
+	}
+	weight := max(r.Weight, 1)
+	if r.Weight < 0 {
+		return nil, errs.Invalid("weight", "%d is negative", r.Weight)
+	}
+	if r.Kind.Admission() == AdmitWeighted && weight > r.Capacity {
+		return nil, errs.Invalid("weight", "%d is more than the capacity %d", weight, r.Capacity)
+	}
+	ttl := r.TTL
+	if ttl == 0 {
+		ttl = q.cfg.ttl
+	} else if err := q.cfg.checkTTL(errs, ttl); err != nil {
+		return nil, err
+	}
+	if q.cfg.maxHold > 0 {
+		// A cap below the TTL shortens the first grant too: nothing may outlive it on the servers.
+		ttl = min(ttl, q.cfg.maxHold)
+	}
+	if !q.enter() {
+		return nil, errs.Closed
+	}
+	defer q.leave()
+
+	primitive, operation := r.Primitive, r.Operation
+	if primitive == "" {
+		primitive = "lease"
+	}
+	if operation == "" {
+		operation = "TryAcquire"
+		if r.Wait {
+			operation = "Acquire"
+		}
+	}
+	info := tracing.AcquireInfo{Primitive: primitive, Operation: operation, Name: r.Name, Nodes: len(q.nodes), Quorum: q.quorum}
+	if r.Kind.Admission() == AdmitWeighted {
+		info.Permits = weight
+	}
+	ctx, tr := q.inst.StartAcquire(ctx, info)
+	l, err := q.acquireLocal(ctx, r, errs, ttl, weight, tr)
 	if err != nil {
 		outcome, traced := outcomeOf(ctx, err), err
 		if outcome == tracing.OutcomeError {
@@ -120,37 +176,6 @@ func outcomeOf(ctx context.Context, err error) tracing.Outcome {
 	}
 }
 
-// acquireLocal passes the process-local FIFO gate of the name, then acquires on the servers.
-func (q *Quorum) acquireLocal(ctx context.Context, name string, wait bool, ac *acquireConfig, tr *tracing.Acquire) (*Lease, error) {
-	keys := keysFor(q.cfg.prefix, name)
-	g := q.gateFor(keys[keyLock])
-	contended := false
-	if wait {
-		if !g.tryLock() {
-			contended = true
-			tr.Waiting()
-			if err := g.lock(ctx); err != nil {
-				q.dropGate(keys[keyLock], g)
-				return nil, notAcquired(ctx)
-			}
-		}
-	} else if !g.tryLock() {
-		q.dropGate(keys[keyLock], g)
-		return nil, fmt.Errorf("%w: %q is held by this process", ErrNotAcquired, name)
-	}
-	if q.isClosed() { // before, or while we queued at the gate
-		q.leaveGate(keys[keyLock], g)
-		return nil, ErrClosed
-	}
-	token := newToken()
-	l := &Lease{q: q, name: name, keys: keys, token: token, tokenArg: token, gate: g, onLost: ac.onLost}
-	if err := q.acquireRemote(ctx, l, wait, contended, tr); err != nil {
-		q.leaveGate(keys[keyLock], g)
-		return nil, err
-	}
-	return l, nil
-}
-
 // typedError gives an error a name for tracing (see sentinel.ErrorType) without changing what it
 // matches.
 type typedError struct {
@@ -161,40 +186,94 @@ type typedError struct {
 func (e *typedError) ErrorType() string { return e.typ }
 func (e *typedError) Unwrap() error     { return e.error }
 
-// notAcquired is the error of an acquire whose ctx ended.
-func notAcquired(ctx context.Context) error {
-	err := ctx.Err()
-	if cause := context.Cause(ctx); cause != nil && cause != err {
-		return fmt.Errorf("%w: %w (%w)", ErrNotAcquired, err, cause)
+// acquireLocal passes the process-local gate of the name, then acquires on the servers.
+func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl time.Duration, weight int64, tr *tracing.Acquire) (*Lease, error) {
+	keys := keysFor(q.cfg.prefix, r.Kind, r.Name)
+	mode := r.Kind.Admission()
+	g := q.gateFor(keys[keyQueue])
+	contended := false
+	if !g.tryEnter(mode, weight, r.Capacity) {
+		if !r.Wait {
+			q.dropGate(keys[keyQueue], g)
+			return nil, &opError{sentinel: errs.NotAcquired, name: r.Name, detail: "held in this process"}
+		}
+		contended = true
+		tr.Waiting()
+		if ok, _ := g.enter(ctx, q.stop, mode, weight, r.Capacity); !ok {
+			q.dropGate(keys[keyQueue], g)
+			if ctx.Err() != nil {
+				return nil, q.notAcquired(ctx, errs, r.Name, nil)
+			}
+			return nil, errs.Closed
+		}
 	}
-	return fmt.Errorf("%w: %w", ErrNotAcquired, err)
+	token := newToken(time.Now())
+	l := &Lease{
+		q: q, kind: r.Kind, errs: errs, gate: g, mode: mode, onLost: r.OnLost,
+		claim: Claim{
+			Name: r.Name, Keys: keys, Token: token, TTL: ttl, Weight: weight, Capacity: r.Capacity, Data: r.Data,
+			tokenArg: token, ttlArg: ttl.Milliseconds(),
+		},
+	}
+	if q.isClosed() { // before, or while we queued at the gate
+		l.leaveGate()
+		return nil, errs.Closed
+	}
+	if err := q.acquireRemote(ctx, l, r.Wait, contended, tr); err != nil {
+		l.leaveGate()
+		return nil, err
+	}
+	return l, nil
 }
 
-// vote is one node's answer to an acquire round.
-type vote struct {
-	wait int64 // 0: granted; > 0: not granted, try again within this many ms
-	err  error
+// nodeVote is one node's part in a call fanned out to all of them.
+type nodeVote struct {
+	reply Reply
+	err   error // the node's failure, as the client returned it
+	sent  bool  // a request went out (the node was not skipped)
+}
+
+// granted reports whether the node granted the claim, or may have (its call failed after it went
+// out): the nodes a failed round must undo.
+func (v *nodeVote) granted() bool {
+	return v.sent && (v.err != nil || v.reply.OK || len(v.reply.Units) > 0)
+}
+
+// round is the outcome of one acquire attempt.
+type round struct {
+	granted  bool
+	retryIn  time.Duration // the shortest wait a node asked for; 0 if none said
+	unknown  bool          // a node could not say how long to wait: back off
+	split    bool          // some nodes granted, too few
+	detail   string        // what happened, for the error
+	nodeErrs []error
+}
+
+// failure is the error of a round that did not acquire.
+func (r *round) failure(errs *Errors, name string) error {
+	return &opError{sentinel: errs.NotAcquired, name: name, detail: r.detail, causes: r.nodeErrs}
 }
 
 // acquireRemote runs acquire rounds until one reaches a quorum (or, with wait false, once).
-// contended says the caller had to wait for the name at the local gate: it then skips the plain
-// SET NX, which would most likely fail, and joins the servers' queue at once.
+// contended says the caller had to wait at the local gate: it then skips the kind's fast request,
+// which would most likely fail, and joins the servers' queue at once.
 func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bool, tr *tracing.Acquire) (err error) {
-	votes := make([]vote, len(q.nodes))
-	// The arrival score orders this waiter in the servers' queues; it is the same on every node
-	// so that every node puts the waiters in the same order. (Boxed once, not per round.)
-	var arrival any = time.Now().UnixMilli()
+	votes := make([]nodeVote, len(q.nodes))
+	// The arrival orders this waiter in the servers' queues; it is the same on every node and
+	// every attempt so that every node puts the waiters in the same order.
+	arrival := time.Now().UnixMilli()
+	a := Attempt{Claim: &l.claim, Queue: wait, Arrival: arrival, ArrivalArg: arrival}
 	var (
 		w          *waiter
 		subscribed bool
 		bo         backoff.BackOff
 		timer      *time.Timer
 	)
-	// listen registers us for wake-ups before the first attempt that may queue us (the plain
-	// SET NX never does): the release that makes us first in line may come at once, and its
-	// message must find us listening. An uncontended acquire never gets here.
+	// listen registers us for wake-ups before the first attempt that may queue us (the fast
+	// request never does): the release that serves us may come at once, and its message must find
+	// us listening. An uncontended acquire never gets here.
 	listen := func() {
-		w = q.watch(l.keys[keyChannel], l.token)
+		w = q.watch(l.claim.Keys[keyChannel], l.claim.Token)
 		subscribed = q.subscribe(w)
 		tr.Waiting()
 	}
@@ -214,43 +293,26 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 	}()
 	for attempt := 1; ; attempt++ {
 		tr.Attempt()
-		// The first attempt is a plain SET NX PX: without contention that is all it takes, and
-		// with waiters queued it fails (the key is held, or reserved for the first of them).
-		fast := attempt == 1 && !contended
-		retryIn, nodeErrs, err := q.round(ctx, l, votes, fast, wait, arrival, tr)
-		if err == nil {
-			return nil
-		}
-		if !wait || ctx.Err() != nil || errors.Is(err, ErrClosed) {
+		a.Fast = attempt == 1 && !contended
+		res, err := q.round(ctx, l, &a, votes, tr)
+		switch {
+		case err != nil:
 			return err
+		case res.granted:
+			return nil
+		case ctx.Err() != nil:
+			return q.notAcquired(ctx, l.errs, l.claim.Name, &res)
+		case !wait:
+			return res.failure(l.errs, l.claim.Name)
 		}
-		if fast {
+		nodeErrs := len(res.nodeErrs) > 0
+		if a.Fast {
 			listen()
 			if !nodeErrs {
 				continue // straight on to the queue
 			}
 		}
-		var d time.Duration
-		reason := "held"
-		if subscribed && !nodeErrs {
-			// The release that makes us first in line will say so; the timer only bounds a
-			// missed message or an expiry, which publishes nothing. Jitter spreads waiters
-			// that would otherwise all retry when one key expires.
-			d = min(retryIn, q.cfg.ttl/2)
-			d -= rand.N(d/10 + 1)
-		} else {
-			if bo == nil {
-				bo = q.cfg.newBackOff()
-			}
-			reason = "node errors or no subscription"
-			if d = bo.NextBackOff(); d == backoff.Stop {
-				return err
-			}
-			if retryIn > 0 && d > retryIn {
-				d = retryIn
-			}
-		}
-		d = max(d, time.Millisecond)
+		d, reason := q.sleepFor(&res, nodeErrs, subscribed, l.claim.TTL, &bo)
 		tr.Retry(d, reason)
 		if timer == nil {
 			timer = time.NewTimer(d)
@@ -259,9 +321,9 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		}
 		select {
 		case <-ctx.Done():
-			return notAcquired(ctx)
+			return q.notAcquired(ctx, l.errs, l.claim.Name, &res)
 		case <-q.stop:
-			return ErrClosed
+			return l.errs.Closed
 		case <-w.wake:
 			tr.WakeUp("pubsub")
 		case <-timer.C:
@@ -270,77 +332,112 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 	}
 }
 
-// round is one Redlock attempt: the acquire script on every node in parallel, then the validity
-// check. On success the lease is registered with the watchdog. On failure it undoes what it may
-// have set and returns how long to wait at most before the next attempt (the shortest wait any
-// node asked for, 0 if none), and whether any node failed.
-func (q *Quorum) round(ctx context.Context, l *Lease, votes []vote, fast, queue bool, arrival any, tr *tracing.Acquire) (time.Duration, bool, error) {
+// sleepFor says how long a waiter sleeps after a round that did not acquire, and why. Subscribed
+// and with the servers' word on how long the holder has left, it sleeps until woken, or at most
+// that long (and TTL/2): the release that serves it will say so, and the timer only bounds a
+// missed message or an expiry, which publishes nothing. Otherwise (node errors, no subscription,
+// a holder whose key has no TTL) it backs off, still at most TTL/2. A split vote (some nodes
+// granted, too few) sleeps a random part of that, so that two claims that each got part of the
+// nodes do not collide again in step.
+func (q *Quorum) sleepFor(res *round, nodeErrs, subscribed bool, ttl time.Duration, bo *backoff.BackOff) (time.Duration, string) {
+	var d time.Duration
+	reason := "held"
+	if subscribed && !nodeErrs && !res.unknown && res.retryIn > 0 {
+		d = min(res.retryIn, ttl/2)
+		d -= rand.N(d/10 + 1) // jitter: waiters woken by one expiry do not all retry at once
+	} else {
+		if *bo == nil {
+			*bo = q.cfg.newBackOff()
+		}
+		reason = "node errors or no subscription"
+		if res.unknown {
+			reason = "holder's key has no TTL"
+		}
+		if d = (*bo).NextBackOff(); d == backoff.Stop || d > ttl/2 {
+			d = ttl / 2
+		}
+		if res.retryIn > 0 && d > res.retryIn {
+			d = res.retryIn
+		}
+	}
+	if res.split {
+		reason = "split vote"
+		d = rand.N(d + 1)
+	}
+	return max(d, time.Millisecond), reason
+}
+
+// round is one Redlock attempt: the kind's acquire call on every node in parallel, then the tally
+// and the validity check. On success the lease is registered with the watchdog. On failure it
+// undoes what it may have set. The error is non-nil only when the attempt cannot be retried (the
+// quorum closed).
+func (q *Quorum) round(ctx context.Context, l *Lease, a *Attempt, votes []nodeVote, tr *tracing.Acquire) (round, error) {
 	// Validity is measured from before the first request: whatever time the requests take is
 	// time the key has already been ticking on the servers.
 	start := time.Now()
-	var join any = "0"
-	if queue {
-		join = "1"
-	}
-	q.fanout(ctx, func(ctx context.Context, i int, c redis.UniversalClient) {
-		switch {
-		case c == nil:
-			votes[i] = vote{err: errSuspect}
-		case fast:
-			// Not granted: wait 1ms at most, a placeholder; the blocking path retries through
-			// the script at once, which says how long.
-			ok, err := c.SetNX(ctx, l.keys[keyLock], l.tokenArg, q.cfg.ttl).Result()
-			votes[i] = vote{err: err}
-			if err == nil && !ok {
-				votes[i].wait = 1
+	q.each(ctx, l.kind.Acquire(a), OpAcquire, l, votes, nil, false)
+	weighted := l.mode == AdmitWeighted
+	t := q.count(ctx, votes, weighted, nil, tr)
+	var res round
+	res.nodeErrs = t.errs
+	for i := range votes {
+		v := &votes[i]
+		if v.err == nil && !v.reply.OK && len(v.reply.Units) == 0 {
+			if v.reply.Retry <= 0 {
+				res.unknown = res.unknown || !a.Fast
+			} else if res.retryIn == 0 || v.reply.Retry < res.retryIn {
+				res.retryIn = v.reply.Retry
 			}
-		default:
-			n, err := acquireScript.Run(ctx, c, l.keys[:keyChannel], l.tokenArg, q.ttlArg, join, arrival, q.livenessArg).Int64()
-			votes[i] = vote{wait: n, err: err}
-		}
-	})
-	until := start.Add(q.cfg.ttl - q.cfg.drift())
-	granted := 0
-	var retryMs int64
-	var errs []error
-	for i, v := range votes {
-		switch {
-		case v.err != nil:
-			errs = append(errs, q.nodeError(i, v.err))
-			if ctx.Err() == nil { // the caller's own deadline is not the node's failure
-				tr.NodeFailed(i, q.nodes[i].addr, v.err)
-			}
-		case v.wait == 0:
-			granted++
-		case retryMs == 0 || v.wait < retryMs:
-			retryMs = v.wait
 		}
 	}
-	retryIn := time.Duration(retryMs) * time.Millisecond
-	if granted >= q.quorum && time.Now().Before(until) {
-		err := q.grant(l, start, until)
-		if err == nil {
-			return 0, false, nil
+	var keep []int64
+	granted := t.yes >= q.quorum
+	if weighted {
+		keep = t.quorate(q.quorum, l.claim.Weight)
+		granted = keep != nil
+		if !granted && len(t.units) > 0 {
+			a.Prefer = t.ranked(a.Prefer)
 		}
-		q.undo(ctx, l, votes)
-		return 0, false, err
+	}
+	until := start.Add(l.claim.TTL - drift(l.claim.TTL))
+	if granted && time.Now().Before(until) {
+		l.claim.Units = keep
+		if err := q.grant(l, start, until); err != nil {
+			q.undo(ctx, l, votes)
+			return res, err
+		}
+		if weighted {
+			q.trim(ctx, l, votes)
+		}
+		res.granted = true
+		return res, nil
 	}
 	q.undo(ctx, l, votes)
-	if ctx.Err() != nil {
-		return 0, false, notAcquired(ctx)
-	}
-	if len(errs) > 0 {
-		held := ""
-		if retryMs > 0 {
-			held = fmt.Sprintf(" (held or queued for on %d)", len(q.nodes)-granted-len(errs))
+	some := 0
+	for i := range votes {
+		if votes[i].err == nil && (votes[i].reply.OK || len(votes[i].reply.Units) > 0) {
+			some++
 		}
-		return retryIn, true, fmt.Errorf("%w: %q granted by %d of %d nodes%s, %d needed: %w",
-			ErrNotAcquired, l.name, granted, len(q.nodes), held, q.quorum, errors.Join(errs...))
 	}
-	if fast {
-		return retryIn, false, fmt.Errorf("%w: %q is held, or reserved for a waiter", ErrNotAcquired, l.name)
+	res.split = some > 0 && !granted
+	switch {
+	case granted:
+		res.detail = fmt.Sprintf("granted by a quorum, but only after its validity (%v) ran out", l.claim.TTL-drift(l.claim.TTL))
+	case len(t.errs) > 0:
+		res.detail = fmt.Sprintf("granted by %d of %d nodes, %d needed", some, len(q.nodes), q.quorum)
+		if held := t.answered - some; held > 0 {
+			res.detail += fmt.Sprintf(" (held or queued for on %d)", held)
+		}
+	case res.split:
+		res.detail = fmt.Sprintf("granted by %d of %d nodes, %d needed: the others hold it for someone else", some, len(q.nodes), q.quorum)
+	case a.Fast:
+		res.detail = "held, or reserved for a waiter"
+	case res.unknown:
+		res.detail = "held by a key with no TTL (not set by this library)"
+	default:
+		res.detail = fmt.Sprintf("held, or others queued first; try again within %v", res.retryIn)
 	}
-	return retryIn, false, fmt.Errorf("%w: %q is held, or others queued first; try again within %dms", ErrNotAcquired, l.name, retryMs)
+	return res, nil
 }
 
 // grant hands a lease that reached its quorum to the watchdog and to the quorum's set of held
@@ -350,45 +447,109 @@ func (q *Quorum) grant(l *Lease, start, until time.Time) error {
 	if q.cfg.maxHold > 0 {
 		holdUntil = start.Add(q.cfg.maxHold)
 	}
-	e, err := q.wd.Add(watchdog.Spec{Owner: l, TTL: q.cfg.ttl, Start: start, Until: until, HoldUntil: holdUntil, OnLost: l.lost})
+	e, err := q.wd.Add(watchdog.Spec{Owner: l, TTL: l.claim.TTL, Start: start, Until: until, HoldUntil: holdUntil, OnLost: l.lost})
 	if err != nil {
-		return ErrClosed
+		return l.errs.Closed
 	}
 	l.entry = e
 	if !q.track(l) {
 		e.Stop(ErrClosed)
-		return ErrClosed
+		return l.errs.Closed
 	}
 	return nil
 }
 
-// undo releases a failed attempt on every node that granted it or did not answer (a node that
-// timed out may have set the key). Nodes that answered "not granted" set nothing and are skipped.
-// It ignores ctx's cancellation: the point is to leave nothing behind.
-func (q *Quorum) undo(ctx context.Context, l *Lease, votes []vote) {
-	need := false
-	for _, v := range votes {
-		if v.err != nil || v.wait == 0 {
-			need = true
-			break
+// undo gives a failed attempt back on every node that granted it or did not answer (a node that
+// timed out may still set what it was asked to). Nodes that answered "not granted" set nothing and
+// are skipped, and so are suspect nodes, which were sent nothing. It ignores ctx's cancellation:
+// the point is to leave nothing behind. A node that cannot be reached is owed the undo.
+func (q *Quorum) undo(ctx context.Context, l *Lease, votes []nodeVote) {
+	var pick []bool
+	for i := range votes {
+		if votes[i].granted() {
+			if pick == nil {
+				pick = make([]bool, len(votes))
+			}
+			pick[i] = true
 		}
 	}
-	if !need {
+	if pick == nil {
 		return
 	}
-	q.fanout(context.WithoutCancel(ctx), func(ctx context.Context, i int, c redis.UniversalClient) {
-		if v := votes[i]; c != nil && (v.err != nil || v.wait == 0) {
-			_ = releaseScript.Run(ctx, c, l.keys, l.tokenArg).Err()
+	q.each(context.WithoutCancel(ctx), l.kind.Release(&l.claim), OpRelease, l, make([]nodeVote, len(votes)), pick, true)
+}
+
+// trim lets go of the units a weighted round's nodes granted beyond those kept: the kind's renew
+// call, naming the units kept, goes to every node that granted another.
+func (q *Quorum) trim(ctx context.Context, l *Lease, votes []nodeVote) {
+	var pick []bool
+	for i := range votes {
+		for _, u := range votes[i].reply.Units {
+			if !hasUnit(l.claim.Units, u) {
+				if pick == nil {
+					pick = make([]bool, len(votes))
+				}
+				pick[i] = true
+				break
+			}
 		}
+	}
+	if pick != nil {
+		q.each(context.WithoutCancel(ctx), l.kind.Renew(&l.claim, l.claim.TTL), OpRenew, l, make([]nodeVote, len(votes)), pick, true)
+	}
+}
+
+// leaveQueue takes a waiter that gives up out of every node's queue (and passes on what was
+// reserved for it). A node that cannot be reached is owed the leave.
+func (q *Quorum) leaveQueue(ctx context.Context, l *Lease) {
+	q.each(context.WithoutCancel(ctx), l.kind.Leave(&l.claim), OpLeave, l, make([]nodeVote, len(q.nodes)), nil, true)
+}
+
+// each sends call to every node (those with pick[i] set, when pick is not nil) in parallel, and
+// stores each node's reply, read by the lease's kind for op, in votes. With owed set the call is a
+// cleanup: a node that is skipped as suspect, or whose call fails at the transport, is owed it.
+func (q *Quorum) each(ctx context.Context, call Call, op Op, l *Lease, votes []nodeVote, pick []bool, owed bool) {
+	q.fanout(ctx, func(ctx context.Context, n *node, c redis.UniversalClient) {
+		v := &votes[n.index]
+		*v = nodeVote{}
+		if pick != nil && !pick[n.index] {
+			return
+		}
+		if c == nil {
+			v.err = n.skipped()
+			if owed {
+				q.owe(n, call)
+			}
+			return
+		}
+		v.sent = true
+		cmd := run(ctx, c, call)
+		if err := cmd.Err(); err != nil && err != redis.Nil {
+			v.err = err
+			if owed && isTransportError(err) {
+				q.owe(n, call)
+			}
+			return
+		}
+		v.reply, v.err = l.kind.Read(op, cmd, &l.claim)
 	})
 }
 
-// leaveQueue takes a waiter that gives up out of every node's queue (and wakes the next waiter
-// where it was first in line).
-func (q *Quorum) leaveQueue(ctx context.Context, l *Lease) {
-	q.fanout(context.WithoutCancel(ctx), func(ctx context.Context, i int, c redis.UniversalClient) {
-		if c != nil {
-			_ = leaveScript.Run(ctx, c, l.keys, l.tokenArg).Err()
-		}
-	})
+// notAcquired is the error of an acquire whose ctx ended: it matches NotAcquired and ctx's error,
+// and, when nodes failed in the last attempt, says so with their errors.
+func (q *Quorum) notAcquired(ctx context.Context, errs *Errors, name string, last *round) error {
+	causes := []error{ctx.Err()}
+	if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+		causes = append(causes, cause)
+	}
+	if last != nil && len(last.nodeErrs) > 0 {
+		causes = append(causes, lastAttempt(last.detail))
+		causes = append(causes, last.nodeErrs...)
+	}
+	return &opError{sentinel: errs.NotAcquired, name: name, causes: causes}
 }
+
+// lastAttempt says what the last attempt of an acquire that ran out of time found.
+type lastAttempt string
+
+func (e lastAttempt) Error() string { return "last attempt: " + string(e) }

@@ -4,59 +4,136 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 )
 
-// sentinel is the type of the package's sentinel errors. Its ErrorType names the error for
-// tracing (the error.type attribute of OpenTelemetry), which otherwise sees only fmt's wrapper
-// types.
-type sentinel struct{ msg, typ string }
+// sentinel is the type of the sentinel errors. Its ErrorType names the error for tracing (the
+// error.type attribute of OpenTelemetry), which otherwise sees only wrapper types. A sentinel made
+// by [NewErrors] for another package also matches the lease sentinel it derives from.
+type sentinel struct {
+	msg, typ string
+	parent   error
+}
 
 func (e *sentinel) Error() string { return e.msg }
 
-// ErrorType returns a stable, low-cardinality name for the error, such as "lease.not_acquired".
+// ErrorType returns a stable, low-cardinality name for the error, such as "mutex.not_acquired".
 func (e *sentinel) ErrorType() string { return e.typ }
+
+// Is makes a derived sentinel match the lease sentinel it derives from.
+func (e *sentinel) Is(target error) bool { return e.parent != nil && target == e.parent }
 
 var (
 	// ErrNotAcquired reports that a quorum was not reached: the name is held elsewhere, too few
 	// nodes answered, or the ctx ended first (then the error also matches the ctx's error).
-	ErrNotAcquired error = &sentinel{"lease: not acquired", "lease.not_acquired"}
+	ErrNotAcquired error = &sentinel{msg: "lease: not acquired", typ: "lease.not_acquired"}
 	// ErrNotHeld reports that a release or renewal found the lease gone (expired, or taken by
-	// another holder after it expired) on too many nodes.
-	ErrNotHeld error = &sentinel{"lease: not held", "lease.not_held"}
+	// another holder after it expired) on too many nodes. A nil *Lease's Err returns it too.
+	ErrNotHeld error = &sentinel{msg: "lease: not held", typ: "lease.not_held"}
 	// ErrLost is matched by [Lease.Err] and by a release once the lease was lost: it expired before
 	// it could be renewed, it was found gone on the servers, it reached its max hold time, or its
 	// quorum was closed. The error also carries the cause.
-	ErrLost error = &sentinel{"lease: lost", "lease.lost"}
+	ErrLost error = &sentinel{msg: "lease: lost", typ: "lease.lost"}
+	// ErrNotReleased reports a release that too few nodes answered: what is left on the others
+	// expires within the TTL (and nodes that come back get the release then). The error carries
+	// the node errors.
+	ErrNotReleased error = &sentinel{msg: "lease: not released", typ: "lease.not_released"}
 	// ErrReleased is returned by a second [Lease.Release], and by [Lease.Err] after a release.
-	ErrReleased error = &sentinel{"lease: already released", "lease.released"}
+	ErrReleased error = &sentinel{msg: "lease: already released", typ: "lease.released"}
 	// ErrClosed reports a call on a closed [Quorum].
-	ErrClosed error = &sentinel{"lease: quorum closed", "lease.closed"}
-	// ErrInvalidArgument reports bad input. The error names the argument.
-	ErrInvalidArgument error = &sentinel{"lease: invalid argument", "lease.invalid_argument"}
+	ErrClosed error = &sentinel{msg: "lease: quorum closed", typ: "lease.closed"}
+	// ErrInvalidArgument reports bad input. The error is an [ArgumentError] naming the argument.
+	ErrInvalidArgument error = &sentinel{msg: "lease: invalid argument", typ: "lease.invalid_argument"}
+	// ErrNodeTimeout is matched by the [NodeError] of a node that did not answer within the
+	// per-node timeout. It does not match context.DeadlineExceeded: the caller's deadline did not
+	// pass.
+	ErrNodeTimeout error = &sentinel{msg: "timed out", typ: "lease.node_timeout"}
 )
 
-// ArgumentError is the error returned for bad input; it matches [ErrInvalidArgument].
+// Errors is the set of sentinel errors of a package built on lease, such as mutex. Each has the
+// package's name in its text ("mutex: not acquired") and also matches the lease sentinel it
+// derives from, so errors.Is(err, mutex.ErrNotAcquired) and errors.Is(err, lease.ErrNotAcquired)
+// agree. Pass it in [Request.Errors]: the errors of that request then name the package the caller
+// called.
+type Errors struct {
+	Package         string
+	NotAcquired     error
+	NotHeld         error
+	Lost            error
+	NotReleased     error
+	Released        error
+	Closed          error
+	InvalidArgument error
+}
+
+// NewErrors returns the sentinels of package pkg. Call it once, in a package-level var.
+func NewErrors(pkg string) *Errors {
+	d := func(parent error, what, typ string) error {
+		return &sentinel{msg: pkg + ": " + what, typ: pkg + "." + typ, parent: parent}
+	}
+	return &Errors{
+		Package:         pkg,
+		NotAcquired:     d(ErrNotAcquired, "not acquired", "not_acquired"),
+		NotHeld:         d(ErrNotHeld, "not held", "not_held"),
+		Lost:            d(ErrLost, "lost", "lost"),
+		NotReleased:     d(ErrNotReleased, "not released", "not_released"),
+		Released:        d(ErrReleased, "already released", "released"),
+		Closed:          d(ErrClosed, "quorum closed", "closed"),
+		InvalidArgument: d(ErrInvalidArgument, "invalid argument", "invalid_argument"),
+	}
+}
+
+// leaseErrors are package lease's own.
+var leaseErrors = &Errors{
+	Package: "lease", NotAcquired: ErrNotAcquired, NotHeld: ErrNotHeld, Lost: ErrLost,
+	NotReleased: ErrNotReleased, Released: ErrReleased, Closed: ErrClosed, InvalidArgument: ErrInvalidArgument,
+}
+
+// ArgumentError is the error returned for bad input; it matches [ErrInvalidArgument] and the
+// InvalidArgument sentinel of the package that returned it.
 type ArgumentError struct {
-	Arg    string // the argument, e.g. "ttl" or "nodes[2]"
-	Reason string
+	Package string // the package called, e.g. "mutex"
+	Arg     string // the argument, e.g. "ttl" or "nodes[2]"
+	Reason  string
 }
 
 func (e *ArgumentError) Error() string {
-	return fmt.Sprintf("lease: invalid argument %s: %s", e.Arg, e.Reason)
+	pkg := e.Package
+	if pkg == "" {
+		pkg = "lease"
+	}
+	return fmt.Sprintf("%s: invalid argument %s: %s", pkg, e.Arg, e.Reason)
 }
 
-// Is makes errors.Is(err, ErrInvalidArgument) true.
-func (e *ArgumentError) Is(target error) bool { return target == ErrInvalidArgument }
+// Is makes errors.Is(err, ErrInvalidArgument) true, and likewise for every package's
+// InvalidArgument sentinel (see [NewErrors]).
+func (e *ArgumentError) Is(target error) bool {
+	if target == ErrInvalidArgument {
+		return true
+	}
+	s, ok := target.(*sentinel)
+	return ok && s.parent == ErrInvalidArgument
+}
 
 // ErrorType names the error for tracing.
-func (e *ArgumentError) ErrorType() string { return "lease.invalid_argument" }
-
-func invalid(arg, format string, a ...any) error {
-	return &ArgumentError{Arg: arg, Reason: fmt.Sprintf(format, a...)}
+func (e *ArgumentError) ErrorType() string {
+	if e.Package == "" {
+		return "lease.invalid_argument"
+	}
+	return e.Package + ".invalid_argument"
 }
 
-// NodeError is the failure of one node in a fan-out. Errors from several nodes are joined with
-// errors.Join; use errors.As to get at each.
+// Invalid returns the [ArgumentError] of errs' package for arg.
+func (errs *Errors) Invalid(arg, format string, a ...any) error {
+	return &ArgumentError{Package: errs.Package, Arg: arg, Reason: fmt.Sprintf(format, a...)}
+}
+
+func invalid(arg, format string, a ...any) error { return leaseErrors.Invalid(arg, format, a...) }
+
+// NodeError is the failure of one node in a fan-out. The errors of several nodes are joined; use
+// errors.As to get at each.
 type NodeError struct {
 	Index int    // position of the node in the slice given to NewQuorum
 	Addr  string // its address, when known
@@ -64,16 +141,111 @@ type NodeError struct {
 }
 
 func (e *NodeError) Error() string {
-	return fmt.Sprintf("lease: node %d (%s): %v", e.Index, e.Addr, e.Err)
+	if e.Addr == "" {
+		return fmt.Sprintf("node %d: %v", e.Index, e.Err)
+	}
+	return fmt.Sprintf("node %d (%s): %v", e.Index, e.Addr, e.Err)
 }
 
 func (e *NodeError) Unwrap() error { return e.Err }
 
 // ErrorType names the error for tracing: "lease.node_timeout" or "lease.node_error".
 func (e *NodeError) ErrorType() string {
-	var ne interface{ Timeout() bool }
-	if errors.Is(e.Err, context.DeadlineExceeded) || errors.As(e.Err, &ne) && ne.Timeout() {
+	if isTimeout(e.Err) {
 		return "lease.node_timeout"
 	}
 	return "lease.node_error"
+}
+
+// Timeout reports whether the node did not answer in time.
+func (e *NodeError) Timeout() bool { return isTimeout(e.Err) }
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.Is(err, ErrNodeTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// nodeTimeout is the failure of a node that did not answer within the per-node timeout.
+type nodeTimeout struct{ after time.Duration }
+
+func (e *nodeTimeout) Error() string        { return "timed out after " + e.after.String() }
+func (e *nodeTimeout) Is(target error) bool { return target == ErrNodeTimeout }
+func (e *nodeTimeout) Timeout() bool        { return true }
+
+// opError is an error of the engine on a name: its text is "<sentinel> <name>: <detail>: <causes>",
+// on one line, and it matches its sentinel and each of its causes (the ctx's error, node errors).
+type opError struct {
+	sentinel error
+	name     string
+	detail   string
+	causes   []error
+}
+
+func (e *opError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.sentinel.Error())
+	b.WriteByte(' ')
+	b.WriteString(strconv.Quote(e.name))
+	if e.detail != "" {
+		b.WriteString(": ")
+		b.WriteString(e.detail)
+	}
+	for i, c := range e.causes {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(oneLine(c.Error()))
+	}
+	return b.String()
+}
+
+func (e *opError) Unwrap() []error { return append([]error{e.sentinel}, e.causes...) }
+
+// ErrorType names the error after its sentinel, for tracing.
+func (e *opError) ErrorType() string {
+	if s, ok := e.sentinel.(*sentinel); ok {
+		return s.typ
+	}
+	return ""
+}
+
+// Join returns errs, nils dropped, as one error whose text lists them on one line, separated by
+// "; " (errors.Join puts each on a line of its own). It returns nil when no error is left, and
+// the error itself when one is. The result matches each of them.
+func Join(errs ...error) error {
+	var kept []error
+	for _, e := range errs {
+		if e != nil {
+			kept = append(kept, e)
+		}
+	}
+	switch len(kept) {
+	case 0:
+		return nil
+	case 1:
+		return kept[0]
+	}
+	return joined(kept)
+}
+
+type joined []error
+
+func (j joined) Error() string {
+	parts := make([]string, len(j))
+	for i, e := range j {
+		parts[i] = oneLine(e.Error())
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (j joined) Unwrap() []error { return j }
+
+// oneLine folds the newlines of errors.Join (from code that is not ours) into "; ".
+func oneLine(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	return strings.ReplaceAll(s, "\n", "; ")
 }

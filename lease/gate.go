@@ -5,39 +5,133 @@ import (
 	"sync"
 )
 
-// gate is the local FIFO lock of one name in one Quorum: goroutines of this process that want the
-// name queue on it, and only its holder talks to Redis for the name. It is a channel holding one
-// token; Go hands a channel's value to the receivers in the order they started waiting, so the
-// queue is FIFO, and a waiter whose ctx ends simply leaves it.
+// gate is the local admission of one name (and kind family) in one Quorum: goroutines of this
+// process that want the name queue on it, FIFO, and only those it admits talk to Redis for the
+// name. What it admits together depends on each claim's Admission: one AdmitOne claim alone,
+// any number of AdmitShared claims, or AdmitWeighted claims up to the capacity. A waiter that does
+// not fit waits at the head and holds up those behind it (no overtaking, so neither a writer
+// nor a large weight starves); one whose ctx ends leaves, and those behind it are admitted if they
+// now fit.
 type gate struct {
-	ch   chan struct{}
-	refs int // guarded by Quorum.gmu
+	mu      sync.Mutex
+	one     bool  // an AdmitOne claim is admitted
+	shared  int   // AdmitShared claims admitted
+	weight  int64 // weight of the AdmitWeighted claims admitted
+	waiters []*gateWaiter
+
+	refs int // holders and waiters; guarded by Quorum.gmu
 }
 
-func (g *gate) lock(ctx context.Context) error {
-	select {
-	case <-g.ch:
-		return nil
+type gateWaiter struct {
+	mode     Admission
+	weight   int64
+	capacity int64
+	ready    chan struct{} // closed when admitted
+}
+
+// fits reports whether a claim fits beside what is admitted; g.mu must be held.
+func (g *gate) fits(mode Admission, weight, capacity int64) bool {
+	switch mode {
+	case AdmitShared:
+		return !g.one && g.weight == 0
+	case AdmitWeighted:
+		return !g.one && g.shared == 0 && g.weight+weight <= capacity
 	default:
-	}
-	select {
-	case <-g.ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+		return !g.one && g.shared == 0 && g.weight == 0
 	}
 }
 
-func (g *gate) tryLock() bool {
-	select {
-	case <-g.ch:
+func (g *gate) admit(mode Admission, weight int64) {
+	switch mode {
+	case AdmitShared:
+		g.shared++
+	case AdmitWeighted:
+		g.weight += weight
+	default:
+		g.one = true
+	}
+}
+
+// tryEnter admits the claim if nobody waits and it fits.
+func (g *gate) tryEnter(mode Admission, weight, capacity int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.waiters) == 0 && g.fits(mode, weight, capacity) {
+		g.admit(mode, weight)
 		return true
-	default:
-		return false
 	}
+	return false
 }
 
-func (g *gate) unlock() { g.ch <- struct{}{} }
+// enter waits until the claim is admitted, ctx ends or stop is closed; it reports whether it was
+// admitted and, when it was, whether it had to wait.
+func (g *gate) enter(ctx context.Context, stop <-chan struct{}, mode Admission, weight, capacity int64) (admitted, waited bool) {
+	g.mu.Lock()
+	if len(g.waiters) == 0 && g.fits(mode, weight, capacity) {
+		g.admit(mode, weight)
+		g.mu.Unlock()
+		return true, false
+	}
+	w := &gateWaiter{mode: mode, weight: weight, capacity: capacity, ready: make(chan struct{})}
+	g.waiters = append(g.waiters, w)
+	g.mu.Unlock()
+	select {
+	case <-w.ready:
+		return true, true
+	case <-ctx.Done():
+	case <-stop:
+	}
+	g.mu.Lock()
+	select {
+	case <-w.ready:
+		// Admitted as we gave up: pass it on.
+		g.mu.Unlock()
+		g.exit(mode, weight)
+		return false, true
+	default:
+	}
+	for i, x := range g.waiters {
+		if x == w {
+			g.waiters = append(g.waiters[:i], g.waiters[i+1:]...)
+			break
+		}
+	}
+	// Leaving from the head may let those behind in.
+	g.admitWaitersLocked()
+	g.mu.Unlock()
+	return false, true
+}
+
+// exit gives back what a claim was admitted with and admits the waiters that now fit, in order.
+func (g *gate) exit(mode Admission, weight int64) {
+	g.mu.Lock()
+	switch mode {
+	case AdmitShared:
+		g.shared--
+	case AdmitWeighted:
+		g.weight -= weight
+	default:
+		g.one = false
+	}
+	g.admitWaitersLocked()
+	g.mu.Unlock()
+}
+
+func (g *gate) admitWaitersLocked() {
+	for len(g.waiters) > 0 {
+		w := g.waiters[0]
+		if !g.fits(w.mode, w.weight, w.capacity) {
+			return
+		}
+		g.admit(w.mode, w.weight)
+		close(w.ready)
+		g.waiters[0] = nil
+		g.waiters = g.waiters[1:]
+	}
+	if len(g.waiters) == 0 {
+		g.waiters = nil
+	}
+}
 
 // gateFor returns the gate for key, creating it if needed, and counts a reference to it. Gates
 // are dropped when their last user leaves, so a process that locks many distinct names does not
@@ -59,20 +153,10 @@ func (q *Quorum) dropGate(key string, g *gate) {
 	defer q.gmu.Unlock()
 	if g.refs--; g.refs == 0 {
 		delete(q.gates, key)
-		// Nobody holds or waits on it (refs counts both), and its token is back in the channel.
+		// Nobody holds or waits on it (refs counts both): it is back to its zero state.
 		gatePool.Put(g)
 	}
 }
 
-// leaveGate unlocks a gate its caller holds and drops the caller's reference to it.
-func (q *Quorum) leaveGate(key string, g *gate) {
-	g.unlock()
-	q.dropGate(key, g)
-}
-
 // gatePool recycles gates: a name locked without contention gets a new gate each time.
-var gatePool = sync.Pool{New: func() any {
-	g := &gate{ch: make(chan struct{}, 1)}
-	g.ch <- struct{}{}
-	return g
-}}
+var gatePool = sync.Pool{New: func() any { return new(gate) }}

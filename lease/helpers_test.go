@@ -25,7 +25,8 @@ func newQuorum(t *testing.T, nodes []*redistest.Node, opts ...lease.Option) *lea
 	return q
 }
 
-// holders returns, for each node, the token stored at key ("" when absent).
+// holders returns, for each node, the random token of the holder record stored at key ("" when
+// absent; the raw value when it is not a record).
 func holders(t *testing.T, nodes []*redistest.Node, key string) []string {
 	t.Helper()
 	out := make([]string, len(nodes))
@@ -34,6 +35,9 @@ func holders(t *testing.T, nodes []*redistest.Node, key string) []string {
 		v, err := c.Get(context.Background(), key).Result()
 		if err == nil {
 			out[i] = v
+			if token, _, ok := lease.ParseHolder(v); ok {
+				out[i] = token
+			}
 		}
 		_ = c.Close()
 	}

@@ -35,6 +35,7 @@ type config struct {
 	maxHold     time.Duration
 	prefix      string
 	logger      *slog.Logger
+	onError     func(error)
 	newBackOff  func() backoff.BackOff
 	tracing     []tracing.Option
 }
@@ -47,38 +48,52 @@ func defaultConfig() config {
 	}
 }
 
-// WithTTL sets how long a lease lives on the servers without renewal. The watchdog renews held
-// leases at TTL/3, so the TTL bounds how long a crashed holder blocks others. Default 10s; at least
-// [MinTTL].
+// WithTTL sets the default lifetime of a lease on the servers without renewal; each primitive (and
+// each acquire, see [TTL]) may ask for its own. The watchdog renews held leases at TTL/3, so the
+// TTL bounds how long a crashed holder blocks others. Default 10s; at least [MinTTL].
 func WithTTL(ttl time.Duration) Option { return optionFunc(func(c *config) { c.ttl = ttl }) }
 
 // WithNodeTimeout sets how long one node may take to answer one request. A node slower than that
 // counts as a failed vote, so a hung node cannot eat the lease's validity. It must be less than a
-// third of the TTL. Default: TTL/10, at most 250ms. The node clients must have
+// third of every TTL in use. Default: TTL/10, at most 250ms. The node clients must have
 // ContextTimeoutEnabled set for the timeout to reach their sockets (NewQuorum checks).
 func WithNodeTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.nodeTimeout = d })
 }
 
 // WithMaxHold caps the total time a lease may be held: renewals never extend it past acquisition
-// + d, so a wedged holder cannot keep a lock forever. The lease is then lost with a cause that
-// matches watchdog.ErrMaxHold. Default 0: no cap.
+// + d (the last one shortens the keys on the servers to end there, and the lease's Until comes down
+// with it), so a wedged holder cannot keep a lock forever. The lease is then lost with a cause
+// that matches watchdog.ErrMaxHold. A d below the TTL also shortens the first grant. Default 0: no
+// cap.
 func WithMaxHold(d time.Duration) Option { return optionFunc(func(c *config) { c.maxHold = d }) }
 
 // WithKeyPrefix sets the prefix of every key and channel name. Default "quorumsync:". It may not
 // contain '{' or '}', which would change the hash tag.
 func WithKeyPrefix(p string) Option { return optionFunc(func(c *config) { c.prefix = p }) }
 
-// WithLogger sets the logger for warnings found at start-up (such as an eviction policy that can
-// drop lock keys). Default: slog.Default().
+// WithLogger sets the quorum's logger: warnings found at start-up (a node that did not answer, an
+// eviction policy that can drop lock keys), and the default error handler's output. Default:
+// slog.Default().
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
 
+// WithErrorHandler sets the quorum's error handler: it receives the errors nobody else can see,
+// such as a lease lost while its holder was not looking (packages mutex, rwmutex and semaphore
+// report there unless given a handler of their own) and the failures of their sync.Locker
+// adapters. It is called from a goroutine of the quorum's that runs nothing else that matters: a
+// slow handler delays other handlers, never a lease's renewal or its Done. Default: log at level
+// Error on the quorum's logger. A nil f restores the default.
+func WithErrorHandler(f func(error)) Option {
+	return optionFunc(func(c *config) { c.onError = f })
+}
+
 // WithBackOff sets the retry schedule a blocking acquire falls back on when it cannot count on
-// wake-ups: when nodes fail, or its subscriptions could not be made. (Otherwise it sleeps until
-// woken, or at most the holder's remaining TTL.) newBackOff is called once per acquire and must
-// return a fresh schedule. Whatever the schedule says, a waiter never sleeps longer than the
-// holder's remaining TTL reported by the servers. Default: exponential from 2ms, factor 1.5,
-// jitter ±50%, at most 100ms.
+// wake-ups: when nodes fail, its subscriptions could not be made, or the name is held by a key with
+// no TTL (left by another tool). (Otherwise it sleeps until woken, or at most the holder's
+// remaining TTL.) newBackOff is called once per acquire and must return a fresh schedule. Whatever
+// the schedule says, a waiter never sleeps longer than TTL/2, nor longer than the holder's
+// remaining TTL when the servers report one. Default: exponential from 2ms, factor 1.5, jitter
+// ±50%, at most 100ms.
 func WithBackOff(newBackOff func() backoff.BackOff) Option {
 	return optionFunc(func(c *config) { c.newBackOff = newBackOff })
 }
@@ -127,8 +142,8 @@ func (c *config) validate() error {
 	if c.nodeTimeout < 0 || c.nodeTimeout >= c.ttl/3 {
 		return invalid("node timeout", "%v must be > 0 and < ttl/3 (%v)", c.nodeTimeout, c.ttl/3)
 	}
-	if c.maxHold < 0 {
-		return invalid("max hold", "%v must be >= 0", c.maxHold)
+	if c.maxHold < 0 || c.maxHold > 0 && c.maxHold < MinTTL {
+		return invalid("max hold", "%v must be 0 (no cap) or at least %v", c.maxHold, MinTTL)
 	}
 	if strings.ContainsAny(c.prefix, "{}") {
 		return invalid("key prefix", "%q contains '{' or '}'", c.prefix)
@@ -142,6 +157,42 @@ func (c *config) validate() error {
 	return nil
 }
 
-// drift is the allowance for clock drift between this process and the servers: 1% of the TTL
-// plus 2ms for timer granularity (the Redlock figure).
-func (c *config) drift() time.Duration { return c.ttl/100 + 2*time.Millisecond }
+// checkTTL reports whether ttl can be a lease's TTL on a quorum with this config.
+func (c *config) checkTTL(errs *Errors, ttl time.Duration) error {
+	if ttl < MinTTL {
+		return errs.Invalid("ttl", "%v is below the minimum %v", ttl, MinTTL)
+	}
+	if c.nodeTimeout >= ttl/3 {
+		return errs.Invalid("ttl", "%v must be more than 3 times the quorum's node timeout (%v)", ttl, c.nodeTimeout)
+	}
+	return nil
+}
+
+// drift is the allowance for clock drift between this process and the servers over a lifetime of
+// ttl: 1% of it plus 2ms for timer granularity (the Redlock figure).
+func drift(ttl time.Duration) time.Duration { return ttl/100 + 2*time.Millisecond }
+
+// AcquireOption configures one [Quorum.Acquire] or [Quorum.TryAcquire].
+type AcquireOption interface{ applyAcquire(*Request) }
+
+type acquireOptionFunc func(*Request)
+
+func (f acquireOptionFunc) applyAcquire(r *Request) { f(r) }
+
+// OnLost registers f to be called once if the lease is lost (not when it is released), from the
+// quorum's notifier goroutine, after [Lease.Done] has closed. f gets the same error as
+// [Lease.Err]. A slow f delays other loss handlers, never a renewal.
+func OnLost(f func(error)) AcquireOption {
+	return acquireOptionFunc(func(r *Request) { r.OnLost = f })
+}
+
+// Traced names the acquire in traces and metrics: the span is "<primitive>.<operation>" (for
+// example "report.Acquire"). The default is "lease.Acquire" or "lease.TryAcquire".
+func Traced(primitive, operation string) AcquireOption {
+	return acquireOptionFunc(func(r *Request) { r.Primitive, r.Operation = primitive, operation })
+}
+
+// TTL sets the lease's TTL, instead of the quorum's (see [WithTTL]).
+func TTL(d time.Duration) AcquireOption {
+	return acquireOptionFunc(func(r *Request) { r.TTL = d })
+}

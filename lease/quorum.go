@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,13 +16,14 @@ import (
 )
 
 // Quorum is a set of N independent Redis masters that grant leases by majority (N/2+1). N = 1 is
-// the common case; N = 3 or 5 tolerates the loss of 1 or 2 nodes. Each node is a go-redis
-// UniversalClient: a plain client, a Sentinel failover client or a Cluster client each count as
-// one node.
+// the common case; N = 3 or 5 tolerates the loss of 1 or 2 nodes. Each node is a go-redis client:
+// a plain client, a Sentinel failover client or a Cluster client each count as one node.
 //
 // Create a Quorum with [NewQuorum] and share it: it holds the watchdog goroutine that renews every
-// lease it granted, and its methods are safe for concurrent use. [Quorum.Close] releases the leases
-// still held and stops the watchdog; it does not close the clients, which stay the caller's.
+// lease it granted, whatever its TTL or kind, one pub/sub connection per node for wake-ups, and the
+// local gates of the process's goroutines. Its methods are safe for concurrent use. [Quorum.Close]
+// ends blocked acquires, releases the leases still held and stops its goroutines; it does not
+// close the clients, which stay the caller's.
 type Quorum struct {
 	nodes  []*node
 	quorum int
@@ -31,13 +31,7 @@ type Quorum struct {
 	wd     *watchdog.Watchdog
 	subs   []*subscriber // one pub/sub connection per node, opened when first needed
 	inst   *tracing.Instrumentation
-	// liveness is how long a node's waiter queue keeps a waiter that makes no new attempt. A
-	// waiter retries at least every TTL/2, so a live waiter never drops out; a crashed one holds
-	// up the queue for at most this long.
-	liveness time.Duration
-	// The script arguments that never change, boxed once: the scripts take ...any, and boxing
-	// them per call would allocate each time.
-	ttlArg, livenessArg any
+	notes  *notifier
 
 	gmu   sync.Mutex
 	gates map[string]*gate
@@ -45,35 +39,29 @@ type Quorum struct {
 	mu     sync.Mutex
 	leases map[*Lease]struct{}
 	closed bool
+	// active counts the acquires under way; Close waits until they have returned (and left the
+	// servers' queues). idle is closed when it drops to zero after Close.
+	active int
+	idle   chan struct{}
 
-	// stop is closed by Close: it ends the background probes of suspect nodes (Close waits for
-	// them) and wakes blocked acquires, which return ErrClosed.
+	// stop is closed by Close: it wakes blocked acquires, which return ErrClosed, and ends the
+	// background probes of suspect nodes (Close waits for them).
 	stop   chan struct{}
 	probes sync.WaitGroup
 }
 
-type node struct {
-	client redis.UniversalClient
-	addr   string
-	// suspect is set when a call to the node ran out of time. Calls skip a suspect node (it counts
-	// as a failed vote, at no cost) while a background probe pings it until it answers: a node
-	// that hangs costs the per-node timeout once, not on every call. (A shorter timeout would not
-	// do: after a timeout go-redis drops the connection, and dialing again is bounded by the
-	// client's own dial and read timeouts, not by ours.)
-	suspect atomic.Bool
-}
-
-// errSuspect is the failure recorded for a node skipped because it is suspect.
-var errSuspect = errors.New("skipped: its last call timed out; waiting for it to answer a ping")
-
 // NewQuorum returns a quorum over nodes. It checks the arguments (no nodes, a nil node, the same
-// node twice, a client whose socket I/O ignores context deadlines, bad options) and returns an error
-// matching [ErrInvalidArgument] that names the bad one. It then asks every node, in parallel and
-// bounded by ctx, for its identity and eviction policy and loads the scripts: a node listed twice
-// under two addresses (same server run_id) is refused, and a node whose maxmemory-policy can
-// evict lock keys is logged as a warning. A node that does not answer is not an error here — a
-// quorum exists to tolerate that — but is logged.
+// node twice, a redis.Ring, a client whose socket I/O ignores context deadlines, bad options) and
+// returns an error matching [ErrInvalidArgument] that names the bad one. It then asks every node,
+// in parallel and bounded by ctx, for its identity and eviction policy and loads the scripts: a
+// node listed twice under two addresses (same server run_id) is refused, and a node whose
+// maxmemory-policy can evict lock keys is logged as a warning. A node that does not answer is not
+// an error here — a quorum exists to tolerate that — but is logged with the reason (a refused
+// connection is reported as refused).
 func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Option) (*Quorum, error) {
+	if ctx == nil {
+		return nil, invalid("ctx", "nil")
+	}
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if o == nil {
@@ -94,112 +82,68 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 		gates:  make(map[string]*gate),
 		leases: make(map[*Lease]struct{}),
 		stop:   make(chan struct{}),
+		idle:   make(chan struct{}),
 	}
 	seen := make(map[string]int, len(nodes))
 	for i, c := range nodes {
-		arg := fmt.Sprintf("nodes[%d]", i)
-		if c == nil || isNilClient(c) {
-			return nil, invalid(arg, "nil client")
+		n, err := newNode(i, c)
+		if err != nil {
+			return nil, err
 		}
-		addr, ctxTimeouts, known := describe(c)
-		if known && !ctxTimeouts {
-			return nil, invalid(arg, "client for %s has ContextTimeoutEnabled=false, so per-node timeouts would not reach its sockets; set it to true", addr)
-		}
-		if addr != "" {
-			if j, dup := seen[addr]; dup {
-				return nil, invalid(arg, "same address as nodes[%d] (%s)", j, addr)
+		if n.addr != "" {
+			if j, dup := seen[n.addr]; dup {
+				return nil, invalid(fmt.Sprintf("nodes[%d]", i), "same address as nodes[%d] (%s)", j, n.addr)
 			}
-			seen[addr] = i
+			seen[n.addr] = i
 		}
-		q.nodes[i] = &node{client: c, addr: addr}
+		q.nodes[i] = n
 	}
-	if err := q.probe(ctx); err != nil {
-		close(q.stop) // a node found hung at start-up may have a probe running
+	if err := q.probeAll(ctx); err != nil {
+		close(q.stop) // a node found hung at start-up has a probe running
 		q.probes.Wait()
 		return nil, err
 	}
 	inst, err := tracing.New(cfg.tracing...)
 	if err != nil {
+		close(q.stop)
+		q.probes.Wait()
 		return nil, fmt.Errorf("lease: tracing: %w", err)
 	}
 	q.inst = inst
-	q.liveness = cfg.ttl
-	q.ttlArg = cfg.ttl.Milliseconds()
-	q.livenessArg = q.liveness.Milliseconds()
 	q.subs = make([]*subscriber, len(q.nodes))
 	for i, n := range q.nodes {
 		q.subs[i] = newSubscriber(n.client, cfg.nodeTimeout)
 	}
-	q.wd = watchdog.New(q.renewBatch)
+	q.wd = watchdog.New(q.renewBatch, watchdog.WithMaxBatch(maxRenewBatch))
+	q.notes = newNotifier()
 	return q, nil
 }
 
-// describe returns a client's address (a stable identity for duplicate detection, "" when unknown)
-// and whether it honours context deadlines on its sockets; known is false for client types it
-// cannot inspect.
-func describe(c redis.UniversalClient) (addr string, ctxTimeouts, known bool) {
-	switch c := c.(type) {
-	case *redis.Client:
-		o := c.Options()
-		addr = o.Addr
-		if addr == "FailoverClient" {
-			addr = "" // a Sentinel client; its identity comes from run_id
-		}
-		return addr, o.ContextTimeoutEnabled, true
-	case *redis.ClusterClient:
-		o := c.Options()
-		addrs := slices.Clone(o.Addrs)
-		slices.Sort(addrs)
-		return "cluster:" + strings.Join(addrs, ","), o.ContextTimeoutEnabled, true
-	case *redis.Ring:
-		o := c.Options()
-		addrs := make([]string, 0, len(o.Addrs))
-		for _, a := range o.Addrs {
-			addrs = append(addrs, a)
-		}
-		slices.Sort(addrs)
-		return "ring:" + strings.Join(addrs, ","), o.ContextTimeoutEnabled, true
-	}
-	return "", false, false
-}
-
-// isNilClient catches a typed nil pointer inside the interface.
-func isNilClient(c redis.UniversalClient) bool {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c == nil
-	case *redis.ClusterClient:
-		return c == nil
-	case *redis.Ring:
-		return c == nil
-	}
-	return false
-}
-
-// probe asks each node for its run_id and eviction policy and loads the scripts, in one pipeline
-// per node.
-func (q *Quorum) probe(ctx context.Context) error {
+// probeAll asks each node for its run_id and eviction policy and loads the exclusive kind's
+// scripts, in one pipeline per node.
+func (q *Quorum) probeAll(ctx context.Context) error {
 	type answer struct {
 		runID  string
 		policy string
 		err    error
 	}
 	answers := make([]answer, len(q.nodes))
-	q.fanoutTimeout(ctx, max(q.cfg.nodeTimeout, time.Second), func(ctx context.Context, i int, c redis.UniversalClient) {
+	timeout := max(q.cfg.nodeTimeout, time.Second)
+	q.fanoutTimeout(ctx, timeout, func(ctx context.Context, n *node, c redis.UniversalClient) {
+		a := &answers[n.index]
 		if c == nil {
-			answers[i].err = errSuspect
+			a.err = n.skipped()
 			return
 		}
 		pipe := c.Pipeline()
 		info := pipe.Info(ctx, "server")
 		policy := pipe.ConfigGet(ctx, "maxmemory-policy")
-		for _, src := range sources {
+		for _, s := range exclusiveScripts {
 			// Not Script.Load(ctx, pipe): on a pipeline it would overwrite the script's hash with
 			// the reply that has not arrived yet.
-			pipe.ScriptLoad(ctx, src)
+			pipe.ScriptLoad(ctx, s.src)
 		}
 		_, _ = pipe.Exec(ctx)
-		a := &answers[i]
 		var reply redis.Error
 		switch err := info.Err(); {
 		case err == nil:
@@ -216,11 +160,12 @@ func (q *Quorum) probe(ctx context.Context) error {
 	})
 	seen := make(map[string]int, len(q.nodes))
 	for i, a := range answers {
+		n := q.nodes[i]
 		if a.err != nil {
-			q.cfg.logger.Warn("lease: node did not answer at start-up", "node", i, "addr", q.nodes[i].addr, "err", a.err)
+			q.reportStartupFailure(n, a.err)
 			continue
 		}
-		if _, cluster := q.nodes[i].client.(*redis.ClusterClient); cluster || a.runID == "" {
+		if _, cluster := n.client.(*redis.ClusterClient); cluster || a.runID == "" {
 			continue // a cluster answers from any of its masters; run_id says nothing there
 		}
 		if j, dup := seen[a.runID]; dup {
@@ -231,10 +176,30 @@ func (q *Quorum) probe(ctx context.Context) error {
 		// every lock key has one.
 		if a.policy != "" && a.policy != "noeviction" {
 			q.cfg.logger.Warn("lease: node may evict lock keys under memory pressure, which breaks mutual exclusion; use maxmemory-policy noeviction",
-				"node", i, "addr", q.nodes[i].addr, "maxmemory-policy", a.policy)
+				"node", i, "addr", n.addr, "maxmemory-policy", a.policy)
 		}
 	}
 	return nil
+}
+
+// reportStartupFailure logs a node that did not answer at start-up, with the real reason: a
+// timeout is checked with a raw dial, so a refused connection is reported as refused. When the
+// client's retries hid the refusal, the log says which options make it fail fast.
+func (q *Quorum) reportStartupFailure(n *node, err error) {
+	attrs := []any{"node", n.index, "addr", n.addr}
+	if isTimeout(err) {
+		if derr := q.dialCheck(n); derr != nil {
+			err = derr
+			if c, ok := n.client.(*redis.Client); ok {
+				if o := c.Options(); o.DialerRetries > 1 || o.MaxRetries >= 0 {
+					attrs = append(attrs, "hint", fmt.Sprintf(
+						"go-redis retries refused dials (DialerRetries=%d, %v apart) and failed commands (MaxRetries=%d) inside the per-node timeout, so every call to this node costs the whole timeout and fails as a timeout; set DialerRetries: 1 and MaxRetries: -1 on the node clients to see the refusal at once",
+						o.DialerRetries, o.DialerRetryTimeout, o.MaxRetries))
+				}
+			}
+		}
+	}
+	q.cfg.logger.Warn("lease: node did not answer at start-up", append(attrs, "err", err)...)
 }
 
 func infoField(info, field string) string {
@@ -252,14 +217,55 @@ func (q *Quorum) Size() int { return len(q.nodes) }
 // Majority returns how many nodes must agree: Size()/2 + 1.
 func (q *Quorum) Majority() int { return q.quorum }
 
-// TTL returns the lease TTL.
+// TTL returns the quorum's default lease TTL.
 func (q *Quorum) TTL() time.Duration { return q.cfg.ttl }
 
-// Close releases every lease still held (their Err then matches [ErrLost] and [ErrClosed]), stops
-// the watchdog and waits for it. Later calls return [ErrClosed]. It does not close the clients.
-func (q *Quorum) Close(ctx context.Context) error {
+// NodeTimeout returns the per-node timeout.
+func (q *Quorum) NodeTimeout() time.Duration { return q.cfg.nodeTimeout }
+
+// CheckTTL reports whether ttl can be the TTL of a lease on q, as an [ArgumentError] of errs's
+// package naming "ttl": it must be at least [MinTTL] and more than three node timeouts. Packages
+// built on lease call it to check a TTL option up front.
+func (q *Quorum) CheckTTL(errs *Errors, ttl time.Duration) error {
+	if errs == nil {
+		errs = leaseErrors
+	}
+	return q.cfg.checkTTL(errs, ttl)
+}
+
+// Report hands err to the quorum's error handler (see [WithErrorHandler]), at once, on the
+// caller's goroutine. Packages built on lease use it for the errors their callers cannot receive.
+func (q *Quorum) Report(err error) {
+	if err == nil {
+		return
+	}
 	if q == nil {
+		slog.Default().Error("quorumsync", "err", err)
+		return
+	}
+	if q.cfg.onError != nil {
+		q.cfg.onError(err)
+		return
+	}
+	q.cfg.logger.Error("quorumsync", "err", err)
+}
+
+// Close ends every blocked acquire (it returns [ErrClosed]) and waits until they have left the
+// servers' queues, then releases every lease still held, in parallel (their Err then matches
+// [ErrLost] and [ErrClosed]), and stops the quorum's goroutines — the watchdog, the pub/sub
+// connections, the probes of suspect nodes, the notifier that runs loss handlers — and waits for
+// them. Later calls return [ErrClosed]. It does not close the clients.
+//
+// If ctx ends first, Close stops waiting for acquires to return and for releases to be answered,
+// still stops and waits for its own goroutines, and returns an error matching ctx's; what was not
+// released expires on the servers within its TTL. A loss handler may call Close: Close then does
+// not wait for the handler that called it.
+func (q *Quorum) Close(ctx context.Context) error {
+	if q == nil || q.wd == nil {
 		return invalid("quorum", "nil")
+	}
+	if ctx == nil {
+		return invalid("ctx", "nil")
 	}
 	q.mu.Lock()
 	if q.closed {
@@ -267,19 +273,41 @@ func (q *Quorum) Close(ctx context.Context) error {
 		return ErrClosed
 	}
 	q.closed = true
+	if q.active == 0 {
+		close(q.idle)
+	}
+	q.mu.Unlock()
+	// Blocked acquires return ErrClosed now; each leaves the servers' queues before it returns.
+	close(q.stop)
+	var errs []error
+	select {
+	case <-q.idle:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("lease: close: acquires still under way: %w", ctx.Err()))
+	}
+
+	q.mu.Lock()
 	held := make([]*Lease, 0, len(q.leases))
 	for l := range q.leases {
 		held = append(held, l)
 	}
 	q.mu.Unlock()
-	// Blocked acquires return ErrClosed now, not after the releases below.
-	close(q.stop)
-
-	var errs []error
+	results := make(chan error, len(held))
+	var wg sync.WaitGroup
 	for _, l := range held {
-		// A lease lost before Close is old news; a release that could not reach the nodes is not.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- l.release(ctx, ErrClosed)
+		}()
+	}
+	wg.Wait()
+	close(results)
+	for err := range results {
+		// A lease lost before Close is old news, and one its holder released meanwhile is not
+		// Close's business; a release that could not reach the nodes is.
 		var ne *NodeError
-		if err := l.release(ctx, ErrClosed); err != nil && (!errors.Is(err, ErrLost) || errors.As(err, &ne)) {
+		if err != nil && !errors.Is(err, ErrReleased) && !errors.Is(err, ErrClosed) && (!errors.Is(err, ErrLost) || errors.As(err, &ne)) {
 			errs = append(errs, err)
 		}
 	}
@@ -288,7 +316,30 @@ func (q *Quorum) Close(ctx context.Context) error {
 		s.close()
 	}
 	q.probes.Wait()
-	return errors.Join(errs...)
+	q.notes.close()
+	if len(errs) > 0 {
+		return Join(errs...)
+	}
+	return nil
+}
+
+// enter counts an acquire under way; it reports false once the quorum is closed.
+func (q *Quorum) enter() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	q.active++
+	return true
+}
+
+func (q *Quorum) leave() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.active--; q.active == 0 && q.closed {
+		close(q.idle)
+	}
 }
 
 func (q *Quorum) track(l *Lease) bool {
@@ -314,44 +365,43 @@ func (q *Quorum) isClosed() bool {
 }
 
 // fanout calls f for every node in parallel, each under the per-node timeout, and returns only
-// after every call has returned: no goroutine outlives it. f writes its result at index i of a
-// slice the caller owns. For a suspect node f gets a nil client: it must record the failure
-// errSuspect for node i, without I/O.
-func (q *Quorum) fanout(ctx context.Context, f func(ctx context.Context, i int, c redis.UniversalClient)) {
+// after every call has returned: no goroutine outlives it. f writes its result at the node's index
+// of a slice the caller owns. For a suspect node f gets a nil client: it must record the failure
+// (n.skipped()) without I/O.
+func (q *Quorum) fanout(ctx context.Context, f func(ctx context.Context, n *node, c redis.UniversalClient)) {
 	q.fanoutTimeout(ctx, q.cfg.nodeTimeout, f)
 }
 
-func (q *Quorum) fanoutTimeout(ctx context.Context, timeout time.Duration, f func(ctx context.Context, i int, c redis.UniversalClient)) {
-	call := func(i int) {
-		n := q.nodes[i]
+func (q *Quorum) fanoutTimeout(ctx context.Context, timeout time.Duration, f func(ctx context.Context, n *node, c redis.UniversalClient)) {
+	call := func(n *node) {
 		if n.suspect.Load() {
-			f(ctx, i, nil)
+			f(ctx, n, nil)
 			return
 		}
 		nctx, cancel := context.WithTimeout(ctx, timeout)
-		f(nctx, i, n.client)
+		f(nctx, n, n.client)
 		// Out of time while the caller was not: the node is hung (or far too slow). The clock,
 		// not nctx.Err(): the socket deadline can fire a moment before the ctx's own timer.
-		if nodeOutOfTime(ctx, nctx) && n.suspect.CompareAndSwap(false, true) {
-			q.startProbe(n)
+		if nodeOutOfTime(ctx, nctx) {
+			q.markSuspect(n, &nodeTimeout{after: timeout})
 		}
 		cancel()
 	}
 	if len(q.nodes) == 1 {
 		// One node: no goroutine to start and join.
-		call(0)
+		call(q.nodes[0])
 		return
 	}
 	var wg sync.WaitGroup
 	wg.Add(len(q.nodes) - 1)
-	for i := 1; i < len(q.nodes); i++ {
+	for _, n := range q.nodes[1:] {
 		go func() {
 			defer wg.Done()
-			call(i)
+			call(n)
 		}()
 	}
 	// The caller's goroutine takes the first node itself: one goroutine fewer to start and wake.
-	call(0)
+	call(q.nodes[0])
 	wg.Wait()
 }
 
@@ -365,40 +415,14 @@ func nodeOutOfTime(ctx, nctx context.Context) bool {
 	return ctx.Err() == nil && !time.Now().Before(deadline)
 }
 
-// startProbe pings a suspect node, with growing pauses (10ms to 1s), until it answers; then calls
-// use it again. The probe belongs to the quorum: Close stops it and waits for it.
-func (q *Quorum) startProbe(n *node) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		n.suspect.Store(false)
-		return
-	}
-	q.probes.Add(1)
-	go func() {
-		defer q.probes.Done()
-		pause := 10 * time.Millisecond
-		t := time.NewTimer(pause)
-		defer t.Stop()
-		for {
-			select {
-			case <-q.stop:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), q.cfg.nodeTimeout)
-			err := n.client.Ping(ctx).Err()
-			cancel()
-			if err == nil {
-				n.suspect.Store(false)
-				return
-			}
-			pause = min(2*pause, time.Second)
-			t.Reset(pause)
+// nodeError types the failure of node n in a call made under ctx: a call that ran into the
+// per-node timeout (not the caller's deadline) becomes ErrNodeTimeout, so that it does not read as
+// the caller's context.DeadlineExceeded.
+func (q *Quorum) nodeError(ctx context.Context, n *node, err error) *NodeError {
+	if isTimeout(err) && ctx.Err() == nil {
+		if _, skipped := err.(*errSkipped); !skipped {
+			err = &nodeTimeout{after: q.cfg.nodeTimeout}
 		}
-	}()
-}
-
-func (q *Quorum) nodeError(i int, err error) error {
-	return &NodeError{Index: i, Addr: q.nodes[i].addr, Err: err}
+	}
+	return &NodeError{Index: n.index, Addr: n.addr, Err: err}
 }

@@ -7,12 +7,17 @@ import (
 )
 
 // The server-side code of the package, one script per file under lua/. Each script checks the
-// token before it changes anything. All keys of one name share its hash tag, so every script also
-// runs on Redis Cluster. queue.lua holds the waiter-queue helpers that three scripts share; it is
-// prepended to each of them.
+// token before it changes anything, and all keys of one name share its hash tag, so every script
+// also runs on Redis Cluster.
+//
+// queue.lua holds the engine's waiter-queue helpers; [NewScript] prepends it to the scripts of
+// every kind, this package's and others'. exclusive.lua holds the exclusive kind's handoff, which
+// its release and leave share.
 var (
 	//go:embed lua/queue.lua
 	queueLua string
+	//go:embed lua/exclusive.lua
+	exclusiveLua string
 	//go:embed lua/acquire.lua
 	acquireLua string
 	//go:embed lua/renew.lua
@@ -21,31 +26,40 @@ var (
 	releaseLua string
 	//go:embed lua/leave.lua
 	leaveLua string
-
-	acquireScript = redis.NewScript(queueLua + acquireLua)
-	renewScript   = redis.NewScript(renewLua)
-	releaseScript = redis.NewScript(queueLua + releaseLua)
-	leaveScript   = redis.NewScript(queueLua + leaveLua)
 )
 
-// sources lists every script's source, for loading them into each node at start-up.
-var sources = []string{queueLua + acquireLua, renewLua, queueLua + releaseLua, queueLua + leaveLua}
-
-// The keys of a name, in the order the scripts take them (acquire takes the first three, renew
-// the first, release and leave all four).
-const (
-	keyLock = iota
-	keyQueue
-	keyLiveness
-	keyChannel
-)
-
-// keysFor returns the keys of a name. They share one backing string: one allocation for the four.
-func keysFor(prefix, name string) []string {
-	lock := len(prefix) + len(name) + 2
-	all := prefix + "{" + name + "}:q" + prefix + "{" + name + "}:qlive" + prefix + "{" + name + "}:wake"
-	q := all[:lock+2]
-	live := all[lock+2 : 2*lock+8]
-	wake := all[2*lock+8:]
-	return []string{q[:lock], q, live, wake}
+// Script is a script with its full source, for loading it ahead of use.
+type script struct {
+	*redis.Script
+	src string
 }
+
+func newScript(parts ...string) script {
+	var src string
+	for _, p := range parts {
+		src += p
+	}
+	return script{redis.NewScript(src), src}
+}
+
+// NewScript returns a script for a [Kind]: src with the engine's queue helpers (lua/queue.lua:
+// now, waiter, head, join, dequeue, handover) prepended, so that it can queue waiters and hand
+// what it frees over to them in the engine's order. The script must take the engine's three keys
+// first (see [Kind]).
+func NewScript(src string) *redis.Script { return redis.NewScript(queueLua + src) }
+
+// The exclusive kind's scripts.
+var (
+	acquireScript = newScript(queueLua, acquireLua)
+	renewScript   = newScript(renewLua)
+	releaseScript = newScript(queueLua, exclusiveLua, releaseLua)
+	leaveScript   = newScript(queueLua, exclusiveLua, leaveLua)
+
+	// exclusiveScripts are loaded into every node at start-up; other kinds' scripts load on first
+	// use.
+	exclusiveScripts = []script{acquireScript, renewScript, releaseScript, leaveScript}
+)
+
+// QueueLua returns the source of the engine's queue helpers, which [NewScript] prepends (for a
+// kind's tests that load its scripts and check their hashes).
+func QueueLua() string { return queueLua }

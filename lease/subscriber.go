@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,8 +11,8 @@ import (
 )
 
 // waiter is one blocked acquire's interest in a name's wake-up channel. A release publishes the
-// token of the waiter first in line, so only that waiter is woken. wake has room for one signal:
-// several wake-ups before the waiter looks collapse into one re-check.
+// tokens of the waiters it served, separated by spaces, so only they are woken. wake has room for
+// one signal: several wake-ups before the waiter looks collapse into one re-check.
 type waiter struct {
 	channel string
 	token   string
@@ -148,9 +149,9 @@ func (s *subscriber) unsubscribe(channel string, sub *subscription) {
 	_ = s.ps.Unsubscribe(ctx, channel)
 }
 
-// wake signals the waiters of channel whose token is token; with token "", all of them; with
-// channel "", the waiters of every channel.
-func (s *subscriber) wake(channel, token string) {
+// wake signals the waiters of channel whose token is among tokens (space-separated); with tokens
+// "", all of them; with channel "", the waiters of every channel.
+func (s *subscriber) wake(channel, tokens string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ch, sub := range s.channels {
@@ -158,11 +159,23 @@ func (s *subscriber) wake(channel, token string) {
 			continue
 		}
 		for w := range sub.waiters {
-			if token == "" || w.token == token {
+			if tokens == "" || named(tokens, w.token) {
 				w.signal()
 			}
 		}
 	}
+}
+
+// named reports whether token is one of the space-separated tokens.
+func named(tokens, token string) bool {
+	for len(tokens) > 0 {
+		t, rest, _ := strings.Cut(tokens, " ")
+		if t == token {
+			return true
+		}
+		tokens = rest
+	}
+	return false
 }
 
 func (s *subscriber) receive(ps *redis.PubSub, done chan struct{}) {

@@ -2,20 +2,25 @@ package mutex
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 )
 
-// Locker returns m as a [sync.Locker], for code that takes one. Its Lock blocks until m is held,
-// retrying through Redis errors; its Unlock releases m. Neither can return an error, so errors
-// (Redis failures while locking, a failed unlock, a lease lost while held) go to the handler set
-// with [WithErrorHandler], which logs them by default. It never panics on a network error.
+// Locker returns m as a [sync.Locker], for code that takes one. Neither of its methods can return
+// an error, so:
+//   - Lock blocks until m is held. It retries through errors that can heal (nodes down, the name
+//     held by a holder that crashed), reporting each to the error handler (see
+//     [WithErrorHandler]), with growing pauses up to 5s. On an error that cannot heal — the
+//     quorum is closed ([ErrClosed]), or m is not usable ([ErrInvalidArgument]) — it reports the
+//     error and then panics with it, as [sync.Mutex] does on misuse: returning would let the
+//     caller into its critical section without the lock, and retrying would hang it for ever. The
+//     panic value is the error, so errors.Is works on it after recover.
+//   - Unlock releases m; an error (not locked, lost, too few nodes) goes to the handler.
 //
-// Lock retries even errors that cannot heal, such as a closed quorum, reporting each to the
-// handler with growing intervals (up to 5s): a sync.Locker has no way to give up.
+// It never panics on a network error.
 func (m *Mutex) Locker() sync.Locker { return locker{m} }
 
 type locker struct{ m *Mutex }
@@ -27,7 +32,13 @@ func (k locker) Lock() {
 		if err == nil {
 			return
 		}
-		k.m.report(fmt.Errorf("mutex %q: locker: lock: %w", k.m.Name(), err))
+		if k.m == nil {
+			panic(err)
+		}
+		k.m.report(err)
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidArgument) {
+			panic(err)
+		}
 		if bo == nil {
 			bo = backoff.NewExponentialBackOff(
 				backoff.WithInitialInterval(50*time.Millisecond),
@@ -40,7 +51,7 @@ func (k locker) Lock() {
 }
 
 func (k locker) Unlock() {
-	if err := k.m.Unlock(context.Background()); err != nil {
-		k.m.report(fmt.Errorf("mutex %q: locker: unlock: %w", k.m.Name(), err))
+	if err := k.m.Unlock(context.Background()); err != nil && k.m != nil {
+		k.m.report(err)
 	}
 }

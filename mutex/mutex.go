@@ -27,15 +27,16 @@ type Mutex struct {
 	q    *lease.Quorum
 	name string
 	cfg  config
-	// The acquire options of Lock and TryLock, built once rather than per call.
-	lockOpts, tryOpts []lease.AcquireOption
+	// The requests of Lock, TryLock and Do, built once: the engine only reads them.
+	lockReq, tryReq, doReq lease.Request
 
 	mu   sync.Mutex
 	held *lease.Lease
 }
 
-// New returns a Mutex for name on q. Bad arguments (nil q, empty name) are reported by the
-// methods as [ErrInvalidArgument], so that New can be used where a Mutex is declared.
+// New returns a Mutex for name on q. Any non-empty name works. Bad arguments (nil q, empty name, a
+// bad TTL) are reported by the methods as [ErrInvalidArgument], so that New can be used where a
+// Mutex is declared.
 func New(q *lease.Quorum, name string, opts ...Option) *Mutex {
 	m := &Mutex{q: q, name: name}
 	for _, o := range opts {
@@ -43,12 +44,12 @@ func New(q *lease.Quorum, name string, opts ...Option) *Mutex {
 			o.apply(&m.cfg)
 		}
 	}
-	if m.cfg.onError == nil {
-		m.cfg.onError = logError
-	}
-	onLost := lease.OnLost(m.lost)
-	m.lockOpts = []lease.AcquireOption{onLost, lease.Traced("mutex", "Lock")}
-	m.tryOpts = []lease.AcquireOption{onLost, lease.Traced("mutex", "TryLock")}
+	base := lease.Request{Kind: lease.Exclusive, Name: name, TTL: m.cfg.ttl, Primitive: "mutex", Errors: errs}
+	m.lockReq, m.tryReq, m.doReq = base, base, base
+	m.lockReq.Wait, m.lockReq.Operation, m.lockReq.OnLost = true, "Lock", m.lost
+	m.tryReq.Operation, m.tryReq.OnLost = "TryLock", m.lost
+	// Do returns a loss to its caller: it is not reported a second time.
+	m.doReq.Wait, m.doReq.Operation = true, "Lock"
 	return m
 }
 
@@ -61,9 +62,14 @@ func (m *Mutex) Name() string {
 }
 
 // Lock blocks until m is held, ctx ends, or the quorum closes. When ctx ends first, the error
-// matches both [ErrNotAcquired] and ctx's error, and no key is left on any node.
+// matches both [ErrNotAcquired] and ctx's error, names the mutex, carries the node errors of the
+// last attempt when nodes failed (an outage does not look like contention), and no key is left on
+// any node.
 func (m *Mutex) Lock(ctx context.Context) error {
-	_, err := m.lock(ctx, true)
+	if m == nil {
+		return errNilMutex
+	}
+	_, err := m.lock(ctx, &m.lockReq)
 	return err
 }
 
@@ -71,19 +77,20 @@ func (m *Mutex) Lock(ctx context.Context) error {
 // [ErrNotAcquired] when another holder (in this process or another) has it or too few nodes
 // answered.
 func (m *Mutex) TryLock(ctx context.Context) error {
-	_, err := m.lock(ctx, false)
+	if m == nil {
+		return errNilMutex
+	}
+	_, err := m.lock(ctx, &m.tryReq)
 	return err
 }
 
-func (m *Mutex) lock(ctx context.Context, wait bool) (*lease.Lease, error) {
-	if m == nil || m.q == nil {
-		return nil, fmt.Errorf("mutex: %w: nil mutex or quorum", ErrInvalidArgument)
+var errNilMutex = errs.Invalid("mutex", "nil")
+
+func (m *Mutex) lock(ctx context.Context, r *lease.Request) (*lease.Lease, error) {
+	if m.q == nil {
+		return nil, errs.Invalid("mutex", "not made by New, or made with a nil quorum")
 	}
-	acquire, opts := m.q.TryAcquire, m.tryOpts
-	if wait {
-		acquire, opts = m.q.Acquire, m.lockOpts
-	}
-	l, err := acquire(ctx, m.name, opts...)
+	l, err := m.q.Claim(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -93,40 +100,44 @@ func (m *Mutex) lock(ctx context.Context, wait bool) (*lease.Lease, error) {
 	return l, nil
 }
 
-func (m *Mutex) lost(err error) {
-	m.report(fmt.Errorf("mutex %q: %w", m.name, err))
-}
+func (m *Mutex) lost(err error) { m.report(err) }
 
-// report hands err to the error handler; it works on a nil or zero Mutex too.
+// report hands err to the error handler: the mutex's own, else the quorum's.
 func (m *Mutex) report(err error) {
-	if m == nil || m.cfg.onError == nil {
-		logError(err)
+	if m.cfg.onError != nil {
+		m.cfg.onError(err)
 		return
 	}
-	m.cfg.onError(err)
+	m.q.Report(err)
 }
 
 // Unlock releases m on every node and wakes the waiters. It returns [ErrNotLocked] if m is not
 // locked; an error matching [ErrLost] if the lease had been lost while held (the critical section
-// was not protected to its end); an error matching [ErrNotHeld] if the servers no longer held it.
+// was not protected to its end); one matching [ErrNotHeld] if the servers no longer held it; one
+// matching [ErrNotReleased] if too few nodes answered (the lock expires by itself within its TTL).
 // Whatever it returns, m is unlocked afterwards. Unlock does not honour ctx's cancellation, so a
-// cancelled ctx cannot leave the lock behind.
+// cancelled ctx cannot leave the lock behind; a nil ctx is refused ([ErrInvalidArgument]) and
+// leaves m locked.
 func (m *Mutex) Unlock(ctx context.Context) error {
 	if m == nil {
-		return fmt.Errorf("mutex: %w: nil mutex", ErrInvalidArgument)
+		return errNilMutex
+	}
+	if ctx == nil {
+		return errs.Invalid("ctx", "nil")
 	}
 	m.mu.Lock()
 	l := m.held
 	m.held = nil
 	m.mu.Unlock()
 	if l == nil {
-		return ErrNotLocked
+		return fmt.Errorf("%w %q", ErrNotLocked, m.name)
 	}
 	return l.Release(ctx)
 }
 
 // Lease returns the lease that holds m, or nil when m is not locked. Its Done channel closes if
-// the lease is lost; Err says why; Until says how long it is valid.
+// the lease is lost; Err says why; Until says how long it is valid. Its methods are safe on nil:
+// m.Lease().Done() of an unlocked m is a closed channel.
 func (m *Mutex) Lease() *lease.Lease {
 	if m == nil {
 		return nil
@@ -137,18 +148,30 @@ func (m *Mutex) Lease() *lease.Lease {
 }
 
 // Do locks m, runs fn, and unlocks m. fn gets a ctx derived from ctx that is cancelled if the
-// lease is lost while fn runs; context.Cause then matches [ErrLost]. Do returns fn's error joined
-// with Unlock's, so a lease lost during fn shows in the result even when fn ignored its ctx.
-func (m *Mutex) Do(ctx context.Context, fn func(ctx context.Context) error) (err error) {
-	if fn == nil {
-		return fmt.Errorf("mutex: %w: nil function", ErrInvalidArgument)
+// lease is lost while fn runs; context.Cause then matches [ErrLost]. What Do returns tells the
+// three outcomes apart:
+//   - fn never ran: the error of the lock (matching [ErrNotAcquired], ctx's error, [ErrClosed]
+//     or [ErrInvalidArgument]);
+//   - fn ran and the lock held to its end: fn's own result;
+//   - fn ran but the lock was lost on the way (Do's ctx was cancelled, or the unlock found it
+//     gone): an error matching [ErrLost], with fn's error joined when fn failed otherwise;
+//   - fn succeeded but the unlock reached too few nodes: an error matching [ErrNotReleased] (the
+//     lock expires on the servers by itself).
+//
+// A loss that Do returns is not also reported to the error handler. Errors read on one line.
+func (m *Mutex) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	if m == nil {
+		return errNilMutex
 	}
-	l, err := m.lock(ctx, true)
+	if fn == nil {
+		return errs.Invalid("fn", "nil")
+	}
+	l, err := m.lock(ctx, &m.doReq)
 	if err != nil {
 		return err
 	}
 	fctx, cancel := context.WithCancelCause(ctx)
-	defer l.Observe(ctx)()
+	observed := l.Observe(ctx)
 	stop := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
@@ -159,15 +182,26 @@ func (m *Mutex) Do(ctx context.Context, fn func(ctx context.Context) error) (err
 		case <-stop:
 		}
 	}()
-	defer func() {
-		close(stop)
-		<-watched
-		cancel(nil)
-		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
-		defer ucancel()
-		err = errors.Join(err, m.Unlock(uctx))
-	}()
-	return fn(fctx)
+	fnErr := fn(fctx)
+	close(stop)
+	<-watched
+	cancel(nil)
+	observed()
+	uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+	defer ucancel()
+	uerr := m.Unlock(uctx)
+	switch {
+	case uerr == nil:
+		return fnErr
+	case errors.Is(uerr, ErrLost) || errors.Is(uerr, ErrNotHeld):
+		if fnErr == nil || errors.Is(fnErr, ErrLost) {
+			// fn returned the loss it was cancelled with (or nothing): say it once.
+			return uerr
+		}
+		return lease.Join(fnErr, uerr)
+	default:
+		return lease.Join(fnErr, uerr)
+	}
 }
 
 // unlockTimeout bounds an unlock that runs on a detached ctx (per-node timeouts bound it more

@@ -537,8 +537,8 @@ func TestLostLeaseInDoIsRecordedOnLinkedSpanCallerSpanAndCounter(t *testing.T) {
 	lost := r.span(t, "mutex.lost")
 	wantStatus(t, lost, codes.Error)
 	wantAttrs(t, lost, map[attribute.Key]any{tracing.LockNameKey: "fragile", tracing.PrimitiveKey: "mutex"})
-	if et, _ := attrMap(lost.Attributes())[semconv.ErrorTypeKey].(string); et != "lease.lost" {
-		t.Errorf("mutex.lost error.type: got %q; want %q", et, "lease.lost")
+	if et, _ := attrMap(lost.Attributes())[semconv.ErrorTypeKey].(string); et != "mutex.lost" {
+		t.Errorf("mutex.lost error.type: got %q; want %q", et, "mutex.lost")
 	}
 	if links := lost.Links(); len(links) != 1 || links[0].SpanContext.SpanID() != acq.SpanContext().SpanID() ||
 		links[0].SpanContext.TraceID() != acq.SpanContext().TraceID() {

@@ -3,7 +3,6 @@ package tracing
 import (
 	"context"
 	"errors"
-	"net"
 	"sync/atomic"
 	"time"
 
@@ -94,7 +93,8 @@ func (a *Acquire) WakeUp(source string) {
 
 // NodeFailed adds a "node.error" event: node index (at addr) failed with err during a round.
 // quorumsync.node.timeout tells a node that did not answer in time (err matches
-// context.DeadlineExceeded or is a net.Error timeout) from one that answered with an error.
+// context.DeadlineExceeded or has a Timeout method that says so) from one that answered with an
+// error.
 func (a *Acquire) NodeFailed(index int, addr string, err error) {
 	if a != nil && a.span.IsRecording() {
 		a.span.AddEvent("node.error", trace.WithAttributes(
@@ -104,8 +104,8 @@ func (a *Acquire) NodeFailed(index int, addr string, err error) {
 }
 
 func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+	var te interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) && te.Timeout()
 }
 
 // End ends the acquire: it sets the span's attempts, outcome, wait and (when acquired)

@@ -24,9 +24,10 @@ type Held struct {
 	sc         trace.SpanContext
 	since      time.Time
 
-	ended    atomic.Bool
-	lost     atomic.Bool
-	attached atomic.Pointer[attachment]
+	ended     atomic.Bool
+	lost      atomic.Bool
+	lostEvent atomic.Bool
+	attached  atomic.Pointer[attachment]
 }
 
 // attachment is the holder's span, boxed so that a detach removes only its own.
@@ -45,21 +46,34 @@ func (h *Held) Renewed(err error) {
 	}
 	h.in.renewals.Add(context.Background(), 1, h.s.addOpts(h.s.renew[r], h.metricName, renewResults[r])...)
 	if err != nil {
-		h.failure(h.s.renewSpanName, "lease.renew_failed", err)
+		h.event("lease.renew_failed", err)
+		h.failure(h.s.renewSpanName, err)
 	}
 }
 
-// Lost reports that the lease was lost (err says why): it counts quorumsync.leases.lost, ends
-// the hold, makes a short "<primitive>.lost" span with status Error and error.type, linked to
-// the acquire span, and adds a "lease.lost" event to the attached span, if any. Calls after the
-// first do nothing.
+// Lost reports that the lease was lost (err says why): it adds a "lease.lost" event to the
+// attached span, if any (see [Held.LostEvent]), counts quorumsync.leases.lost, ends the hold, and
+// makes a short "<primitive>.lost" span with status Error and error.type, linked to the acquire
+// span. Calls after the first do nothing.
 func (h *Held) Lost(err error) {
 	if h == nil || !h.lost.CompareAndSwap(false, true) {
 		return
 	}
+	h.LostEvent(err)
 	h.in.leasesLost.Add(context.Background(), 1, h.s.baseOpts(h.metricName)...)
 	h.end(lost)
-	h.failure(h.s.lostSpanName, "lease.lost", err)
+	h.failure(h.s.lostSpanName, err)
+}
+
+// LostEvent adds the "lease.lost" event to the attached span, if any, once: whichever of
+// [Held.Lost] and the holder comes first adds it. A holder that sees the loss itself (its work
+// was cancelled by it) calls it before it detaches its span, so the event is there even when Lost
+// runs later, on another goroutine.
+func (h *Held) LostEvent(err error) {
+	if h == nil || !h.lostEvent.CompareAndSwap(false, true) {
+		return
+	}
+	h.event("lease.lost", err)
 }
 
 // Released reports that the holder released the lease. It ends the hold unless [Held.Lost]
@@ -100,20 +114,20 @@ func (h *Held) end(how int) {
 	h.in.leasesHeld.Add(ctx, -1, h.s.baseOpts(h.metricName)...)
 }
 
-// failure records a short failed span linked to the acquire span, and an event on the attached
-// span. The span starts a trace of its own: it happens on the watchdog's goroutine, long after
-// the acquire's trace may have ended.
-func (h *Held) failure(spanName, event string, err error) {
-	et := errorType(err)
+// event adds an event about err to the attached span, if any.
+func (h *Held) event(name string, err error) {
+	if at := h.attached.Load(); at != nil {
+		at.span.AddEvent(name, trace.WithAttributes(
+			LockNameKey.String(h.name), errorType(err), ErrorKey.String(errorText(err))))
+	}
+}
+
+// failure records a short failed span linked to the acquire span. The span starts a trace of its
+// own: it happens long after the acquire's trace may have ended.
+func (h *Held) failure(spanName string, err error) {
 	_, span := h.in.tracer.Start(context.Background(), spanName,
 		trace.WithLinks(trace.Link{SpanContext: h.sc}),
-		trace.WithAttributes(h.s.primitive, h.s.operation, LockNameKey.String(h.name), et))
-	// The event on the holder's span goes first: ending the failure span may take a while (a
-	// slow span processor), and the holder may detach its span as soon as it sees the loss.
-	if at := h.attached.Load(); at != nil {
-		at.span.AddEvent(event, trace.WithAttributes(
-			LockNameKey.String(h.name), et, ErrorKey.String(errorText(err))))
-	}
+		trace.WithAttributes(h.s.primitive, h.s.operation, LockNameKey.String(h.name), errorType(err)))
 	if err != nil {
 		span.RecordError(err)
 	}

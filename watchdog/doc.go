@@ -6,19 +6,24 @@
 //
 // # Guarantees
 //
-//   - One goroutine per [Watchdog], whatever the number of leases. Renewals that fall due within a
-//     short window of each other (see [WithBatchWindow]) are handed to the RenewFunc as one batch,
-//     so the owner can send them as one pipeline per node.
+//   - One goroutine per [Watchdog], whatever the number of leases. When a renewal falls due, every
+//     lease due within its early window (half its renewal interval by default, see
+//     [WithEarlyRenewal] and [WithBatchWindow]) is renewed with it, in one batch the owner sends as
+//     one pipeline per node. Leases renewed together stay together, so any number of leases settle
+//     into about one batch per renewal interval; [WithMaxBatch] splits a huge batch into chunks so
+//     that one slow reply cannot fail all of it.
 //   - A lease ends no later than its validity: every [Entry] has a timer at [Entry.Until] that runs
 //     independently of the renewal goroutine, so a renewal stuck on a slow node cannot delay the
-//     loss. [Entry.Done] closes and [Entry.Err] says why.
+//     loss. [Entry.Done] closes first, with [Entry.Err] already saying why; the owner's OnLost
+//     runs after it.
 //   - A late reply never revives a lease: results for an ended entry are dropped.
 //   - A failed renewal leaves the old validity and is retried, sooner and sooner, while time
 //     remains.
 //   - [Entry.Stop] stops renewals before the owner releases the lease; after it returns no result
 //     is applied to the entry.
 //   - With a max hold time, renewals never extend a lease past it, and the lease then ends with
-//     [ErrMaxHold].
+//     [ErrMaxHold]. A renewal cut short by it brings Until down before it is sent (see
+//     [WithDrift]), so the lease never counts as valid after the servers let it go.
 //   - [Watchdog.Close] cancels a renewal under way, waits for the goroutine, and ends every entry
 //     with [ErrClosed].
 //

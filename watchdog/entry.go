@@ -18,16 +18,21 @@ type Entry struct {
 	next  time.Time
 	index int
 
-	mu     sync.Mutex
-	until  time.Time
-	timer  *time.Timer
-	capped bool // the last renewal was cut short by the max hold time
-	ended  bool
-	err    error
+	mu    sync.Mutex
+	until time.Time
+	timer *time.Timer
+	// capped is set once a renewal is cut short by the max hold time: the lease then ends with
+	// ErrMaxHold. last is set once such a renewal succeeded: there is nothing left to renew.
+	capped, last bool
+	ended        bool
+	err          error
 }
 
 // Owner returns the owner given to [Watchdog.Add].
 func (e *Entry) Owner() any { return e.owner }
+
+// TTL returns the lease's TTL.
+func (e *Entry) TTL() time.Duration { return e.ttl }
 
 // Until returns the end of the lease's validity as last renewed. Past it, the lease is lost.
 func (e *Entry) Until() time.Time {
@@ -37,7 +42,7 @@ func (e *Entry) Until() time.Time {
 }
 
 // Done returns a channel that is closed when the entry ends: lost, stopped or closed. When lost,
-// it closes after onLost has returned.
+// it closes before onLost is called, and Err already says why.
 func (e *Entry) Done() <-chan struct{} { return e.done }
 
 // Err returns nil while the entry lives, then why it ended: the stop error given to [Entry.Stop],
@@ -68,8 +73,7 @@ func (e *Entry) Stop(err error) error {
 	return nil
 }
 
-// endLocked ends the entry; e.mu must be held. Done closes in afterEnd, once the owner has been
-// told of a loss.
+// endLocked ends the entry; e.mu must be held. Done closes in afterEnd.
 func (e *Entry) endLocked(err error) {
 	e.ended = true
 	e.err = err
@@ -88,15 +92,15 @@ func (e *Entry) finish(err error) {
 	e.afterEnd(err, true)
 }
 
-// afterEnd forgets an entry that has just ended and, when it was lost, tells the owner, then
-// closes Done: whoever waits on Done finds the loss already reported (so, for example, a span
-// that is detached when Done closes has had the loss event recorded on it).
+// afterEnd forgets an entry that has just ended and closes Done; then, when it was lost, it tells
+// the owner. Done comes first: it is the safety signal, and nothing the owner does in onLost may
+// delay it.
 func (e *Entry) afterEnd(err error, lost bool) {
 	e.w.forget(e)
+	close(e.done)
 	if lost && e.onLost != nil {
 		e.onLost(err)
 	}
-	close(e.done)
 }
 
 // expire runs on the loss timer at the end of validity.
@@ -122,22 +126,28 @@ func (e *Entry) expire() {
 }
 
 // renewTTL returns the TTL to ask for in a renewal starting at now, and false when the entry must
-// not be renewed (ended, or at its max hold time).
-func (e *Entry) renewTTL(now time.Time) (time.Duration, bool) {
+// not be renewed (ended, or at its max hold time). A renewal capped by the max hold time asks for
+// less than the TTL and may shorten the lease on the servers, so Until comes down first, to no
+// later than now + that TTL − drift: whether or not the reply comes back, the lease never counts
+// as valid longer than the servers keep it.
+func (e *Entry) renewTTL(now time.Time, drift func(time.Duration) time.Duration) (time.Duration, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.ended || e.capped {
+	if e.ended || e.last {
 		return 0, false
 	}
 	ttl := e.ttl
 	if !e.holdUntil.IsZero() {
 		if left := e.holdUntil.Sub(now); left < ttl {
-			if left <= 0 {
-				e.capped = true
+			e.capped = true
+			if left <= drift(left) {
 				return 0, false
 			}
 			ttl = left
-			e.capped = true
+			if end := now.Add(ttl - drift(ttl)); end.Before(e.until) {
+				e.until = end
+				e.timer.Reset(end.Sub(now))
+			}
 		}
 	}
 	return ttl, true
@@ -153,13 +163,16 @@ func (e *Entry) apply(r *Renewal, start, now time.Time) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	if r.OK && r.Until.After(now) {
-		if r.Until.After(e.until) {
+		// A capped renewal sets the end (Until came down before it was sent; the servers now
+		// keep the lease until r.Until + drift). Any other only moves Until forward.
+		if e.capped || r.Until.After(e.until) {
 			e.until = r.Until
 			e.timer.Reset(r.Until.Sub(now))
 		}
-		capped := e.capped
+		e.last = e.capped
+		last := e.last
 		e.mu.Unlock()
-		if capped {
+		if last {
 			return time.Time{}, false
 		}
 		return start.Add(e.ttl / 3), true
@@ -169,9 +182,8 @@ func (e *Entry) apply(r *Renewal, start, now time.Time) (time.Time, bool) {
 		e.finish(r.Err)
 		return time.Time{}, false
 	}
-	// A failed renewal leaves the old validity; retry soon, while time remains. A capped
-	// renewal that failed is retried too: the cap is recomputed from now.
-	e.capped = false
+	// A failed renewal leaves the old validity; retry soon, while time remains. (A capped
+	// renewal is retried too, with the cap recomputed from then.)
 	left := e.until.Sub(now)
 	e.mu.Unlock()
 	retry := e.ttl / 10

@@ -35,8 +35,8 @@ type RenewFunc func(ctx context.Context, batch []Renewal)
 // ends each lease that is not renewed in time. Create it with [New]; stop it with [Watchdog.Close].
 // It is safe for concurrent use.
 type Watchdog struct {
-	renew  RenewFunc
-	window time.Duration
+	renew RenewFunc
+	cfg   config
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -47,6 +47,9 @@ type Watchdog struct {
 	queue   entryQueue
 	entries map[*Entry]struct{}
 	closed  bool
+	// maxWindow is the widest early window of any entry added: how far ahead the batch collector
+	// has to look.
+	maxWindow time.Duration
 	// While the goroutine sleeps, sleeping is set and wakeAt is when its timer fires (zero: no
 	// timer). Add wakes it only for an entry due before that, so a steady stream of short-held
 	// leases does not cost a goroutine wake-up each.
@@ -57,14 +60,17 @@ type Watchdog struct {
 // New starts a watchdog whose goroutine calls renew for the leases that fall due. Close must be
 // called to stop it.
 func New(renew RenewFunc, opts ...Option) *Watchdog {
-	cfg := config{window: defaultWindow}
+	cfg := config{window: defaultWindow, early: defaultEarly}
 	for _, o := range opts {
 		o.apply(&cfg)
+	}
+	if cfg.drift == nil {
+		cfg.drift = func(time.Duration) time.Duration { return 0 }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Watchdog{
 		renew:   renew,
-		window:  cfg.window,
+		cfg:     cfg,
 		ctx:     ctx,
 		cancel:  cancel,
 		done:    make(chan struct{}),
@@ -87,8 +93,9 @@ type Spec struct {
 	// HoldUntil, when not zero, caps the lease: renewals never extend it past HoldUntil, and the
 	// lease ends with [ErrMaxHold] then.
 	HoldUntil time.Time
-	// OnLost, if not nil, is called once, from a goroutine of the watchdog's, if the lease ends for
-	// any reason other than [Entry.Stop]. It must not block.
+	// OnLost, if not nil, is called once if the lease ends for any reason other than [Entry.Stop],
+	// after Done has closed, from the goroutine that found the loss (the watchdog's own, or a loss
+	// timer's). It must not block: hand slow work to a goroutine of your own.
 	OnLost func(error)
 }
 
@@ -114,6 +121,7 @@ func (w *Watchdog) Add(s Spec) (*Entry, error) {
 	}
 	w.entries[e] = struct{}{}
 	heap.Push(&w.queue, e)
+	w.maxWindow = max(w.maxWindow, w.window(e))
 	wake := w.sleeping && (w.wakeAt.IsZero() || e.next.Before(w.wakeAt))
 	// The loss timer is armed while w.mu is held so that Close, which ends every entry, sees it.
 	e.timer = time.AfterFunc(time.Until(s.Until), e.expire)
@@ -122,6 +130,11 @@ func (w *Watchdog) Add(s Spec) (*Entry, error) {
 		w.poke()
 	}
 	return e, nil
+}
+
+// window is how far ahead of its due time e may join a batch.
+func (w *Watchdog) window(e *Entry) time.Duration {
+	return max(w.cfg.window, time.Duration(w.cfg.early*float64(e.ttl/3)))
 }
 
 // Len reports how many leases the watchdog holds.
@@ -168,18 +181,26 @@ func (w *Watchdog) loop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var batch []Renewal
+	var later []*Entry
 	for {
 		now := time.Now()
-		batch = batch[:0]
+		batch, later = batch[:0], later[:0]
 		w.mu.Lock()
-		// When a renewal is due, everything due within the window joins it in one batch: one
-		// pipeline per node rather than a round trip per lease. The window only widens a batch
-		// that something due started; otherwise a retry scheduled sooner than the window would be
-		// pulled in again at once, in a loop.
+		// When a renewal is due, everything due within its own early window joins it in one
+		// batch: one pipeline per node rather than a round trip per lease. The window only widens
+		// a batch that something due started; otherwise a retry scheduled sooner than the window
+		// would be pulled in again at once, in a loop.
 		if len(w.queue) > 0 && !w.queue[0].next.After(now) {
-			for len(w.queue) > 0 && !w.queue[0].next.After(now.Add(w.window)) {
+			for len(w.queue) > 0 && !w.queue[0].next.After(now.Add(w.maxWindow)) {
 				e := heap.Pop(&w.queue).(*Entry)
-				batch = append(batch, Renewal{Entry: e})
+				if e.next.Sub(now) <= w.window(e) {
+					batch = append(batch, Renewal{Entry: e})
+				} else {
+					later = append(later, e)
+				}
+			}
+			for _, e := range later {
+				heap.Push(&w.queue, e)
 			}
 		}
 		wait := time.Duration(-1)
@@ -191,9 +212,11 @@ func (w *Watchdog) loop() {
 			}
 		}
 		w.mu.Unlock()
+		clear(later)
 
 		if len(batch) > 0 {
 			w.runBatch(batch)
+			clear(batch)
 			if w.ctx.Err() != nil {
 				return
 			}
@@ -215,38 +238,44 @@ func (w *Watchdog) loop() {
 	}
 }
 
+// runBatch renews the entries of batch, in chunks of at most maxBatch, and applies each chunk's
+// results as soon as it returns.
 func (w *Watchdog) runBatch(batch []Renewal) {
 	now := time.Now()
 	live := batch[:0]
 	for _, r := range batch {
-		e := r.Entry
-		ttl, ok := e.renewTTL(now)
+		ttl, ok := r.Entry.renewTTL(now, w.cfg.drift)
 		if !ok {
-			// Ended meanwhile, or capped by max hold: no more renewals. A capped lease ends at its
+			// Ended meanwhile, or at its max hold time: no more renewals. The lease ends at its
 			// current validity through its loss timer.
 			continue
 		}
 		r.TTL = ttl
 		live = append(live, r)
 	}
-	if len(live) == 0 {
-		return
-	}
-	w.renew(w.ctx, live)
-	after := time.Now()
-	for i := range live {
-		r := &live[i]
-		e := r.Entry
-		next, keep := e.apply(r, now, after)
-		if !keep {
-			continue
+	for len(live) > 0 && w.ctx.Err() == nil {
+		chunk := live
+		if w.cfg.maxBatch > 0 && len(chunk) > w.cfg.maxBatch {
+			chunk = chunk[:w.cfg.maxBatch]
 		}
-		w.mu.Lock()
-		if _, watched := w.entries[e]; watched && e.index < 0 {
-			e.next = next
-			heap.Push(&w.queue, e)
+		live = live[len(chunk):]
+		start := time.Now()
+		w.renew(w.ctx, chunk)
+		after := time.Now()
+		for i := range chunk {
+			r := &chunk[i]
+			e := r.Entry
+			next, keep := e.apply(r, start, after)
+			if !keep {
+				continue
+			}
+			w.mu.Lock()
+			if _, watched := w.entries[e]; watched && e.index < 0 {
+				e.next = next
+				heap.Push(&w.queue, e)
+			}
+			w.mu.Unlock()
 		}
-		w.mu.Unlock()
 	}
 }
 

@@ -1,11 +1,13 @@
--- queue: the waiter queue's helpers, prepended to acquire.lua, release.lua and leave.lua.
--- KEYS[1]  lock key (used by handover)
--- KEYS[2]  waiter queue: sorted set of waiting tokens, scored by arrival time
--- KEYS[3]  waiter liveness: hash of token -> server time (ms) until which the waiter counts
--- KEYS[4]  wake-up channel (used by handover; acquire.lua does not pass it and does not call it)
+-- queue: the engine's helpers for a name's waiter queue, prepended to every script made with
+-- lease.NewScript.
+-- KEYS[1]  waiter queue: sorted set of waiting tokens, scored by arrival (ms, the same on every node)
+-- KEYS[2]  waiter liveness: hash of token -> "<server time in ms until which the waiter counts>",
+--          followed by ":<demand>" for kinds whose waiters wait for different things ("w", "3")
+-- KEYS[3]  wake-up channel of the name
 -- ARGV[1]  the caller's token
--- Returns nothing itself; it defines now() (server time in ms, read once and only when needed, so
--- that the uncontended path does not pay for it), head(), dequeue(token) and handover().
+-- Returns nothing itself. It defines now() (the server's time in ms, read once and only when
+-- needed, so that a path that does not need it does not pay for it), waiter(), head(), join(),
+-- dequeue() and handover().
 local now_ms
 local function now()
   if not now_ms then
@@ -15,37 +17,81 @@ local function now()
   return now_ms
 end
 
--- head returns the first waiter still alive and the time its liveness ends, dropping dead ones
--- (waiters that crashed before they left) on the way; nil when nobody waits.
-local function head()
-  while true do
-    local first = redis.call('ZRANGE', KEYS[2], 0, 0)
-    if #first == 0 then
-      return nil, 0
-    end
-    local alive = tonumber(redis.call('HGET', KEYS[3], first[1]) or '0')
-    if alive > now() then
-      return first[1], alive
-    end
-    redis.call('ZREM', KEYS[2], first[1])
-    redis.call('HDEL', KEYS[3], first[1])
+-- waiter returns when a queued token's liveness ends (0 if it is not queued) and its demand.
+local function waiter(token)
+  local v = redis.call('HGET', KEYS[2], token)
+  if not v then
+    return 0, nil
   end
+  local i = string.find(v, ':', 1, true)
+  if i then
+    return tonumber(string.sub(v, 1, i - 1)), string.sub(v, i + 1)
+  end
+  return tonumber(v), nil
 end
 
 local function dequeue(token)
-  redis.call('HDEL', KEYS[3], token)
-  return redis.call('ZREM', KEYS[2], token)
+  redis.call('HDEL', KEYS[2], token)
+  return redis.call('ZREM', KEYS[1], token)
 end
 
--- handover gives the free lock to the first waiter: it reserves the key for that waiter ("r:" and
--- its token, expiring with its liveness) and publishes its token so that it alone wakes. With
--- nobody waiting it deletes the key.
-local function handover()
-  local first, alive = head()
-  if first then
-    redis.call('SET', KEYS[1], 'r:' .. first, 'PX', math.max(alive - now(), 1))
-    redis.call('PUBLISH', KEYS[4], first)
-  else
-    redis.call('DEL', KEYS[1])
+-- head returns the first waiter still alive, when its liveness ends and its demand, dropping dead
+-- ones (waiters that crashed before they left) on the way; nil when nobody waits.
+local function head()
+  while true do
+    local first = redis.call('ZRANGE', KEYS[1], 0, 0)
+    if #first == 0 then
+      return nil, 0, nil
+    end
+    local alive, demand = waiter(first[1])
+    if alive > now() then
+      return first[1], alive, demand
+    end
+    dequeue(first[1])
   end
+end
+
+-- join queues the caller at arrival (or keeps its place) and makes it count for live ms more.
+local function join(arrival, live, demand)
+  redis.call('ZADD', KEYS[1], 'NX', arrival, ARGV[1])
+  local v = tostring(now() + live)
+  if demand then
+    v = v .. ':' .. demand
+  end
+  redis.call('HSET', KEYS[2], ARGV[1], v)
+  redis.call('PEXPIRE', KEYS[1], 2 * live)
+  redis.call('PEXPIRE', KEYS[2], 2 * live)
+end
+
+-- handover offers what a release or a leave freed to the live waiters, from the head of the queue.
+-- serve(token, alive, demand) reserves what that waiter needs, if it can, and returns two booleans:
+-- whether it served the waiter, and whether to offer the next one. Dead waiters are dropped on the
+-- way. The tokens of the waiters served are published together, separated by spaces, so that those
+-- waiters, and only they, wake. Returns how many were served.
+local function handover(serve)
+  local served = {}
+  local i = 0
+  while true do
+    local m = redis.call('ZRANGE', KEYS[1], i, i)
+    if #m == 0 then
+      break
+    end
+    local alive, demand = waiter(m[1])
+    if alive <= now() then
+      dequeue(m[1])
+    else
+      local ok, more = serve(m[1], alive, demand)
+      if ok then
+        served[#served + 1] = m[1]
+      end
+      if not more then
+        break
+      end
+      i = i + 1
+    end
+  end
+  if #served > 0 then
+    redis.call('PUBLISH', KEYS[3], table.concat(served, ' '))
+  end
+  return #served
 end

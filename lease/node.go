@@ -1,0 +1,276 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// node is one member of a quorum: its client and identity, its health, and the cleanups it is owed.
+//
+// Health: a call that runs out of the per-node timeout makes the node suspect. Calls then skip it
+// (a failed vote, at no cost) while a background probe pings it, with growing pauses, until it
+// answers: a node that hangs costs the timeout once, not on every call. (A shorter timeout would
+// not do: after a timeout go-redis drops the connection, and cancelling a context does not cut a
+// blocked socket read; only deadlines do.)
+//
+// Debts: a cleanup (the undo of a failed round, a release, a queue leave) that cannot reach the
+// node, because it is suspect or its call failed, is kept and sent again once the node answers a
+// ping. The request that timed out may still execute when a hung node wakes — it sits in the
+// node's socket buffer — so the cleanup is owed until after that: a ping answered on a new
+// connection comes after the old connection's buffered requests, which the server reads first.
+type node struct {
+	index  int
+	client redis.UniversalClient
+	addr   string
+	// dial opens a raw connection the way the client does, to tell a refused connection from a
+	// hung node (go-redis retries refused dials inside the timeout, so its own error is a
+	// timeout); nil for clients whose dialer is not ours to call.
+	dial func(ctx context.Context) (net.Conn, error)
+
+	suspect atomic.Bool
+
+	mu      sync.Mutex
+	lastErr error  // why the node is suspect
+	debts   []Call // cleanups owed, oldest first
+	probing bool   // a probe goroutine is running
+}
+
+// maxDebts bounds the cleanups kept for one node; beyond it the oldest are dropped (what they
+// would clean up expires within its TTL anyway).
+const maxDebts = 4096
+
+// newNode describes client c as node i. It refuses what cannot be a node.
+func newNode(i int, c redis.UniversalClient) (*node, error) {
+	arg := fmt.Sprintf("nodes[%d]", i)
+	n := &node{index: i, client: c}
+	switch c := c.(type) {
+	case *redis.Client:
+		if c == nil {
+			return nil, invalid(arg, "nil client")
+		}
+		o := c.Options()
+		if !o.ContextTimeoutEnabled {
+			return nil, invalid(arg, "client for %s has ContextTimeoutEnabled=false, so per-node timeouts would not reach its sockets; set it to true", o.Addr)
+		}
+		if o.Addr != "FailoverClient" { // a Sentinel client's identity comes from run_id
+			n.addr = o.Addr
+			if o.Dialer != nil {
+				network, addr, dialer := o.Network, o.Addr, o.Dialer
+				n.dial = func(ctx context.Context) (net.Conn, error) { return dialer(ctx, network, addr) }
+			}
+		}
+	case *redis.ClusterClient:
+		if c == nil {
+			return nil, invalid(arg, "nil client")
+		}
+		o := c.Options()
+		if !o.ContextTimeoutEnabled {
+			return nil, invalid(arg, "cluster client has ContextTimeoutEnabled=false, so per-node timeouts would not reach its sockets; set it to true")
+		}
+		addrs := slices.Clone(o.Addrs)
+		slices.Sort(addrs)
+		n.addr = "cluster:" + strings.Join(addrs, ",")
+	case *redis.Ring:
+		// A Ring re-shards a name when a shard looks down to one process: two processes can then
+		// map the same name to different shards, and both hold it.
+		return nil, invalid(arg, "a redis.Ring cannot be a node: it moves a name to another shard when one looks down to this process, so two processes could hold it; give each shard as a node of its own")
+	case nil:
+		return nil, invalid(arg, "nil client")
+	}
+	return n, nil
+}
+
+// errSkipped is the failure recorded for a node skipped because it is suspect.
+type errSkipped struct{ last error }
+
+func (e *errSkipped) Error() string {
+	if e.last == nil {
+		return "skipped until it answers a ping"
+	}
+	return "skipped until it answers a ping; last error: " + e.last.Error()
+}
+
+func (e *errSkipped) Unwrap() error { return e.last }
+
+func (n *node) skipped() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return &errSkipped{last: n.lastErr}
+}
+
+// owe keeps a cleanup for when the node answers again, and makes sure a probe is on it.
+func (q *Quorum) owe(n *node, c Call) {
+	n.mu.Lock()
+	if len(n.debts) >= maxDebts {
+		n.debts = slices.Delete(n.debts, 0, len(n.debts)-maxDebts+1)
+	}
+	n.debts = append(n.debts, c)
+	n.mu.Unlock()
+	q.startProbe(n)
+}
+
+// isTransportError reports whether err means the request may not have reached the node, or its
+// reply did not come back: not an answer from the server.
+func isTransportError(err error) bool {
+	var re redis.Error
+	return err != nil && err != redis.Nil && !errors.As(err, &re)
+}
+
+// markSuspect records that n ran out of time (err says how) and starts its probe.
+func (q *Quorum) markSuspect(n *node, err error) {
+	n.mu.Lock()
+	n.lastErr = err
+	n.mu.Unlock()
+	if n.suspect.CompareAndSwap(false, true) {
+		q.startProbe(n)
+	}
+}
+
+// startProbe starts the node's probe unless one runs: it pings the node with growing pauses (10ms
+// to 1s) until it answers, pays the cleanups owed to it, and then lets calls use it again. The
+// probe belongs to the quorum: Close stops it and waits for it.
+func (q *Quorum) startProbe(n *node) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	n.mu.Lock()
+	if n.probing {
+		n.mu.Unlock()
+		return
+	}
+	n.probing = true
+	n.mu.Unlock()
+	q.probes.Add(1)
+	go func() {
+		defer q.probes.Done()
+		q.probe(n)
+	}()
+}
+
+func (q *Quorum) probe(n *node) {
+	pause := 10 * time.Millisecond
+	t := time.NewTimer(pause)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.stop:
+			n.mu.Lock()
+			n.probing = false
+			n.mu.Unlock()
+			return
+		case <-t.C:
+		}
+		if err := q.ping(n); err != nil {
+			n.mu.Lock()
+			n.lastErr = err
+			n.mu.Unlock()
+		} else if q.payDebts(n) {
+			n.mu.Lock()
+			// A debt owed while we paid is paid by this same probe, on its next turn.
+			done := len(n.debts) == 0
+			if done {
+				n.probing = false
+				n.lastErr = nil
+			}
+			n.mu.Unlock()
+			if done {
+				n.suspect.Store(false)
+				return
+			}
+		}
+		pause = min(2*pause, time.Second)
+		t.Reset(pause)
+	}
+}
+
+// ping asks the node whether it answers. A timeout is looked at closer: when the client's own
+// dialer is refused, that is the error (go-redis retries refused dials, and its error is then a
+// timeout).
+func (q *Quorum) ping(n *node) error {
+	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.nodeTimeout)
+	defer cancel()
+	err := n.client.Ping(ctx).Err()
+	if err == nil || !isTimeout(err) {
+		return err
+	}
+	if derr := q.dialCheck(n); derr != nil {
+		return derr
+	}
+	return &nodeTimeout{after: q.cfg.nodeTimeout}
+}
+
+// dialCheck dials the node once with the client's own dialer and reports the dial's error, nil if
+// it connected (or there is no dialer to try).
+func (q *Quorum) dialCheck(n *node) error {
+	if n.dial == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.nodeTimeout)
+	defer cancel()
+	conn, err := n.dial(ctx)
+	if err != nil {
+		return err
+	}
+	_ = conn.Close()
+	return nil
+}
+
+// payDebts sends the cleanups owed to n, oldest first, and reports whether all went through. One
+// that fails at the transport stays owed, with those after it.
+func (q *Quorum) payDebts(n *node) bool {
+	for {
+		n.mu.Lock()
+		if len(n.debts) == 0 {
+			n.mu.Unlock()
+			return true
+		}
+		c := n.debts[0]
+		n.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), q.cfg.nodeTimeout)
+		err := run(ctx, n.client, c).Err()
+		cancel()
+		if isTransportError(err) {
+			return false
+		}
+		n.mu.Lock()
+		n.debts = n.debts[1:]
+		if len(n.debts) == 0 {
+			n.debts = nil
+		}
+		n.mu.Unlock()
+	}
+}
+
+// owes reports how many cleanups n is owed (for tests).
+func (n *node) owes() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.debts)
+}
+
+// run sends one call to one node.
+func run(ctx context.Context, c redis.UniversalClient, call Call) *redis.Cmd {
+	if call.Script == nil {
+		return c.Do(ctx, call.Args...)
+	}
+	return call.Script.Run(ctx, c, call.Keys, call.Args...)
+}
+
+// queue adds one call to a pipeline, by EVALSHA for a script.
+func queue(ctx context.Context, p redis.Pipeliner, call Call) *redis.Cmd {
+	if call.Script == nil {
+		return p.Do(ctx, call.Args...)
+	}
+	return call.Script.EvalSha(ctx, p, call.Keys, call.Args...)
+}
