@@ -158,10 +158,11 @@ func (l *Lease) Release(ctx context.Context) error {
 	if ctx == nil {
 		return l.errs.Invalid("ctx", "nil")
 	}
-	return l.release(ctx, ErrReleased)
+	return l.release(context.WithoutCancel(ctx), ErrReleased)
 }
 
-// release ends the lease with why (ErrReleased or ErrClosed) and gives it up on the servers.
+// release ends the lease with why (ErrReleased or ErrClosed) and gives it up on the servers, under
+// ctx (Release detaches it from the caller's cancellation; Close does not).
 func (l *Lease) release(ctx context.Context, why error) error {
 	if !l.released.CompareAndSwap(false, true) {
 		if errors.Is(l.entry.Err(), ErrClosed) {
@@ -180,7 +181,7 @@ func (l *Lease) release(ctx context.Context, why error) error {
 		l.leaveGate()
 	}()
 	votes := make([]nodeVote, len(q.nodes))
-	q.each(context.WithoutCancel(ctx), l.kind.Release(&l.claim), OpRelease, l, votes, nil, true)
+	q.each(ctx, l.kind.Release(&l.claim), OpRelease, l, votes, nil, true)
 	weighted := l.mode == AdmitWeighted
 	t := q.count(ctx, votes, weighted, l.claim.Units, nil)
 	if lostBefore != nil {

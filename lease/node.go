@@ -44,6 +44,10 @@ type node struct {
 	probing bool   // a probe goroutine is running
 }
 
+// maxProbePause is the longest pause between two pings of a suspect node: how late, at most, a
+// node that answers again is used again and gets the cleanups it is owed.
+const maxProbePause = 500 * time.Millisecond
+
 // maxDebts bounds the cleanups kept for one node; beyond it the oldest are dropped (what they
 // would clean up expires within its TTL anyway).
 const maxDebts = 4096
@@ -136,7 +140,7 @@ func (q *Quorum) markSuspect(n *node, err error) {
 }
 
 // startProbe starts the node's probe unless one runs: it pings the node with growing pauses (10ms
-// to 1s) until it answers, pays the cleanups owed to it, and then lets calls use it again. The
+// to maxProbePause) until it answers, pays the cleanups owed to it, and then lets calls use it again. The
 // probe belongs to the quorum: Close stops it and waits for it.
 func (q *Quorum) startProbe(n *node) {
 	q.mu.Lock()
@@ -189,7 +193,7 @@ func (q *Quorum) probe(n *node) {
 				return
 			}
 		}
-		pause = min(2*pause, time.Second)
+		pause = min(2*pause, maxProbePause)
 		t.Reset(pause)
 	}
 }

@@ -190,6 +190,9 @@ func (q *Quorum) reportStartupFailure(n *node, err error) {
 	if isTimeout(err) {
 		if derr := q.dialCheck(n); derr != nil {
 			err = derr
+			n.mu.Lock()
+			n.lastErr = derr // what a call that skips the node will say
+			n.mu.Unlock()
 			if c, ok := n.client.(*redis.Client); ok {
 				if o := c.Options(); o.DialerRetries > 1 || o.MaxRetries >= 0 {
 					attrs = append(attrs, "hint", fmt.Sprintf(
@@ -283,7 +286,6 @@ func (q *Quorum) Close(ctx context.Context) error {
 	select {
 	case <-q.idle:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("lease: close: acquires still under way: %w", ctx.Err()))
 	}
 
 	q.mu.Lock()
@@ -317,6 +319,9 @@ func (q *Quorum) Close(ctx context.Context) error {
 	}
 	q.probes.Wait()
 	q.notes.close()
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("lease: close stopped waiting: %w", err))
+	}
 	if len(errs) > 0 {
 		return Join(errs...)
 	}
