@@ -47,8 +47,18 @@ func run() int {
 		quick     = flag.Bool("quick", false, "smoke-test mode: 2 rounds of 100ms (explicit -duration/-rounds win)")
 		seed      = flag.Uint64("seed", 0, "seed of the adapter order shuffle (default: from the clock)")
 		listScens = flag.Bool("list", false, "list the scenarios and adapters, then exit")
+		renew     = flag.Bool("renewals", false, "measure the renewal cost of holding 1,000 and 10,000 leases instead (about a minute)")
 	)
 	flag.Parse()
+	if *renew {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := renewals(ctx, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		return 0
+	}
 	if *listScens {
 		for _, s := range scenarios {
 			fmt.Printf("%-16s %s\n%-16s %s\n", s.name, s.desc, "", s.shape())

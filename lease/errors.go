@@ -22,8 +22,19 @@ func (e *sentinel) Error() string { return e.msg }
 // ErrorType returns a stable, low-cardinality name for the error, such as "mutex.not_acquired".
 func (e *sentinel) ErrorType() string { return e.typ }
 
-// Is makes a derived sentinel match the lease sentinel it derives from.
-func (e *sentinel) Is(target error) bool { return e.parent != nil && target == e.parent }
+// Is makes the sentinels of one meaning match each other: lease's and every package's derived from
+// it (mutex.ErrNotAcquired, rwmutex.ErrNotAcquired and lease.ErrNotAcquired are one condition).
+func (e *sentinel) Is(target error) bool {
+	t, ok := target.(*sentinel)
+	return ok && t.root() == e.root()
+}
+
+func (e *sentinel) root() *sentinel {
+	if e.parent != nil {
+		return e.parent.(*sentinel)
+	}
+	return e
+}
 
 var (
 	// ErrNotAcquired reports that a quorum was not reached: the name is held elsewhere, too few
@@ -68,7 +79,9 @@ type Errors struct {
 	InvalidArgument error
 }
 
-// NewErrors returns the sentinels of package pkg. Call it once, in a package-level var.
+// NewErrors returns the sentinels of package pkg. Call it once, in a package-level var. Sentinels
+// of one meaning match each other whatever their package: errors.Is(lease.ErrLost, mutex.ErrLost)
+// is true, and so is the converse.
 func NewErrors(pkg string) *Errors {
 	d := func(parent error, what, typ string) error {
 		return &sentinel{msg: pkg + ": " + what, typ: pkg + "." + typ, parent: parent}

@@ -3,7 +3,9 @@ package watchdog_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -262,5 +264,142 @@ func TestOwnerIsGivenBack(t *testing.T) {
 		e, err := w.Add(watchdog.Spec{Owner: owner, TTL: ttl, Start: time.Now(), Until: time.Now().Add(ttl)})
 		require.NoError(t, err)
 		assert.Same(t, owner, e.Owner())
+	})
+}
+
+// Leases acquired at any times settle into about one batch per renewal interval: renewing early
+// keeps leases renewed together in step. 10,000 leases acquired over 3s with a TTL of 3s cost, once
+// settled, one batch per TTL/3 tick, handed over in chunks of at most 2,000: 5 calls per tick.
+func TestLeasesAcquiredAtAnyTimeSettleIntoOneBatchPerTick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ttl, n = 3 * time.Second, 10000
+		f := &fakeServers{answer: renewOK(drift)}
+		w := watchdog.New(f.renew, watchdog.WithMaxBatch(2000))
+		defer w.Close()
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			// Acquired one every 300µs, over 3s.
+			time.Sleep(time.Until(t0.Add(time.Duration(i) * 3 * time.Second / n)))
+			start := time.Now()
+			_, err := w.Add(watchdog.Spec{TTL: ttl, Start: start, Until: start.Add(ttl - drift)})
+			require.NoError(t, err)
+		}
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		got := f.seen()
+		tick := ttl / 3
+		calls := map[int]int{}
+		renewed := map[int]int{}
+		for _, b := range got {
+			k := int(b.at.Sub(t0) / tick)
+			calls[k]++
+			renewed[k] += b.size
+			assert.LessOrEqual(t, b.size, 2000, "a call renewed more than the max batch")
+		}
+		// After the leases were all acquired and one more interval to settle, every tick costs at
+		// most 6 calls (one batch in chunks of 2,000, plus a straggler at most).
+		for k := 5; k < 20; k++ {
+			assert.LessOrEqual(t, calls[k], 6, "renew calls in tick %d (%v-%v): %d", k, time.Duration(k)*tick, time.Duration(k+1)*tick, calls[k])
+		}
+		t.Logf("renew calls per TTL/3 tick: %v", calls)
+		assert.Equal(t, n, w.Len(), "leases lost")
+	})
+}
+
+// A huge batch goes out in chunks: one that fails (a per-node timeout) fails only its own leases,
+// which are retried.
+func TestMaxBatchSplitsAHugeBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		f := &fakeServers{answer: renewOK(drift)}
+		failFirst := func(ctx context.Context, batch []watchdog.Renewal) {
+			if calls.Add(1) == 1 {
+				for i := range batch {
+					batch[i].Err = errors.New("node timeout")
+				}
+				return
+			}
+			f.renew(ctx, batch)
+		}
+		w := watchdog.New(failFirst, watchdog.WithMaxBatch(2000))
+		defer w.Close()
+		start := time.Now()
+		var es []*watchdog.Entry
+		for i := 0; i < 5000; i++ {
+			e, err := w.Add(watchdog.Spec{TTL: ttl, Start: start, Until: start.Add(ttl - drift)})
+			require.NoError(t, err)
+			es = append(es, e)
+		}
+		time.Sleep(ttl/3 + time.Millisecond)
+		synctest.Wait()
+		got := f.seen()
+		require.GreaterOrEqual(t, len(got), 2)
+		assert.Equal(t, 2000, got[0].size)
+		assert.Equal(t, 1000, got[1].size)
+		time.Sleep(2 * ttl)
+		synctest.Wait()
+		for _, e := range es {
+			require.NoError(t, e.Err(), "a lease of the failed chunk was lost instead of retried")
+		}
+	})
+}
+
+// A renewal capped by the max hold time shortens the lease on the servers: Until comes down with
+// it, before the renewal is sent, whether or not it succeeds.
+func TestCappedRenewalBringsUntilDown(t *testing.T) {
+	for _, ok := range []bool{true, false} {
+		t.Run(fmt.Sprintf("renewal ok=%v", ok), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const ttl = time.Second
+				answer := renewOK(drift)
+				if !ok {
+					answer = renewFail
+				}
+				f := &fakeServers{answer: answer}
+				w := watchdog.New(f.renew, watchdog.WithDrift(func(time.Duration) time.Duration { return drift }))
+				defer w.Close()
+				t0 := time.Now()
+				holdUntil := t0.Add(600 * time.Millisecond)
+				e, err := w.Add(watchdog.Spec{TTL: ttl, Start: t0, Until: t0.Add(ttl - drift), HoldUntil: holdUntil})
+				require.NoError(t, err)
+				time.Sleep(ttl/3 + time.Millisecond)
+				synctest.Wait()
+				got := f.seen()
+				require.NotEmpty(t, got)
+				asked := got[0].ttls[0]
+				assert.Equal(t, holdUntil.Sub(got[0].at), asked, "the capped renewal asks for the time left")
+				assert.Equal(t, got[0].at.Add(asked-drift), e.Until(), "Until did not come down to the capped renewal's end")
+				<-e.Done()
+				assert.False(t, time.Now().After(holdUntil), "held past the cap")
+				require.ErrorIs(t, e.Err(), watchdog.ErrMaxHold)
+			})
+		})
+	}
+}
+
+// Done closes before OnLost runs, and Err already says why when it does.
+func TestDoneClosesBeforeOnLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServers{answer: renewFail}
+		w := watchdog.New(f.renew)
+		defer w.Close()
+		var e *watchdog.Entry
+		var doneFirst, errSet bool
+		ready := make(chan struct{})
+		e, err := w.Add(watchdog.Spec{TTL: ttl, Start: time.Now(), Until: time.Now().Add(ttl - drift), OnLost: func(error) {
+			<-ready
+			select {
+			case <-e.Done():
+				doneFirst = true
+			default:
+			}
+			errSet = e.Err() != nil
+		}})
+		require.NoError(t, err)
+		close(ready)
+		<-e.Done()
+		synctest.Wait()
+		assert.True(t, doneFirst, "OnLost ran before Done closed")
+		assert.True(t, errSet)
 	})
 }
