@@ -399,7 +399,7 @@ func TestNilCtxIsRefusedAndChangesNothing(t *testing.T) {
 	require.ErrorIs(t, q.Close(nil), lease.ErrInvalidArgument) //nolint:staticcheck
 	//lint:ignore SA1012 checking that a nil ctx is refused
 	require.ErrorIs(t, l.Release(nil), lease.ErrInvalidArgument) //nolint:staticcheck
-	time.Sleep(time.Second) // three TTLs: still renewed
+	time.Sleep(time.Second)                                      // three TTLs: still renewed
 	require.NoError(t, l.Err())
 	require.NoError(t, l.Release(context.Background()))
 	require.NoError(t, q.Close(context.Background()))
