@@ -262,7 +262,8 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 	// The arrival orders this waiter in the servers' queues; it is the same on every node and
 	// every attempt so that every node puts the waiters in the same order.
 	arrival := time.Now().UnixMilli()
-	a := Attempt{Claim: &l.claim, Queue: wait, Arrival: arrival, ArrivalArg: arrival}
+	a := &l.attempt // in the lease, which is on the heap anyway: the kind may keep a pointer
+	*a = Attempt{Claim: &l.claim, Queue: wait, Arrival: arrival, ArrivalArg: arrival}
 	var (
 		w          *waiter
 		subscribed bool
@@ -294,7 +295,7 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 	for attempt := 1; ; attempt++ {
 		tr.Attempt()
 		a.Fast = attempt == 1 && !contended
-		res, err := q.round(ctx, l, &a, votes, tr)
+		res, err := q.round(ctx, l, a, votes, tr)
 		switch {
 		case err != nil:
 			return err

@@ -1,58 +1,114 @@
-// Package lease grants time-bounded exclusive leases on names from a quorum of independent Redis
-// masters (Redlock), renews them from one watchdog goroutine, and tells each holder when its lease
-// is lost. Packages mutex, rwmutex and semaphore are built on it; use it directly when you want the
-// lease itself.
+// Package lease is the quorum engine of quorumsync: it grants time-bounded claims on names from a
+// quorum of independent Redis masters (Redlock), renews them from one watchdog goroutine, and tells
+// each holder when its claim is lost. Packages mutex, rwmutex and semaphore are built on it; use
+// it directly when you want the lease itself ([Quorum.Acquire]) or a claim of your own making
+// ([Kind], [Quorum.Claim]).
 //
-// # How a lease is granted
+// # The engine and the kinds of claim
 //
-// [Quorum.Acquire] takes a start time from the monotonic clock, sends the acquire script to all N
-// nodes in parallel (each under the per-node timeout, [WithNodeTimeout]), and holds the lease iff
-// at least N/2+1 nodes said yes and validity = TTL − elapsed − drift is still positive, with drift
-// = TTL/100 + 2ms. The lease is valid until start + TTL − drift: every node's key was set after
-// start, so it expires on that node no earlier than start + TTL, by that node's clock.
+// The engine knows nothing about what a claim means. It owns the nodes and their health, the
+// parallel fan-out (always joined before a call returns), the vote tally, the validity rule, the
+// undo of a failed round and the cleanups owed to nodes that could not be reached, the renewal
+// batches it hands to the watchdog, the loss signal, the servers' waiter queue and the pub/sub
+// wake-ups, and the local admission of the process's goroutines. A [Kind] says what a claim is:
+// its keys, the call each step sends ([Call]: acquire, renew, release, leave), how one node's
+// reply reads ([Reply]), how the process admits its goroutines ([Admission]: one at a time,
+// shared, or by weight), and — in its scripts — whom a release wakes. [Exclusive] is the kind of a
+// plain lease and of package mutex; an rwmutex's readers and writers and a semaphore's slots are
+// kinds of their packages. A claim of a weighted kind is several units (a permit of weight n is n
+// slots), each needing its own quorum: the engine tallies each unit's votes.
+//
+// # How a claim is granted
+//
+// [Quorum.Claim] takes a start time from the monotonic clock, sends the kind's acquire call to all
+// N nodes in parallel (each under the per-node timeout, [WithNodeTimeout]), and holds the claim iff
+// at least N/2+1 nodes granted it (every unit of it) and validity = TTL − elapsed − drift is still
+// positive, with drift = TTL/100 + 2ms. The claim is valid until start + TTL − drift: every node
+// set it after start, so it expires on that node no earlier than start + TTL, by that node's clock.
+// After a failed round, the engine undoes it on every node that granted or did not answer; a node
+// that answered "no" set nothing.
 //
 // # Waiting
 //
-// An acquire starts with a plain SET NX PX on each node: without contention that is the whole
-// cost, and a release is one short script. A blocking [Quorum.Acquire] that finds the name taken
-// does not poll. Goroutines of one process that want the same name queue FIFO on a local gate,
-// and only the first talks to Redis; it joins the name's queue of waiters on the servers — a
-// sorted set ordered by arrival — and sleeps. A release that finds waiters does not delete the
-// key: it reserves it for the first of them ("r:" and its token, expiring with that waiter's
-// liveness) and publishes that token on the name's channel, so exactly one waiter wakes and takes
-// the lock, newcomers' SET NX fails meanwhile, and processes are served in the order they
-// arrived. A waiting acquisition costs four requests: the SET NX, the queue script that
-// enqueues it, the one that takes the lock, and the release. The process keeps one pub/sub
-// connection per node for all names: a channel is subscribed when a waiter first needs it and
-// unsubscribed half a second after its last waiter leaves.
+// The first attempt is the kind's cheapest request: for [Exclusive] a plain SET NX PX, and a
+// release is one short script. A blocking acquire that finds the name taken does not poll.
+// Goroutines of one process queue FIFO on a local gate (shared by every claim of the same name and
+// kind family), and only those admitted talk to Redis; an admitted waiter joins the name's queue on
+// the servers — a sorted set ordered by arrival — and sleeps. A release that frees what waiters
+// wait for reserves it for them in queue order ("r:" and the waiter's token, expiring with that
+// waiter's liveness) and publishes their tokens on the name's channel, so exactly the waiters it
+// served wake, newcomers' requests fail meanwhile, and processes are served in the order they
+// arrived. For [Exclusive] a waiting acquisition costs four requests (the SET NX, the queue script
+// that enqueues it, the one that takes the lock, and the release) or three when it waited at the
+// local gate first (it skips the SET NX). The process keeps one pub/sub connection per node for
+// all names: a channel is subscribed when a waiter first needs it and unsubscribed half a second
+// after its last waiter leaves.
 //
-// Messages can be missed and expiry publishes nothing, so every sleep is bounded: by the
-// remaining TTL of the holder or of the reservation (at most TTL/2), with jitter. A waiter also
-// re-checks when its subscription is confirmed and whenever the pub/sub connection fails or
-// reconnects. A waiter that gives up (ctx) leaves the queue at once and passes on a reservation
-// made for it; one whose process crashed holds up the name for at most one TTL, the same as a
-// crashed holder. [Quorum.TryAcquire] is the SET NX alone: it never jumps the queue, except in
-// the moment after a reservation ran out unused.
+// Messages can be missed and expiry publishes nothing, so every sleep is bounded: by the remaining
+// TTL of the holder or of the reservation (at most TTL/2), with jitter. A waiter also re-checks
+// when its subscription is confirmed and whenever the pub/sub connection fails or reconnects. When
+// nodes fail, its subscriptions could not be made, or the name is held by a key with no TTL (not
+// set by this library), it backs off instead ([WithBackOff]), still at most TTL/2 between tries.
+// A waiter that gives up (ctx) leaves the queue at once and passes on a reservation made for it;
+// one whose process crashed holds up the name for at most one TTL, the same as a crashed holder.
+// [Quorum.TryAcquire] is the SET NX alone: it never jumps the queue, except in the moment after a
+// reservation ran out unused.
 //
-// A local Unlock does not hand the lease to the next local goroutine; it releases, and the next
+// A local release does not hand the lease to the next local goroutine; it releases, and the next
 // goroutine acquires again. That costs a round trip more than a local handoff, but it keeps the
-// servers' queue in charge, so a busy process cannot keep a name from the others: after an
-// Unlock, a process that was waiting longer goes first.
+// servers' queue in charge, so a busy process cannot keep a name from the others.
+//
+// # Renewal and loss
+//
+// One watchdog goroutine per quorum renews every claim it granted, whatever its kind or TTL, at a
+// third of its TTL. Renewing early is safe, so when a renewal falls due every claim due within
+// half its renewal interval joins it: claims acquired at any times settle into about one batch per
+// TTL/3, sent as one pipeline per node, split into pipelines of at most 2,000 renewals so that one
+// per-node timeout cannot fail all of it. Holding 10,000 leases costs about 5 round trips per node
+// per TTL/3.
+//
+// A claim that is not renewed by [Lease.Until] is lost: [Lease.Done] closes at Until, on a timer
+// of its own, with [Lease.Err] already saying why. What a loss sets off beyond that — the tracing
+// spans, the holder's [OnLost], the primitives' error handlers — runs afterwards on a goroutine of
+// the quorum's (the notifier), so a slow handler or span exporter delays neither a Done nor another
+// claim's renewal, and a handler may call [Quorum.Close]. With [WithMaxHold], renewals never
+// extend a claim past acquisition + the cap; the one that reaches it shortens the claim on the
+// servers, and Until comes down before it is sent.
+//
+// # Hung and unreachable nodes
+//
+// A node whose call runs out of the per-node timeout is suspect: calls skip it (a failed vote, no
+// I/O) while a background probe pings it, with pauses from 10ms growing to 500ms, until it answers.
+// A node that hangs therefore costs the whole timeout once, on the first call that meets it, not on
+// every call. (Every call waits for every node before it returns, and go-redis interrupts socket
+// reads only at deadlines, not on cancellation; a shorter timeout would not help either, since
+// after a timeout go-redis drops the connection and dials again.) A cleanup — an undo, a release,
+// a queue leave — that a node cannot get now, because it is suspect or its call failed, is owed to
+// it and sent once it answers a ping: the request it timed out on may still execute when it wakes,
+// and the cleanup comes after that, so nothing a failed or cancelled call wrote outlives it by
+// more than the time the node takes to come back.
 //
 // # Guarantees
 //
-//   - Exclusion: while a lease is valid ([Lease.Until] not passed and [Lease.Done] not closed), no
-//     other holder has a valid lease on the same name from nodes that share a majority with it —
-//     as long as the caveats below do not apply.
+//   - Exclusion: while a claim is valid ([Lease.Until] not passed and [Lease.Done] not closed), no
+//     other claim the kind says excludes it is valid on the same name from nodes that share a
+//     majority with it — as long as the caveats below do not apply.
 //   - Loss is visible: if renewal fails, Done closes no later than Until, on a timer independent of
-//     any network call; [Lease.Err] says why; a late reply never revives a lost lease.
-//   - Nothing left behind: a failed or cancelled acquire releases on every node that granted it or
-//     did not answer; a release deletes the key only where it still holds the lease's token.
-//   - Every goroutine a call starts is joined before it returns; the watchdog goroutine is joined
-//     by [Quorum.Close].
-//   - Tokens are 128 random bits from crypto/rand, one per acquisition; every script checks the
-//     token before it changes anything.
-//   - Keys of one name share a hash tag, so the scripts work on Redis Cluster.
+//     any network call and of any handler; [Lease.Err] says why; a late reply never revives a lost
+//     claim.
+//   - Nothing left behind: a failed or cancelled acquire undoes what it may have set on every node
+//     that granted it or did not answer, and leaves the queue; a release deletes only what holds
+//     the claim's token. Nodes that cannot be reached get the cleanup when they answer again.
+//   - Every goroutine a call starts is joined before it returns; the watchdog, the probes, the
+//     pub/sub receivers and the notifier are joined by [Quorum.Close].
+//   - Tokens are 128 random bits from crypto/rand, one per acquisition, followed in the value the
+//     servers store by the holder's host, pid and start time ([ParseHolder]); every script checks
+//     the token before it changes anything.
+//   - Keys of one name share a hash tag, so the scripts work on Redis Cluster. Any non-empty name
+//     works: one that would break the tag (a leading '}') is escaped.
+//   - Errors name the package the caller called ([Request.Errors], [NewErrors]) and match the
+//     lease sentinels too; a per-node timeout matches [ErrNodeTimeout], not
+//     context.DeadlineExceeded.
 //
 // # Caveats (what breaks exclusion; each is demonstrated by a test of package mutex)
 //
@@ -66,15 +122,10 @@
 //   - A holder paused longer than its validity (GC, swap, a stopped VM) may still act after its
 //     lease is gone. Done closes on time, but a paused process cannot look at it. Protect the
 //     resource itself, for example with fencing tokens checked by the resource.
-//   - (Availability, not safety.) A lease lives on the nodes that granted it. If enough of those
-//     fail that they are no longer a majority, renewals fail and the lease is lost, even while a
-//     different majority is up: a lease survives the failure of any minority that was down when it
+//   - (Availability, not safety.) A claim lives on the nodes that granted it. If enough of those
+//     fail that they are no longer a majority, renewals fail and the claim is lost, even while a
+//     different majority is up: a claim survives the failure of any minority that was down when it
 //     was granted, or of any one minority during its life, not of minorities that change under it.
-//   - A node that hangs (answers nothing, rather than refusing connections) costs the whole
-//     per-node timeout on the first call that meets it, because every call waits for every node
-//     before it returns, and go-redis interrupts socket reads only at deadlines, not on
-//     cancellation. After that the node is suspect and gets a tenth of the timeout (at least
-//     5ms), and the whole timeout once every 16 calls, until it answers again.
 //
 // # When not to use it
 //
@@ -83,5 +134,7 @@
 // resource, no lease-based lock gives that; use a consensus system and fencing.
 //
 // Node clients must be created with ContextTimeoutEnabled: true (NewQuorum checks), so that the
-// per-node timeout reaches their sockets.
+// per-node timeout reaches their sockets. With go-redis's defaults, a refused connection is retried
+// inside the timeout (DialerRetries, MaxRetries) and so costs the whole timeout; NewQuorum's log
+// says which options make it fail fast.
 package lease

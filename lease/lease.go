@@ -20,15 +20,18 @@ import (
 // release it. Its methods are safe on a nil *Lease, which reads as a lease not held: Done is
 // closed, Err matches [ErrNotHeld], Until is the zero time.
 type Lease struct {
-	q      *Quorum
-	kind   Kind
-	claim  Claim
-	errs   *Errors
-	gate   *gate
-	mode   Admission
-	entry  *watchdog.Entry
-	onLost func(error)
-	held   atomic.Pointer[tracing.Held] // set once the acquire span ends; nil without a recording provider
+	q     *Quorum
+	kind  Kind
+	claim Claim
+	// attempt is the acquire's scratch space for its attempts, kept here so that it needs no
+	// allocation of its own.
+	attempt Attempt
+	errs    *Errors
+	gate    *gate
+	mode    Admission
+	entry   *watchdog.Entry
+	onLost  func(error)
+	held    atomic.Pointer[tracing.Held] // set once the acquire span ends; nil without a recording provider
 
 	released atomic.Bool
 }

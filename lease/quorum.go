@@ -378,23 +378,9 @@ func (q *Quorum) fanout(ctx context.Context, f func(ctx context.Context, n *node
 }
 
 func (q *Quorum) fanoutTimeout(ctx context.Context, timeout time.Duration, f func(ctx context.Context, n *node, c redis.UniversalClient)) {
-	call := func(n *node) {
-		if n.suspect.Load() {
-			f(ctx, n, nil)
-			return
-		}
-		nctx, cancel := context.WithTimeout(ctx, timeout)
-		f(nctx, n, n.client)
-		// Out of time while the caller was not: the node is hung (or far too slow). The clock,
-		// not nctx.Err(): the socket deadline can fire a moment before the ctx's own timer.
-		if nodeOutOfTime(ctx, nctx) {
-			q.markSuspect(n, &nodeTimeout{after: timeout})
-		}
-		cancel()
-	}
 	if len(q.nodes) == 1 {
 		// One node: no goroutine to start and join.
-		call(q.nodes[0])
+		q.callNode(ctx, timeout, q.nodes[0], f)
 		return
 	}
 	var wg sync.WaitGroup
@@ -402,12 +388,28 @@ func (q *Quorum) fanoutTimeout(ctx context.Context, timeout time.Duration, f fun
 	for _, n := range q.nodes[1:] {
 		go func() {
 			defer wg.Done()
-			call(n)
+			q.callNode(ctx, timeout, n, f)
 		}()
 	}
 	// The caller's goroutine takes the first node itself: one goroutine fewer to start and wake.
-	call(q.nodes[0])
+	q.callNode(ctx, timeout, q.nodes[0], f)
 	wg.Wait()
+}
+
+// callNode is one node's part of a fan-out.
+func (q *Quorum) callNode(ctx context.Context, timeout time.Duration, n *node, f func(ctx context.Context, n *node, c redis.UniversalClient)) {
+	if n.suspect.Load() {
+		f(ctx, n, nil)
+		return
+	}
+	nctx, cancel := context.WithTimeout(ctx, timeout)
+	f(nctx, n, n.client)
+	// Out of time while the caller was not: the node is hung (or far too slow). The clock, not
+	// nctx.Err(): the socket deadline can fire a moment before the ctx's own timer.
+	if nodeOutOfTime(ctx, nctx) {
+		q.markSuspect(n, &nodeTimeout{after: timeout})
+	}
+	cancel()
 }
 
 // nodeOutOfTime reports whether a node call ran into its own timeout (nctx's deadline), rather

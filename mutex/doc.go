@@ -4,7 +4,7 @@
 // lost; [Mutex.Locker] adapts a Mutex to [sync.Locker].
 //
 // A Mutex borrows a [lease.Quorum], which holds the connections and the watchdog that renews every
-// held lock at TTL/3:
+// held lock at TTL/3; it is the engine's exclusive kind of claim ([lease.Exclusive]):
 //
 //	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{rdb}, lease.WithTTL(10*time.Second))
 //	...
@@ -18,14 +18,25 @@
 //     the caveats of package lease do not apply. The holder's lease is valid until
 //     [lease.Lease.Until]; the watchdog keeps moving that forward while the Mutex is locked.
 //   - Within one process, goroutines queue FIFO for a name (sharing the queue across every Mutex
-//     of the same Quorum and name), and only the head of the queue talks to Redis.
-//   - A Lock whose ctx ends returns an error matching both [ErrNotAcquired] and ctx's error, and
-//     leaves no key on any node.
+//     of the same Quorum and name), and only the head of the queue talks to Redis. Across
+//     processes, waiters are served in the order they queued on the servers.
+//   - Uncontended, a Lock is one SET NX PX per node and an Unlock one short script.
+//   - A Lock whose ctx ends returns an error matching both [ErrNotAcquired] and ctx's error, which
+//     names the mutex and carries the node errors of the last attempt when nodes failed; no key is
+//     left on any node (a node that cannot be reached gets the cleanup when it answers again).
 //   - If the lease is lost while held, [Mutex.Lease]'s Done closes no later than its Until,
-//     [Mutex.Do]'s ctx is cancelled with a cause matching [ErrLost], the error handler is told, and
-//     Unlock reports [ErrLost].
+//     [Mutex.Do]'s ctx is cancelled with a cause matching [ErrLost], and Unlock reports [ErrLost].
+//     Outside Do, the loss also goes to the error handler ([WithErrorHandler]; by default the
+//     quorum's, which logs on the quorum's logger); a loss that Do returns does not.
+//   - [Mutex.Do] tells its caller whether fn failed (fn's error), never ran (the lock's error),
+//     lost the lock on the way ([ErrLost]) or succeeded with an unlock that reached too few nodes
+//     ([ErrNotReleased]).
+//   - Errors name this package ("mutex: not acquired \"orders:42\": ..."), say what happened once,
+//     on one line, and match package lease's sentinels too.
 //   - Misuse returns typed errors, never panics: [ErrNotLocked] for an Unlock of an unlocked
-//     Mutex, [ErrInvalidArgument] for a nil Quorum, an empty name or a nil function.
+//     Mutex, [ErrInvalidArgument] for a nil Quorum, an empty name, a nil ctx or function, or a TTL
+//     ([WithTTL]) the quorum cannot serve. The one exception is the [sync.Locker] adapter, which
+//     has no error to return: see [Mutex.Locker].
 //
 // # Caveats
 //

@@ -2,11 +2,9 @@ package mutex
 
 import (
 	"context"
-	"errors"
 	"sync"
-	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"github.com/quorumsync/quorumsync/lease"
 )
 
 // Locker returns m as a [sync.Locker], for code that takes one. Neither of its methods can return
@@ -25,33 +23,10 @@ func (m *Mutex) Locker() sync.Locker { return locker{m} }
 
 type locker struct{ m *Mutex }
 
-func (k locker) Lock() {
-	var bo *backoff.ExponentialBackOff
-	for {
-		err := k.m.Lock(context.Background())
-		if err == nil {
-			return
-		}
-		if k.m == nil {
-			panic(err)
-		}
-		k.m.report(err)
-		if errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidArgument) {
-			panic(err)
-		}
-		if bo == nil {
-			bo = backoff.NewExponentialBackOff(
-				backoff.WithInitialInterval(50*time.Millisecond),
-				backoff.WithMaxInterval(5*time.Second),
-				backoff.WithMaxElapsedTime(0),
-			)
-		}
-		time.Sleep(bo.NextBackOff())
-	}
-}
+func (k locker) Lock() { lease.Hold(k.m.Lock, k.m.report) }
 
 func (k locker) Unlock() {
-	if err := k.m.Unlock(context.Background()); err != nil && k.m != nil {
+	if err := k.m.Unlock(context.Background()); err != nil {
 		k.m.report(err)
 	}
 }

@@ -2,10 +2,8 @@ package mutex
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/quorumsync/quorumsync/lease"
 )
@@ -102,13 +100,17 @@ func (m *Mutex) lock(ctx context.Context, r *lease.Request) (*lease.Lease, error
 
 func (m *Mutex) lost(err error) { m.report(err) }
 
-// report hands err to the error handler: the mutex's own, else the quorum's.
+// report hands err to the error handler: the mutex's own, else the quorum's (which is nil-safe).
 func (m *Mutex) report(err error) {
-	if m.cfg.onError != nil {
-		m.cfg.onError(err)
-		return
+	var q *lease.Quorum
+	if m != nil {
+		if m.cfg.onError != nil {
+			m.cfg.onError(err)
+			return
+		}
+		q = m.q
 	}
-	m.q.Report(err)
+	q.Report(err)
 }
 
 // Unlock releases m on every node and wakes the waiters. It returns [ErrNotLocked] if m is not
@@ -149,12 +151,13 @@ func (m *Mutex) Lease() *lease.Lease {
 
 // Do locks m, runs fn, and unlocks m. fn gets a ctx derived from ctx that is cancelled if the
 // lease is lost while fn runs; context.Cause then matches [ErrLost]. What Do returns tells the
-// three outcomes apart:
+// outcomes apart:
 //   - fn never ran: the error of the lock (matching [ErrNotAcquired], ctx's error, [ErrClosed]
 //     or [ErrInvalidArgument]);
 //   - fn ran and the lock held to its end: fn's own result;
 //   - fn ran but the lock was lost on the way (Do's ctx was cancelled, or the unlock found it
-//     gone): an error matching [ErrLost], with fn's error joined when fn failed otherwise;
+//     gone): an error matching [ErrLost] (or [ErrNotHeld]), with fn's error joined when fn failed
+//     otherwise;
 //   - fn succeeded but the unlock reached too few nodes: an error matching [ErrNotReleased] (the
 //     lock expires on the servers by itself).
 //
@@ -170,40 +173,5 @@ func (m *Mutex) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 	if err != nil {
 		return err
 	}
-	fctx, cancel := context.WithCancelCause(ctx)
-	observed := l.Observe(ctx)
-	stop := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case <-l.Done():
-			cancel(l.Err())
-		case <-stop:
-		}
-	}()
-	fnErr := fn(fctx)
-	close(stop)
-	<-watched
-	cancel(nil)
-	observed()
-	uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
-	defer ucancel()
-	uerr := m.Unlock(uctx)
-	switch {
-	case uerr == nil:
-		return fnErr
-	case errors.Is(uerr, ErrLost) || errors.Is(uerr, ErrNotHeld):
-		if fnErr == nil || errors.Is(fnErr, ErrLost) {
-			// fn returned the loss it was cancelled with (or nothing): say it once.
-			return uerr
-		}
-		return lease.Join(fnErr, uerr)
-	default:
-		return lease.Join(fnErr, uerr)
-	}
+	return lease.Run(ctx, l, fn, m.Unlock, nil)
 }
-
-// unlockTimeout bounds an unlock that runs on a detached ctx (per-node timeouts bound it more
-// tightly; this is a backstop).
-const unlockTimeout = 10 * time.Second

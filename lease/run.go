@@ -1,0 +1,94 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// The two shapes every primitive offers besides its Lock and Unlock: a function run under a held
+// lease (mutex.Do, rwmutex.RDo, semaphore.Do), and a sync.Locker, which cannot return an error.
+// They are written once here.
+
+// releaseTimeout bounds a release that runs on a detached ctx (per-node timeouts bound it more
+// tightly; this is a backstop).
+const releaseTimeout = 10 * time.Second
+
+// Run runs fn while l is held, then calls release, and folds the outcomes into one error on one
+// line, so that the caller of a primitive's Do can tell them apart:
+//   - fn ran and l held to its end: fn's own result, as it is;
+//   - l was lost while fn ran (fn's ctx was cancelled then, with l's error as its cause), or the
+//     release found it gone: an error matching [ErrLost] or [ErrNotHeld], joined with fn's error
+//     when fn failed for another reason (the loss is said once, not again for fn);
+//   - fn succeeded but the release reached too few nodes: the release's error, matching
+//     [ErrNotReleased] (what is left expires by itself).
+//
+// fn's ctx derives from ctx, and its span records the loss (see [Lease.Observe]). release runs on
+// a ctx detached from ctx's cancellation (a cancelled caller must not leave the lease behind).
+// mark, if not nil, may add values to fn's ctx (rwmutex marks it so that an upgrade attempt inside
+// fn is refused).
+func Run(ctx context.Context, l *Lease, fn func(context.Context) error, release func(context.Context) error, mark func(context.Context) context.Context) error {
+	fctx, cancel := context.WithCancelCause(ctx)
+	if mark != nil {
+		fctx = mark(fctx)
+	}
+	observed := l.Observe(ctx)
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-l.Done():
+			cancel(l.Err())
+		case <-stop:
+		}
+	}()
+	fnErr := fn(fctx)
+	close(stop)
+	<-watched
+	cancel(nil)
+	observed()
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer rcancel()
+	rerr := release(rctx)
+	switch {
+	case rerr == nil:
+		return fnErr
+	case (errors.Is(rerr, ErrLost) || errors.Is(rerr, ErrNotHeld)) && (fnErr == nil || errors.Is(fnErr, ErrLost)):
+		// fn returned the loss it was cancelled with, or nothing: say it once.
+		return rerr
+	default:
+		return Join(fnErr, rerr)
+	}
+}
+
+// Hold is the Lock of a primitive's sync.Locker: it calls lock until it succeeds. Errors that can
+// heal (nodes down, the name held by a holder that crashed) go to report and are retried with
+// growing pauses, from 50ms up to 5s. An error that cannot heal — the quorum is closed
+// ([ErrClosed]), or the input is invalid ([ErrInvalidArgument]) — goes to report and then Hold
+// panics with it: a sync.Locker cannot say it did not lock, returning would let its caller into
+// the critical section unprotected, and retrying would hang it for ever. The panic value is the
+// error, so errors.Is works on it after recover.
+func Hold(lock func(context.Context) error, report func(error)) {
+	var bo *backoff.ExponentialBackOff
+	for {
+		err := lock(context.Background())
+		if err == nil {
+			return
+		}
+		report(err)
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidArgument) {
+			panic(err)
+		}
+		if bo == nil {
+			bo = backoff.NewExponentialBackOff(
+				backoff.WithInitialInterval(50*time.Millisecond),
+				backoff.WithMaxInterval(5*time.Second),
+				backoff.WithMaxElapsedTime(0),
+			)
+		}
+		time.Sleep(bo.NextBackOff())
+	}
+}

@@ -1,0 +1,41 @@
+-- racquire: take a read lock for a token, unless a writer holds, is reserved the lock, or queued
+-- before this reader.
+-- KEYS[1..6]  see rw.lua (queue.lua and rw.lua are prepended)
+-- ARGV[1]  token of this acquisition
+-- ARGV[2]  TTL in milliseconds; also how long the queue keeps a waiter that makes no new attempt
+-- ARGV[3]  "1" to join the queue if not acquired (a blocking acquire), "0" not to (a try)
+-- ARGV[4]  arrival score: the waiter's first attempt, in ms
+-- Returns 0 when the token now holds a read lock for the TTL (also when it already did, or a
+-- release had reserved it one). Else the longest the caller should wait before trying again, in ms
+-- (at least 1): the remaining TTL of the writer or of the reservation; -1 when the writer key has
+-- no TTL (not set by this library), and the caller backs off.
+local ttl = tonumber(ARGV[2])
+readers()
+if redis.call('ZSCORE', KEYS[5], ARGV[1]) or not reader_blocked(tonumber(ARGV[4])) then
+  redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])
+  local left = redis.call('PTTL', KEYS[5])
+  if left >= 0 and left < ttl then
+    redis.call('PEXPIRE', KEYS[5], ttl)
+  elseif left == -1 then
+    redis.call('PEXPIRE', KEYS[5], ttl)
+  end
+  dequeue(ARGV[1])
+  return 0
+end
+if ARGV[3] == '1' then
+  join(ARGV[4], ttl, 'r')
+end
+local left = redis.call('PTTL', KEYS[4])
+if left == -1 then
+  return -1
+end
+if left < 0 then
+  -- Free, but a writer queued first: it goes next, and its waiting lasts at most its liveness.
+  local _, token = first_writer()
+  local alive = 0
+  if token then
+    alive = waiter(token)
+  end
+  return math.max(math.min(alive - now(), ttl), 1)
+end
+return math.max(left, 1)

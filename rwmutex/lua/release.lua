@@ -1,0 +1,33 @@
+-- release: give up whatever the token holds or was reserved — the write lock or a read lock — take
+-- it out of the queue, and hand what is now free to the waiters.
+-- KEYS[1..6]  see rw.lua (queue.lua and rw.lua are prepended)
+-- ARGV[1]  token
+-- Returns 1 when the token held the lock here (as the writer, or as a reader), 0 when it did not
+-- (released twice, after expiry, or never granted here).
+local held = 0
+local holder = redis.call('GET', KEYS[4])
+if holder == ARGV[1] or holder == 'r:' .. ARGV[1] then
+  redis.call('DEL', KEYS[4])
+  if holder == ARGV[1] then
+    held = 1
+  end
+end
+local score = redis.call('ZSCORE', KEYS[5], ARGV[1])
+if score then
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  if tonumber(score) > now() then
+    held = 1
+  end
+end
+redis.call('ZREM', KEYS[6], ARGV[1])
+dequeue(ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  hand()
+end
+if redis.call('ZCARD', KEYS[5]) == 0 then
+  redis.call('DEL', KEYS[5])
+end
+if redis.call('ZCARD', KEYS[6]) == 0 then
+  redis.call('DEL', KEYS[6])
+end
+return held

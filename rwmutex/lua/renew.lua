@@ -1,0 +1,17 @@
+-- renew: extend what the token holds — the write lock, or its read lock — if, and only if, it
+-- still holds it.
+-- KEYS[1..6]  see rw.lua (queue.lua and rw.lua are prepended)
+-- ARGV[1]  token
+-- ARGV[2]  new TTL in milliseconds
+-- Returns 1 when renewed, 0 when the token holds nothing here any more.
+local ttl = tonumber(ARGV[2])
+if redis.call('GET', KEYS[4]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[4], ttl)
+end
+local score = redis.call('ZSCORE', KEYS[5], ARGV[1])
+if score and tonumber(score) > now() then
+  redis.call('ZADD', KEYS[5], 'XX', now() + ttl, ARGV[1])
+  expire_set(KEYS[5], ttl)
+  return 1
+end
+return 0
