@@ -13,12 +13,7 @@ local ttl = tonumber(ARGV[2])
 readers()
 if redis.call('ZSCORE', KEYS[5], ARGV[1]) or not reader_blocked(tonumber(ARGV[4])) then
   redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])
-  local left = redis.call('PTTL', KEYS[5])
-  if left >= 0 and left < ttl then
-    redis.call('PEXPIRE', KEYS[5], ttl)
-  elseif left == -1 then
-    redis.call('PEXPIRE', KEYS[5], ttl)
-  end
+  expire_set(KEYS[5], ttl)
   dequeue(ARGV[1])
   return 0
 end

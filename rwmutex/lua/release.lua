@@ -24,10 +24,4 @@ dequeue(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   hand()
 end
-if redis.call('ZCARD', KEYS[5]) == 0 then
-  redis.call('DEL', KEYS[5])
-end
-if redis.call('ZCARD', KEYS[6]) == 0 then
-  redis.call('DEL', KEYS[6])
-end
 return held

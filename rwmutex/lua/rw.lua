@@ -16,10 +16,11 @@ local function readers()
   return redis.call('ZCARD', KEYS[5])
 end
 
--- expire_set makes a set key live at least ms longer, never shortening it for other members.
+-- expire_set makes a set key live at least ms more (a new one has no TTL yet), never shortening
+-- it for its other members.
 local function expire_set(key, ms)
   local left = redis.call('PTTL', key)
-  if left >= 0 and left < ms then
+  if left == -1 or (left >= 0 and left < ms) then
     redis.call('PEXPIRE', key, ms)
   end
 end

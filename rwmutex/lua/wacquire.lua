@@ -14,9 +14,6 @@ local queue = ARGV[3] == '1'
 local function take()
   redis.call('SET', KEYS[4], ARGV[1], 'PX', ttl)
   redis.call('ZREM', KEYS[6], ARGV[1])
-  if redis.call('ZCARD', KEYS[6]) == 0 then
-    redis.call('DEL', KEYS[6])
-  end
   dequeue(ARGV[1])
   return 0
 end
