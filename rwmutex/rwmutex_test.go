@@ -246,7 +246,7 @@ func TestMisuseIsTypedNeverPanics(t *testing.T) {
 		"nil fn RDo":     rw.RDo(ctx, nil),
 		"nil fn Do":      rw.Do(ctx, nil),
 		"bad ttl":        rwmutex.New(q, "x", rwmutex.WithTTL(time.Millisecond)).RLock(ctx),
-		"nil ctx RLock":  rw.RLock(nil), //nolint:staticcheck // checking that a nil ctx is refused
+		"nil ctx RLock":  rw.RLock(nil),  //nolint:staticcheck // checking that a nil ctx is refused
 		"nil ctx Unlock": rw.Unlock(nil), //nolint:staticcheck // checking that a nil ctx is refused
 	}
 	for name, err := range bad {
