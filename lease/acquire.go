@@ -377,6 +377,10 @@ func (q *Quorum) round(ctx context.Context, l *Lease, a *Attempt, votes []nodeVo
 	// time the key has already been ticking on the servers.
 	start := time.Now()
 	q.each(ctx, l.kind.Acquire(a), OpAcquire, l, votes, nil, false)
+	if err := permanentOf(votes); err != nil {
+		q.undo(ctx, l, votes)
+		return round{}, &opError{sentinel: l.errs.NotAcquired, name: l.claim.Name, causes: []error{err}}
+	}
 	weighted := l.mode == AdmitWeighted
 	t := q.count(ctx, votes, weighted, nil, tr)
 	var res round

@@ -224,6 +224,33 @@ func (e *opError) ErrorType() string {
 	return ""
 }
 
+// Permanent marks an error that a [Kind]'s Read returns as one no retry can heal — say, a
+// semaphore's capacity that differs from the one stored on the servers. The acquire then stops at
+// once, undoes its round, and returns an error matching NotAcquired and err.
+func Permanent(err error) error { return &permanent{err} }
+
+type permanent struct{ error }
+
+func (p *permanent) Unwrap() error { return p.error }
+
+// permanentOf returns the permanent error among votes, if any.
+func permanentOf(votes []nodeVote) error {
+	for i := range votes {
+		var p *permanent
+		if errors.As(votes[i].err, &p) {
+			return p
+		}
+	}
+	return nil
+}
+
+// isPermanent reports whether err cannot heal by retrying: the quorum is closed, the input is
+// invalid, or a kind said so ([Permanent]).
+func isPermanent(err error) bool {
+	var p *permanent
+	return errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidArgument) || errors.As(err, &p)
+}
+
 // Join returns errs, nils dropped, as one error whose text lists them on one line, separated by
 // "; " (errors.Join puts each on a line of its own). It returns nil when no error is left, and
 // the error itself when one is. The result matches each of them.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,9 @@ type Lease struct {
 	onLost  func(error)
 	held    atomic.Pointer[tracing.Held] // set once the acquire span ends; nil without a recording provider
 
+	// umu guards claim.Units and claim.Weight of a weighted claim once it is granted: a partial
+	// release ([Lease.ReleaseUnits]) shrinks them while the watchdog renews.
+	umu      sync.Mutex
 	released atomic.Bool
 }
 
@@ -76,7 +80,29 @@ func (l *Lease) Units() []int64 {
 	if l == nil {
 		return nil
 	}
+	return l.units()
+}
+
+// units returns the units held. The slice is never written after it is published: a partial
+// release installs a shorter one.
+func (l *Lease) units() []int64 {
+	if l.mode != AdmitWeighted {
+		return nil
+	}
+	l.umu.Lock()
+	defer l.umu.Unlock()
 	return l.claim.Units
+}
+
+// snapshot returns the claim as it stands, for a call built while a partial release may change it.
+func (l *Lease) snapshot() *Claim {
+	if l.mode != AdmitWeighted {
+		return &l.claim
+	}
+	l.umu.Lock()
+	defer l.umu.Unlock()
+	c := l.claim
+	return &c
 }
 
 // Until returns the end of the lease's validity as last renewed, on the local monotonic clock.
@@ -184,18 +210,19 @@ func (l *Lease) release(ctx context.Context, why error) error {
 		l.leaveGate()
 	}()
 	votes := make([]nodeVote, len(q.nodes))
-	q.each(ctx, l.kind.Release(&l.claim), OpRelease, l, votes, nil, true)
+	c := l.snapshot()
+	q.each(ctx, l.kind.Release(c), OpRelease, l, votes, nil, true)
 	weighted := l.mode == AdmitWeighted
-	t := q.count(ctx, votes, weighted, l.claim.Units, nil)
+	t := q.count(ctx, votes, weighted, c.Units, nil)
 	if lostBefore != nil {
 		// Lost first: that is the news. Node errors, if any, say why what was left could not be
 		// deleted now; it expires within the TTL.
 		return &opError{sentinel: l.errs.Lost, name: l.claim.Name, causes: append([]error{lostBefore}, t.errs...)}
 	}
 	switch {
-	case t.holds(q.quorum, weighted, l.claim.Units):
+	case t.holds(q.quorum, weighted, c.Units):
 		return nil
-	case t.gone(len(q.nodes), q.quorum, weighted, l.claim.Units):
+	case t.gone(len(q.nodes), q.quorum, weighted, c.Units):
 		return &opError{sentinel: l.errs.NotHeld, name: l.claim.Name,
 			detail: fmt.Sprintf("held on %d of %d nodes at release", t.yes, len(q.nodes))}
 	default:
@@ -204,9 +231,60 @@ func (l *Lease) release(ctx context.Context, why error) error {
 	}
 }
 
+// ReleaseUnits gives up k of the units a weighted lease holds (a semaphore's partial release),
+// keeping the rest held and renewed: the kind's renew call, naming the units kept, lets go of the
+// others on every node and hands them to the waiters. With k the number held, it is Release. The
+// units given up are the last ones ([Lease.Units]). It returns an error matching
+// [ErrInvalidArgument] for a lease that is not weighted or a k out of range, the lease's error if
+// it had ended, and one matching [ErrNotReleased] if too few nodes answered (what was given up
+// expires there within the TTL, no longer renewed).
+func (l *Lease) ReleaseUnits(ctx context.Context, k int64) error {
+	if l == nil || l.q == nil {
+		return invalid("lease", "nil")
+	}
+	if ctx == nil {
+		return l.errs.Invalid("ctx", "nil")
+	}
+	if l.mode != AdmitWeighted {
+		return l.errs.Invalid("lease", "not a weighted claim: it has no units to give up")
+	}
+	l.umu.Lock()
+	held := int64(len(l.claim.Units))
+	if k <= 0 || k > held {
+		l.umu.Unlock()
+		return l.errs.Invalid("k", "%d is not between 1 and the %d units held", k, held)
+	}
+	if k == held {
+		l.umu.Unlock()
+		return l.Release(ctx)
+	}
+	if err := l.Err(); err != nil {
+		l.umu.Unlock()
+		return err
+	}
+	keep := l.claim.Units[: held-k : held-k]
+	l.claim.Units = keep
+	l.claim.Weight -= k
+	c := l.claim
+	l.umu.Unlock()
+	l.gate.exit(AdmitWeighted, k)
+	q := l.q
+	votes := make([]nodeVote, len(q.nodes))
+	q.each(context.WithoutCancel(ctx), l.kind.Renew(&c, c.TTL), OpRenew, l, votes, nil, true)
+	t := q.count(ctx, votes, true, keep, nil)
+	if t.holds(q.quorum, true, keep) {
+		return nil
+	}
+	return &opError{sentinel: l.errs.NotReleased, name: c.Name,
+		detail: fmt.Sprintf("%d units given up on %d of %d nodes, %d needed", k, t.yes, len(q.nodes), q.quorum), causes: t.errs}
+}
+
 // leaveGate gives the lease's local admission back and drops its reference to the gate.
 func (l *Lease) leaveGate() {
-	l.gate.exit(l.mode, l.claim.Weight)
+	l.umu.Lock()
+	weight := l.claim.Weight
+	l.umu.Unlock()
+	l.gate.exit(l.mode, weight)
 	l.q.dropGate(l.claim.Keys[keyQueue], l.gate)
 }
 

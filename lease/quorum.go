@@ -319,7 +319,7 @@ func (q *Quorum) Close(ctx context.Context) error {
 	}
 	q.probes.Wait()
 	q.notes.close()
-	if err := ctx.Err(); err != nil {
+	if err := ctxErr(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("lease: close stopped waiting: %w", err))
 	}
 	if len(errs) > 0 {
@@ -422,11 +422,23 @@ func nodeOutOfTime(ctx, nctx context.Context) bool {
 	return ctx.Err() == nil && !time.Now().Before(deadline)
 }
 
+// ctxErr is ctx.Err(), but also DeadlineExceeded once ctx's deadline has passed by the clock: a
+// socket deadline taken from ctx fires a moment before ctx's own timer does.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 // nodeError types the failure of node n in a call made under ctx: a call that ran into the
 // per-node timeout (not the caller's deadline) becomes ErrNodeTimeout, so that it does not read as
 // the caller's context.DeadlineExceeded.
 func (q *Quorum) nodeError(ctx context.Context, n *node, err error) *NodeError {
-	if isTimeout(err) && ctx.Err() == nil {
+	if isTimeout(err) && ctxErr(ctx) == nil {
 		if _, skipped := err.(*errSkipped); !skipped {
 			err = &nodeTimeout{after: q.cfg.nodeTimeout}
 		}

@@ -27,7 +27,7 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 	for j := range batch {
 		l := batch[j].Entry.Owner().(*Lease)
 		leases[j] = l
-		calls[j] = l.kind.Renew(&l.claim, batch[j].TTL)
+		calls[j] = l.kind.Renew(l.snapshot(), batch[j].TTL)
 	}
 	// votes[i*len(batch)+j] is node i's answer for lease j.
 	votes := make([]nodeVote, len(q.nodes)*len(batch))
@@ -63,15 +63,17 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 			column[i] = votes[i*len(batch)+j]
 		}
 		weighted := l.mode == AdmitWeighted
-		t := q.count(ctx, column, weighted, l.claim.Units, nil)
+		// The units held now: one given up meanwhile (a partial release) is no renewal's business.
+		units := l.units()
+		t := q.count(ctx, column, weighted, units, nil)
 		until := start.Add(r.TTL - drift(r.TTL))
 		switch {
-		case t.holds(q.quorum, weighted, l.claim.Units) && now.Before(until):
+		case t.holds(q.quorum, weighted, units) && now.Before(until):
 			r.OK, r.Until = true, until
-		case t.gone(len(q.nodes), q.quorum, weighted, l.claim.Units):
+		case t.gone(len(q.nodes), q.quorum, weighted, units):
 			r.Final, r.Err = true, &opError{sentinel: l.errs.NotHeld, name: l.claim.Name,
 				detail: fmt.Sprintf("renewal found it held on %d of %d nodes", t.yes, len(q.nodes))}
-		case t.holds(q.quorum, weighted, l.claim.Units):
+		case t.holds(q.quorum, weighted, units):
 			r.Err = fmt.Errorf("renewed on %d of %d nodes, but only after the validity it would give had passed", t.yes, len(q.nodes))
 		default:
 			r.Err = Join(append([]error{fmt.Errorf("renewed on %d of %d nodes, %d needed", t.yes, len(q.nodes), q.quorum)}, t.errs...)...)

@@ -67,8 +67,8 @@ func Run(ctx context.Context, l *Lease, fn func(context.Context) error, release 
 // Hold is the Lock of a primitive's sync.Locker: it calls lock until it succeeds. Errors that can
 // heal (nodes down, the name held by a holder that crashed) go to report and are retried with
 // growing pauses, from 50ms up to 5s. An error that cannot heal — the quorum is closed
-// ([ErrClosed]), or the input is invalid ([ErrInvalidArgument]) — goes to report and then Hold
-// panics with it: a sync.Locker cannot say it did not lock, returning would let its caller into
+// ([ErrClosed]), the input is invalid ([ErrInvalidArgument]), or the kind refused for good
+// ([Permanent]) — goes to report and then Hold panics with it: a sync.Locker cannot say it did not lock, returning would let its caller into
 // the critical section unprotected, and retrying would hang it for ever. The panic value is the
 // error, so errors.Is works on it after recover.
 func Hold(lock func(context.Context) error, report func(error)) {
@@ -79,7 +79,7 @@ func Hold(lock func(context.Context) error, report func(error)) {
 			return
 		}
 		report(err)
-		if errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidArgument) {
+		if isPermanent(err) {
 			panic(err)
 		}
 		if bo == nil {

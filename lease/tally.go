@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -129,11 +130,22 @@ func (t *tally) quorate(quorum int, weight int64) []int64 {
 	return keep
 }
 
-// ranked returns the units named, most votes first, in buf's storage.
+// ranked returns the units named, most votes first, in buf's storage. Units with as many votes as
+// each other come in a random order: when two nodes each granted a different unit, asking for the
+// same order again could split the vote again, for ever; a random order converges.
 func (t *tally) ranked(buf []int64) []int64 {
 	buf = buf[:0]
-	for _, u := range t.units {
-		buf = append(buf, u.unit)
+	for i := 0; i < len(t.units); {
+		j := i
+		for j < len(t.units) && t.units[j].votes == t.units[i].votes {
+			j++
+		}
+		tied := t.units[i:j]
+		rand.Shuffle(len(tied), func(a, b int) { tied[a], tied[b] = tied[b], tied[a] })
+		for _, u := range tied {
+			buf = append(buf, u.unit)
+		}
+		i = j
 	}
 	return buf
 }

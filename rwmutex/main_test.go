@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -80,26 +79,5 @@ func newQuorum(t *testing.T, nodes []*redistest.Node, opts ...lease.Option) *lea
 // cleanups owed to nodes that just came back.
 func noKeysLeft(t *testing.T, nodes []*redistest.Node, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		var left []string
-		for _, n := range nodes {
-			keys, err := n.Keys(context.Background())
-			if err != nil {
-				t.Fatalf("scan %s: %v", n.Addr(), err)
-			}
-			for _, k := range keys {
-				if strings.HasPrefix(k, "quorumsync:") {
-					left = append(left, k)
-				}
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("keys left on the nodes after %v: %q", d, left)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	redistest.RequireNoKeysWithin(t, nodes, "quorumsync:*", d)
 }

@@ -280,6 +280,38 @@ func RequireNoKeys(t testing.TB, nodes []*Node, pattern string) {
 	}
 }
 
+// RequireNoKeysWithin waits up to d until no node holds a key matching the glob pattern (cleanups
+// owed to nodes that just came back may take a moment), and fails the test with the keys left if
+// some remain.
+func RequireNoKeysWithin(t testing.TB, nodes []*Node, pattern string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var left []string
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		for i, n := range nodes {
+			keys, err := n.Keys(ctx)
+			if err != nil {
+				cancel()
+				t.Fatalf("scan node %d (%s): %v", i, n.Addr(), err)
+			}
+			for _, k := range keys {
+				if ok, _ := filepath.Match(pattern, k); ok {
+					left = append(left, k)
+				}
+			}
+		}
+		cancel()
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keys matching %q left on the nodes after %v: %q", pattern, d, left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (n *Node) killLocked() {
 	if n.cmd == nil {
 		return

@@ -7,7 +7,7 @@
 -- ARGV[1]  the caller's token
 -- Returns nothing itself. It defines now() (the server's time in ms, read once and only when
 -- needed, so that a path that does not need it does not pay for it), waiter(), head(), join(),
--- dequeue() and handover().
+-- dequeue(), handover() and expire_set().
 local now_ms
 local function now()
   if not now_ms then
@@ -15,6 +15,15 @@ local function now()
     now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
   end
   return now_ms
+end
+
+-- expire_set makes a set key (a hash, a sorted set) live at least ms more — a new one has no TTL
+-- yet — never shortening it for its other members. It does nothing to a key that does not exist.
+local function expire_set(key, ms)
+  local left = redis.call('PTTL', key)
+  if left == -1 or (left >= 0 and left < ms) then
+    redis.call('PEXPIRE', key, ms)
+  end
 end
 
 -- waiter returns when a queued token's liveness ends (0 if it is not queued) and its demand.

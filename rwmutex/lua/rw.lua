@@ -7,22 +7,13 @@
 -- KEYS[6]  waiting writers: sorted set of the tokens of queued writers, scored by arrival (the
 --          writer-intent marker: a reader that arrives after a waiting writer queues behind it)
 -- ARGV[1]  the caller's token
--- Returns nothing itself; it defines readers(), expire_set(), first_writer(), reader_blocked(),
--- serve() and hand().
+-- Returns nothing itself; it defines readers(), first_writer(), reader_blocked(), serve() and
+-- hand().
 
 -- readers drops the readers whose time is up and returns how many are left.
 local function readers()
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now())
   return redis.call('ZCARD', KEYS[5])
-end
-
--- expire_set makes a set key live at least ms more (a new one has no TTL yet), never shortening
--- it for its other members.
-local function expire_set(key, ms)
-  local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and left < ms) then
-    redis.call('PEXPIRE', key, ms)
-  end
 end
 
 -- first_writer returns the earliest live waiting writer's arrival, dropping dead ones; nil if none.

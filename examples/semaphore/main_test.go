@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestRunNeverExceedsThePermits runs the demo as `go run` does without REDIS_ADDRS, on embedded
+// servers, and checks what it prints: every job ran, by every client, and the resource never had
+// more jobs inside at once than there are permits — but did have several (the permits are used).
+func TestRunNeverExceedsThePermits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := defaultConfig()
+	cfg.Jobs = 5
+	var out bytes.Buffer
+	res, err := run(ctx, &out, cfg)
+	t.Logf("output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Mode != "embedded" || res.Nodes != 3 {
+		t.Errorf("mode %q on %d nodes; want embedded on 3", res.Mode, res.Nodes)
+	}
+	for i, n := range res.Jobs {
+		if n != int64(cfg.Workers*cfg.Jobs) {
+			t.Errorf("client %d ran %d jobs; want %d", i+1, n, cfg.Workers*cfg.Jobs)
+		}
+	}
+	if res.Highest > cfg.Permits {
+		t.Errorf("highest concurrency %d; want at most %d", res.Highest, cfg.Permits)
+	}
+	if res.Highest < 2 {
+		t.Errorf("highest concurrency %d; want the permits shared (at least 2 at once)", res.Highest)
+	}
+}

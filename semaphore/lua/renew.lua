@@ -1,0 +1,34 @@
+-- renew: extend the slots the token still holds among those named, and let go of any other slot
+-- it holds or is reserved on this node (a partial release, or what a round granted beyond the
+-- slots kept), handing those to the waiters.
+-- KEYS[1..6]  see sem.lua (queue.lua and sem.lua are prepended)
+-- ARGV[1]  token
+-- ARGV[2]  new TTL in milliseconds
+-- ARGV[3]  the slots to keep, comma-separated
+-- Returns the slots renewed.
+local ttl = tonumber(ARGV[2])
+purge()
+local keep = {}
+for s in string.gmatch(ARGV[3], '%d+') do
+  keep[tonumber(s)] = true
+end
+local kept, freed = {}, false
+for _, s in ipairs(slots_of(ARGV[1])) do
+  local owner = redis.call('HGET', KEYS[5], s)
+  if keep[s] and owner == ARGV[1] then
+    redis.call('ZADD', KEYS[4], 'XX', now() + ttl, s)
+    kept[#kept + 1] = s
+  elseif owner == ARGV[1] or owner == 'r:' .. ARGV[1] then
+    free_slot(s)
+    freed = true
+  end
+end
+set_slots(ARGV[1], kept)
+if #kept > 0 then
+  expire_all(ttl)
+end
+if freed then
+  hand()
+end
+tidy()
+return kept
