@@ -57,6 +57,8 @@ var (
 	ErrClosed error = &sentinel{msg: "lease: quorum closed", typ: "lease.closed"}
 	// ErrInvalidArgument reports bad input. The error is an [ArgumentError] naming the argument.
 	ErrInvalidArgument error = &sentinel{msg: "lease: invalid argument", typ: "lease.invalid_argument"}
+	// ErrNoFencing reports a fencing token asked of a lease acquired without fencing.
+	ErrNoFencing error = &sentinel{msg: "lease: no fencing token", typ: "lease.no_fencing"}
 	// ErrNodeTimeout is matched by the [NodeError] of a node that did not answer within the
 	// per-node timeout. It does not match context.DeadlineExceeded: the caller's deadline did not
 	// pass.
@@ -75,6 +77,7 @@ type Errors struct {
 	Lost            error
 	NotReleased     error
 	Released        error
+	NoFencing       error
 	Closed          error
 	InvalidArgument error
 }
@@ -93,6 +96,7 @@ func NewErrors(pkg string) *Errors {
 		Lost:            d(ErrLost, "lost", "lost"),
 		NotReleased:     d(ErrNotReleased, "not released", "not_released"),
 		Released:        d(ErrReleased, "already released", "released"),
+		NoFencing:       d(ErrNoFencing, "no fencing token", "no_fencing"),
 		Closed:          d(ErrClosed, "quorum closed", "closed"),
 		InvalidArgument: d(ErrInvalidArgument, "invalid argument", "invalid_argument"),
 	}
@@ -101,7 +105,7 @@ func NewErrors(pkg string) *Errors {
 // leaseErrors are package lease's own.
 var leaseErrors = &Errors{
 	Package: "lease", NotAcquired: ErrNotAcquired, NotHeld: ErrNotHeld, Lost: ErrLost,
-	NotReleased: ErrNotReleased, Released: ErrReleased, Closed: ErrClosed, InvalidArgument: ErrInvalidArgument,
+	NotReleased: ErrNotReleased, Released: ErrReleased, NoFencing: ErrNoFencing, Closed: ErrClosed, InvalidArgument: ErrInvalidArgument,
 }
 
 // ArgumentError is the error returned for bad input; it matches [ErrInvalidArgument] and the

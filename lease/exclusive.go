@@ -19,10 +19,14 @@ var Exclusive Kind = exclusive{}
 
 type exclusive struct{}
 
-// keyLock is the index of the lock key in an exclusive claim's Keys.
-const keyLock = engineKeys
+// keyLock and keyFence are the indices of the lock key and of the fencing counter in an exclusive
+// claim's Keys.
+const (
+	keyLock = engineKeys + iota
+	keyFence
+)
 
-var exclusiveSuffixes = []string{""}
+var exclusiveSuffixes = []string{"", ":fence"}
 
 func (exclusive) Family() string       { return "" }
 func (exclusive) Keys() []string       { return exclusiveSuffixes }
@@ -31,18 +35,36 @@ func (exclusive) Admission() Admission { return AdmitOne }
 // Script arguments that never change, boxed once.
 var (
 	argSet, argPX, argNX any = "set", "px", "nx"
-	argJoin, argTry      any = "1", "0"
+	argYes, argNo        any = "1", "0"
 )
 
 func (exclusive) Acquire(a *Attempt) Call {
-	if a.Fast {
+	fenced := argNo
+	switch {
+	case a.Fast && a.Fencing:
+		// SET NX and the counter's increment, in a script as small as it gets.
+		return Call{Script: fastFenceScript.Script, Keys: a.Keys[keyLock : keyFence+1], Args: []any{a.TokenArg(), a.TTLArg()}}
+	case a.Fast:
 		return Call{Args: []any{argSet, a.Keys[keyLock], a.TokenArg(), argPX, a.TTLArg(), argNX}}
+	case a.Fencing:
+		fenced = argYes
 	}
-	join := argTry
-	if a.Queue {
-		join = argJoin
+	join := argNo
+	if a.Queue && !a.Fast {
+		join = argYes
 	}
-	return Call{Script: acquireScript.Script, Keys: a.Keys, Args: []any{a.TokenArg(), a.TTLArg(), join, a.ArrivalArg}}
+	return Call{Script: acquireScript.Script, Keys: a.Keys, Args: []any{a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced}}
+}
+
+func (exclusive) Fence(c *Claim, fences []uint64) Call {
+	return FenceCall(c.Keys[keyLock], c.Keys[keyFence], c, fences[0])
+}
+
+// FenceCall returns the second-round call of a fenced claim whose grant is a key holding its token
+// (an exclusive lease, an rwmutex writer): it raises the fencing counter at counter to fence if,
+// and only if, lock still holds the claim's token; the reply is 1 then, else 0 (see [Fencer]).
+func FenceCall(lock, counter string, c *Claim, fence uint64) Call {
+	return Call{Script: fenceScript.Script, Keys: []string{lock, counter}, Args: []any{c.TokenArg(), fence}}
 }
 
 func (exclusive) Renew(c *Claim, ttl time.Duration) Call {
@@ -67,6 +89,10 @@ func (exclusive) Read(op Op, cmd *redis.Cmd, _ *Claim) (Reply, error) {
 		return Reply{}, nil
 	case string: // SET NX: "OK"
 		return Reply{OK: true}, nil
+	case []any: // a fenced grant: {0, counter}
+		if f, ok := v[1].(int64); len(v) == 2 && ok && f > 0 {
+			return Reply{OK: true, Fences: []uint64{uint64(f)}}, nil
+		}
 	case int64:
 		if op != OpAcquire {
 			return Reply{OK: v == 1}, nil
@@ -74,7 +100,7 @@ func (exclusive) Read(op Op, cmd *redis.Cmd, _ *Claim) (Reply, error) {
 		switch {
 		case v == 0:
 			return Reply{OK: true}, nil
-		case v > 0:
+		case v > 0 && op == OpAcquire:
 			return Reply{Retry: time.Duration(v) * time.Millisecond}, nil
 		default: // the key has no TTL
 			return Reply{}, nil

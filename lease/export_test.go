@@ -11,6 +11,8 @@ func ScriptsForTest() map[string]TestScript {
 		"renew.lua":     {renewScript.src, renewScript.Hash(), renewLua},
 		"release.lua":   {releaseScript.src, releaseScript.Hash(), releaseLua},
 		"leave.lua":     {leaveScript.src, leaveScript.Hash(), leaveLua},
+		"fence.lua":     {fenceScript.src, fenceScript.Hash(), fenceLua},
+		"fastfence.lua": {fastFenceScript.src, fastFenceScript.Hash(), fastFenceLua},
 		"queue.lua":     {queueLua, "", queueLua},
 		"exclusive.lua": {exclusiveLua, "", exclusiveLua},
 	}

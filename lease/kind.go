@@ -83,6 +83,7 @@ const (
 	OpRenew
 	OpRelease
 	OpLeave
+	OpFence // the second round of a fenced acquire (see Fencer)
 )
 
 func (op Op) String() string {
@@ -95,6 +96,8 @@ func (op Op) String() string {
 		return "release"
 	case OpLeave:
 		return "leave"
+	case OpFence:
+		return "fence"
 	}
 	return "op?"
 }
@@ -119,6 +122,21 @@ type Reply struct {
 	// it tries again (the holder's remaining TTL, or the reservation's); 0 when the node cannot
 	// tell, which makes the caller back off.
 	Retry time.Duration
+	// Fences are, for an acquire of a fenced claim ([Claim.Fencing]) that the node granted, the
+	// values of the node's fencing counters after the grant incremented them: one for a claim of
+	// one unit, one per unit (in the order of Units) for a weighted claim.
+	Fences []uint64
+}
+
+// Fencer is the interface of a [Kind] whose claims can carry fencing tokens. With fencing on
+// ([Request.Fencing]) the kind's acquire increments a counter per unit, one that outlives the
+// claim, on every node that grants, and reports it ([Reply.Fences]); the engine takes, per unit,
+// the highest value the granting nodes reported, and, with more than one node, sends the call
+// Fence returns to every node: it raises the unit's counter to that value where the claim is
+// still the token's (and replies 1 then, 0 where it is not). The token counts only if a quorum
+// did; otherwise the round fails and is undone.
+type Fencer interface {
+	Fence(c *Claim, fences []uint64) Call
 }
 
 // Claim is one acquisition, as its [Kind] sees it. The engine fills it in; kinds only read it.
@@ -141,6 +159,9 @@ type Claim struct {
 	Units []int64
 	// Data is the request's Data, for the kind.
 	Data any
+	// Fencing asks the kind to increment and report its fencing counters on a grant (see
+	// [Fencer]).
+	Fencing bool
 
 	tokenArg, ttlArg any // boxed once: script arguments are ...any
 }

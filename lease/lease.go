@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,9 @@ type Lease struct {
 	onLost  func(error)
 	held    atomic.Pointer[tracing.Held] // set once the acquire span ends; nil without a recording provider
 
+	// fences are the lease's fencing tokens (one per unit of a weighted claim), set at the grant;
+	// nil without fencing.
+	fences []uint64
 	// umu guards claim.Units and claim.Weight of a weighted claim once it is granted: a partial
 	// release ([Lease.ReleaseUnits]) shrinks them while the watchdog renews.
 	umu      sync.Mutex
@@ -103,6 +107,52 @@ func (l *Lease) snapshot() *Claim {
 	defer l.umu.Unlock()
 	c := l.claim
 	return &c
+}
+
+// Fence returns the lease's fencing token: a number that strictly increases across the holders of
+// the name in the order they acquired it, even over N nodes, for the resource to check (see
+// package fence). It returns an error matching [ErrNoFencing] when the lease was acquired without
+// fencing, and for a weighted lease, which has one token per unit (see [Lease.Fences]).
+func (l *Lease) Fence() (uint64, error) {
+	if l == nil {
+		return 0, ErrNoFencing
+	}
+	if l.fences == nil {
+		return 0, &opError{sentinel: l.errs.NoFencing, name: l.claim.Name, detail: "acquired without fencing"}
+	}
+	if l.mode == AdmitWeighted {
+		return 0, &opError{sentinel: l.errs.NoFencing, name: l.claim.Name, detail: "a weighted lease has a token per unit: use Fences"}
+	}
+	return l.fences[0], nil
+}
+
+// Fences returns the fencing tokens of a weighted lease, one per unit it was granted, in the order
+// of the units at the grant (a semaphore's slots: each slot's tokens increase across its holders);
+// for a lease of one unit, its one token. It returns an error matching [ErrNoFencing] when the
+// lease was acquired without fencing.
+func (l *Lease) Fences() ([]uint64, error) {
+	if l == nil {
+		return nil, ErrNoFencing
+	}
+	if l.fences == nil {
+		return nil, &opError{sentinel: l.errs.NoFencing, name: l.claim.Name, detail: "acquired without fencing"}
+	}
+	return slices.Clone(l.fences), nil
+}
+
+// Valid reports whether the lease is valid now, by the monotonic clock: not ended (Err is nil)
+// and Until not passed. Done and a ctx cancelled with the lease close on timers; a holder that
+// wakes from a pause (GC, swap, a stopped VM) can find them still open for a few milliseconds
+// after Until has passed, and Valid already false. It promises only what it says at the instant
+// it reads the clock: a pause right after it can outlast the lease all the same, which is why a
+// resource that must not be written by a holder that lost its lease checks a fencing token
+// ([Lease.Fence]). It cannot see a loss on the servers that no renewal has reported yet (a node
+// restarted without persistence, an eviction).
+func (l *Lease) Valid() bool {
+	if l == nil {
+		return false
+	}
+	return l.entry.Err() == nil && time.Now().Before(l.entry.Until())
 }
 
 // Until returns the end of the lease's validity as last renewed, on the local monotonic clock.

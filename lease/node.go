@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -277,4 +278,37 @@ func queue(ctx context.Context, p redis.Pipeliner, call Call) *redis.Cmd {
 		return p.Do(ctx, call.Args...)
 	}
 	return call.Script.EvalSha(ctx, p, call.Keys, call.Args...)
+}
+
+// runGuarded sends an acquire call inside MULTI with INFO server, so that the node's uptime is read
+// atomically with the acquire (the restart guard, [WithRestartGuard]). It returns the call's
+// command and the uptime (0 when it could not be read, which counts as young: the vote is
+// ignored). A node that lost its script cache gets the script and the transaction again.
+func runGuarded(ctx context.Context, c redis.UniversalClient, call Call) (*redis.Cmd, time.Duration) {
+	for attempt := 0; ; attempt++ {
+		var info *redis.StringCmd
+		var cmd *redis.Cmd
+		_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			info = p.Info(ctx, "server")
+			cmd = queue(ctx, p, call)
+			return nil
+		})
+		if err != nil && attempt == 0 && call.Script != nil && redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			if lerr := call.Script.Load(ctx, c).Err(); lerr == nil {
+				continue
+			}
+		}
+		if cmd == nil { // the transaction did not go out at all
+			cmd = redis.NewCmd(ctx)
+			cmd.SetErr(err)
+			return cmd, 0
+		}
+		if err != nil && cmd.Err() == nil {
+			cmd.SetErr(err)
+		}
+		secs, _ := strconv.ParseInt(infoField(info.Val(), "uptime_in_seconds"), 10, 64)
+		// Whole seconds, rounded down: the node has been up at least that long, and less than one
+		// second more. Counting only what it surely has errs on the side of ignoring a vote.
+		return cmd, time.Duration(secs) * time.Second
+	}
 }

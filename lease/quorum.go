@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +97,9 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 			}
 			seen[n.addr] = i
 		}
+		if _, cluster := c.(*redis.ClusterClient); cluster && cfg.guard > 0 {
+			return nil, invalid(fmt.Sprintf("nodes[%d]", i), "the restart guard reads a node's uptime in the acquire's transaction, which a Cluster client cannot route; use independent nodes")
+		}
 		q.nodes[i] = n
 	}
 	if err := q.probeAll(ctx); err != nil {
@@ -123,9 +127,12 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 // scripts, in one pipeline per node.
 func (q *Quorum) probeAll(ctx context.Context) error {
 	type answer struct {
-		runID  string
-		policy string
-		err    error
+		runID    string
+		policy   string
+		aof      string // aof_enabled
+		role     string
+		replicas string // connected_slaves, or the replicas of a cluster
+		err      error
 	}
 	answers := make([]answer, len(q.nodes))
 	timeout := max(q.cfg.nodeTimeout, time.Second)
@@ -136,7 +143,7 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 			return
 		}
 		pipe := c.Pipeline()
-		info := pipe.Info(ctx, "server")
+		info := pipe.Info(ctx, "server", "persistence", "replication")
 		policy := pipe.ConfigGet(ctx, "maxmemory-policy")
 		for _, s := range exclusiveScripts {
 			// Not Script.Load(ctx, pipe): on a pipeline it would overwrite the script's hash with
@@ -148,6 +155,9 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 		switch err := info.Err(); {
 		case err == nil:
 			a.runID = infoField(info.Val(), "run_id")
+			a.aof = infoField(info.Val(), "aof_enabled")
+			a.role = infoField(info.Val(), "role")
+			a.replicas = infoField(info.Val(), "connected_slaves")
 		case errors.As(err, &reply):
 			// The server answered but has no INFO server (some Redis-compatible servers): no
 			// run_id to compare, nothing wrong with the node.
@@ -157,6 +167,11 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 		if m, err := policy.Result(); err == nil {
 			a.policy = m["maxmemory-policy"]
 		}
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			if nodes, err := cc.ClusterNodes(ctx).Result(); err == nil {
+				a.replicas = strconv.Itoa(strings.Count(nodes, "slave"))
+			}
+		}
 	})
 	seen := make(map[string]int, len(q.nodes))
 	for i, a := range answers {
@@ -165,6 +180,7 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 			q.reportStartupFailure(n, a.err)
 			continue
 		}
+		q.warnSetUp(n, a.aof, a.role, a.replicas)
 		if _, cluster := n.client.(*redis.ClusterClient); cluster || a.runID == "" {
 			continue // a cluster answers from any of its masters; run_id says nothing there
 		}
@@ -180,6 +196,35 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// warnSetUp logs what in a node's set-up can break exclusion (DESIGN §7): no persistence without the
+// restart guard (a restart forgets the locks held), and replicas that a failover could promote
+// before they had a lock's write (replication is asynchronous).
+func (q *Quorum) warnSetUp(n *node, aof, role, replicas string) {
+	_, sentinel := n.client.(*redis.Client)
+	sentinel = sentinel && n.addr == "" // a FailoverClient has no address of its own
+	if aof == "0" && q.cfg.guard == 0 && warnOnce(n.addr, "aof") {
+		q.cfg.logger.Warn("lease: node has no AOF persistence: if it restarts before the longest TTL has passed it forgets the locks it held, and another client can take one that is held; enable appendonly with appendfsync always, or use lease.WithRestartGuard",
+			"node", n.index, "addr", n.addr)
+	}
+	if (sentinel || (replicas != "" && replicas != "0")) && warnOnce(n.addr, "replicas") {
+		q.cfg.logger.Warn("lease: node has replicas that a failover (Sentinel, Cluster) can promote before they received a lock's write (replication is asynchronous): the promoted node may grant a lock that is held; use independent masters without failover for the quorum",
+			"node", n.index, "addr", n.addr, "role", role, "replicas", replicas)
+	}
+}
+
+// warned remembers the set-up warnings given, by node address: a process that makes many quorums
+// over the same nodes (a test suite, a pool) hears each once. A node without an address of its own
+// (Sentinel) is warned about every time.
+var warned sync.Map
+
+func warnOnce(addr, what string) bool {
+	if addr == "" {
+		return true
+	}
+	_, seen := warned.LoadOrStore(addr+" "+what, true)
+	return !seen
 }
 
 // reportStartupFailure logs a node that did not answer at start-up, with the real reason: a

@@ -25,11 +25,21 @@ const releaseTimeout = 10 * time.Second
 //   - fn succeeded but the release reached too few nodes: the release's error, matching
 //     [ErrNotReleased] (what is left expires by itself).
 //
+// l's validity is read from the monotonic clock ([Lease.Valid]) before fn starts and as soon as
+// it returns, not only from Done: a process paused (GC, a stopped VM) past the validity wakes with
+// Done still open for a moment. A lease not valid before fn runs it not at all; one that ran out
+// while fn ran makes the result match [ErrLost] even if no timer had said so yet.
+//
 // fn's ctx derives from ctx, and its span records the loss (see [Lease.Observe]). release runs on
 // a ctx detached from ctx's cancellation (a cancelled caller must not leave the lease behind).
 // mark, if not nil, may add values to fn's ctx (rwmutex marks it so that an upgrade attempt inside
 // fn is refused).
 func Run(ctx context.Context, l *Lease, fn func(context.Context) error, release func(context.Context) error, mark func(context.Context) context.Context) error {
+	if !l.Valid() {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer rcancel()
+		return Join(l.invalid("before fn could start"), release(rctx))
+	}
 	fctx, cancel := context.WithCancelCause(ctx)
 	if mark != nil {
 		fctx = mark(fctx)
@@ -46,6 +56,7 @@ func Run(ctx context.Context, l *Lease, fn func(context.Context) error, release 
 		}
 	}()
 	fnErr := fn(fctx)
+	valid := l.Valid()
 	close(stop)
 	<-watched
 	cancel(nil)
@@ -53,6 +64,9 @@ func Run(ctx context.Context, l *Lease, fn func(context.Context) error, release 
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer rcancel()
 	rerr := release(rctx)
+	if !valid && rerr == nil {
+		rerr = l.invalid("while fn ran")
+	}
 	switch {
 	case rerr == nil:
 		return fnErr
@@ -91,4 +105,9 @@ func Hold(lock func(context.Context) error, report func(error)) {
 		}
 		time.Sleep(bo.NextBackOff())
 	}
+}
+
+// invalid is the loss of a lease whose validity ran out, by the clock, when.
+func (l *Lease) invalid(when string) error {
+	return &opError{sentinel: l.errs.Lost, name: l.claim.Name, detail: "its validity ran out " + when}
 }

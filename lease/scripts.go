@@ -26,6 +26,10 @@ var (
 	releaseLua string
 	//go:embed lua/leave.lua
 	leaveLua string
+	//go:embed lua/fence.lua
+	fenceLua string
+	//go:embed lua/fastfence.lua
+	fastFenceLua string
 )
 
 // Script is a script with its full source, for loading it ahead of use.
@@ -54,10 +58,12 @@ var (
 	renewScript   = newScript(renewLua)
 	releaseScript = newScript(queueLua, exclusiveLua, releaseLua)
 	leaveScript   = newScript(queueLua, exclusiveLua, leaveLua)
+	fenceScript     = newScript(fenceLua)
+	fastFenceScript = newScript(fastFenceLua)
 
 	// exclusiveScripts are loaded into every node at start-up; other kinds' scripts load on first
 	// use.
-	exclusiveScripts = []script{acquireScript, renewScript, releaseScript, leaveScript}
+	exclusiveScripts = []script{acquireScript, renewScript, releaseScript, leaveScript, fenceScript, fastFenceScript}
 )
 
 // QueueLua returns the source of the engine's queue helpers, which [NewScript] prepends (for a

@@ -40,6 +40,9 @@ func (q *Quorum) count(ctx context.Context, votes []nodeVote, weighted bool, uni
 			continue
 		}
 		t.answered++
+		if v.young {
+			continue // the restart guard ignores it: neither yes nor no
+		}
 		if !weighted {
 			if v.reply.OK {
 				t.yes++

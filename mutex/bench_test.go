@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -46,14 +45,28 @@ func BenchmarkMutexLockUnlock(b *testing.B) {
 			}
 		}
 	})
-	for _, n := range []int{1, 3} {
-		b.Run(fmt.Sprintf("quorumsync-N=%d", n), func(b *testing.B) {
-			q, err := lease.NewQuorum(ctx, redistest.Clients(nodes[:n]))
+	variants := []struct {
+		name  string
+		n     int
+		qopts []lease.Option
+		mopts []mutex.Option
+	}{
+		{"quorumsync-N=1", 1, nil, nil},
+		{"quorumsync-N=1-fencing", 1, nil, []mutex.Option{mutex.WithFencing()}},
+		{"quorumsync-N=1-restart-guard", 1, []lease.Option{lease.WithTTL(time.Second), lease.WithRestartGuard(time.Second)}, nil},
+		{"quorumsync-N=3", 3, nil, nil},
+		{"quorumsync-N=3-fencing", 3, nil, []mutex.Option{mutex.WithFencing()}},
+	}
+	// The restart guard ignores nodes up for less than its 1s: let them age first.
+	time.Sleep(2 * time.Second)
+	for _, v := range variants {
+		b.Run(v.name, func(b *testing.B) {
+			q, err := lease.NewQuorum(ctx, redistest.Clients(nodes[:v.n]), v.qopts...)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer q.Close(ctx)
-			m := mutex.New(q, "bench")
+			m := mutex.New(q, "bench", v.mopts...)
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := m.Lock(ctx); err != nil {

@@ -29,6 +29,8 @@ var (
 	// TTL, and nodes that come back get the release then. Do returns it when fn succeeded but the
 	// unlock failed so.
 	ErrNotReleased = errs.NotReleased
+	// ErrNoFencing: a fencing token asked of a lock taken without [WithFencing].
+	ErrNoFencing = errs.NoFencing
 	// ErrClosed: the Quorum was closed.
 	ErrClosed = errs.Closed
 	// ErrInvalidArgument: bad input; the error names the argument.

@@ -4,9 +4,14 @@ import (
 	"os"
 	"testing"
 
+	"github.com/quorumsync/quorumsync/internal/childproc"
 	"github.com/quorumsync/quorumsync/internal/redistest"
 )
 
-// TestMain starts one real redis-server for the Example functions and checks for leaked
+// TestMain runs a child's function when this binary was started as one (childproc), else starts
+// one real redis-server for the Example functions, runs the tests, and checks for leaked
 // goroutines after all tests.
-func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisAddr)) }
+func TestMain(m *testing.M) {
+	childproc.Main()
+	os.Exit(redistest.Main(m, &redisAddr))
+}

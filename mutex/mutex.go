@@ -42,7 +42,7 @@ func New(q *lease.Quorum, name string, opts ...Option) *Mutex {
 			o.apply(&m.cfg)
 		}
 	}
-	base := lease.Request{Kind: lease.Exclusive, Name: name, TTL: m.cfg.ttl, Primitive: "mutex", Errors: errs}
+	base := lease.Request{Kind: lease.Exclusive, Name: name, TTL: m.cfg.ttl, Fencing: m.cfg.fencing, Primitive: "mutex", Errors: errs}
 	m.lockReq, m.tryReq, m.doReq = base, base, base
 	m.lockReq.Wait, m.lockReq.Operation, m.lockReq.OnLost = true, "Lock", m.lost
 	m.tryReq.Operation, m.tryReq.OnLost = "TryLock", m.lost

@@ -12,6 +12,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	onError func(error)
 	ttl     time.Duration
+	fencing bool
 }
 
 // WithErrorHandler sets the function that receives the errors nobody else can see: a lease lost
@@ -29,3 +30,12 @@ func WithErrorHandler(f func(error)) Option {
 // at least lease.MinTTL and more than three of the quorum's node timeouts; Lock and TryLock
 // return ErrInvalidArgument otherwise.
 func WithTTL(d time.Duration) Option { return optionFunc(func(c *config) { c.ttl = d }) }
+
+// WithFencing gives every lock of the mutex a fencing token (m.Lease().Fence()): a number that
+// strictly increases across the holders of the name, in the order they acquired it, even over N
+// nodes — for the resource the lock protects to check, so that a holder paused past its lease
+// cannot write after another (see package fence). It costs no extra round trip with N = 1 (the
+// lock is then a script rather than a plain SET NX), and one with more nodes. The counter is a key
+// of its own per name, "<prefix>{<name>}:fence", without a TTL: it must survive a node's restart,
+// so use AOF persistence. Default: off.
+func WithFencing() Option { return optionFunc(func(c *config) { c.fencing = true }) }

@@ -34,6 +34,9 @@ var (
 	// ErrNotReleased: an unlock reached too few nodes; the lock expires on the servers within its
 	// TTL, and nodes that come back get the release then.
 	ErrNotReleased = errs.NotReleased
+	// ErrNoFencing: a fencing token asked of a read lock, or of a write lock taken without
+	// [WithFencing].
+	ErrNoFencing = errs.NoFencing
 	// ErrClosed: the Quorum was closed.
 	ErrClosed = errs.Closed
 	// ErrInvalidArgument: bad input; the error names the argument.

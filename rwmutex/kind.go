@@ -24,7 +24,13 @@ var (
 
 type kind struct{ shared bool }
 
-var suffixes = []string{":w", ":r", ":iw"}
+var suffixes = []string{":w", ":r", ":iw", ":fence"}
+
+// The indices of the writer key and the writers' fencing counter in a claim's Keys.
+const (
+	keyWriter = 3
+	keyFence  = 6
+)
 
 func (kind) Family() string { return ":rw" }
 func (kind) Keys() []string { return suffixes }
@@ -36,18 +42,26 @@ func (k kind) Admission() lease.Admission {
 	return lease.AdmitOne
 }
 
-var argJoin, argTry any = "1", "0"
+var argYes, argNo any = "1", "0"
 
 func (k kind) Acquire(a *lease.Attempt) lease.Call {
-	join := argTry
+	join, fenced := argNo, argNo
 	if a.Queue && !a.Fast {
-		join = argJoin
+		join = argYes
+	}
+	if a.Fencing {
+		fenced = argYes
 	}
 	s := wacquireScript
 	if k.shared {
 		s = racquireScript
 	}
-	return lease.Call{Script: s, Keys: a.Keys, Args: []any{a.TokenArg(), a.TTLArg(), join, a.ArrivalArg}}
+	return lease.Call{Script: s, Keys: a.Keys, Args: []any{a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced}}
+}
+
+// Fence is the second round of a fenced write lock (readers are not fenced: they do not write).
+func (kind) Fence(c *lease.Claim, fences []uint64) lease.Call {
+	return lease.FenceCall(c.Keys[keyWriter], c.Keys[keyFence], c, fences[0])
 }
 
 func (kind) Renew(c *lease.Claim, ttl time.Duration) lease.Call {
@@ -63,6 +77,11 @@ func (kind) Leave(c *lease.Claim) lease.Call {
 }
 
 func (kind) Read(op lease.Op, cmd *redis.Cmd, _ *lease.Claim) (lease.Reply, error) {
+	if v, ok := cmd.Val().([]any); ok && op == lease.OpAcquire { // a fenced grant: {0, counter}
+		if f, ok := v[1].(int64); len(v) == 2 && ok && f > 0 {
+			return lease.Reply{OK: true, Fences: []uint64{uint64(f)}}, nil
+		}
+	}
 	n, err := cmd.Int64()
 	if err != nil {
 		return lease.Reply{}, fmt.Errorf("unexpected reply to %v: %w", op, err)

@@ -12,6 +12,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	onError func(error)
 	ttl     time.Duration
+	fencing bool
 }
 
 // WithErrorHandler sets the function that receives the errors nobody else can see: a lease lost
@@ -28,3 +29,11 @@ func WithErrorHandler(f func(error)) Option {
 // the quorum's (lease.WithTTL). It must be at least lease.MinTTL and more than three of the
 // quorum's node timeouts; the locking methods return ErrInvalidArgument otherwise.
 func WithTTL(d time.Duration) Option { return optionFunc(func(c *config) { c.ttl = d }) }
+
+// WithFencing gives every write lock a fencing token (rw.Lease().Fence()): a number that strictly
+// increases across the writers of the name, in the order they acquired it, even over N nodes — for
+// the resource to check, so that a writer paused past its lease cannot write after another (see
+// package fence). Read locks have none: readers do not write. No extra round trip with N = 1, one
+// with more nodes. The counter is a key of its own, "<prefix>{<name>}:rw:fence", without a TTL: it
+// must survive a node's restart, so use AOF persistence. Default: off.
+func WithFencing() Option { return optionFunc(func(c *config) { c.fencing = true }) }

@@ -57,9 +57,11 @@ func New(q *lease.Quorum, name string, opts ...Option) *RWMutex {
 	rw.tryRLockReq = req(readers, false, "TryRLock", rw.report)
 	rw.lockReq = req(writers, true, "Lock", rw.report)
 	rw.tryLockReq = req(writers, false, "TryLock", rw.report)
+	rw.lockReq.Fencing, rw.tryLockReq.Fencing = rw.cfg.fencing, rw.cfg.fencing
 	// RDo and Do return a loss to their caller: it is not reported a second time.
 	rw.rdoReq = req(readers, true, "RLock", nil)
 	rw.doReq = req(writers, true, "Lock", nil)
+	rw.doReq.Fencing = rw.cfg.fencing
 	return rw
 }
 

@@ -31,6 +31,8 @@ var (
 	// ErrNotReleased: a release reached too few nodes; the permits expire on the servers within
 	// their TTL, and nodes that come back get the release then.
 	ErrNotReleased = errs.NotReleased
+	// ErrNoFencing: fencing tokens asked of permits taken without [WithFencing].
+	ErrNoFencing = errs.NoFencing
 	// ErrClosed: the Quorum was closed.
 	ErrClosed = errs.Closed
 	// ErrInvalidArgument: bad input (a weight of 0 or less, or more than the capacity; a capacity

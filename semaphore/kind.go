@@ -22,21 +22,38 @@ var slots lease.Kind = kind{}
 
 type kind struct{}
 
-var suffixes = []string{":h", ":k", ":f"}
+var suffixes = []string{":h", ":k", ":f", ":fence"}
 
 func (kind) Family() string             { return ":sem" }
 func (kind) Keys() []string             { return suffixes }
 func (kind) Admission() lease.Admission { return lease.AdmitWeighted }
 
-var argJoin, argTry any = "1", "0"
+var argYes, argNo any = "1", "0"
 
 func (kind) Acquire(a *lease.Attempt) lease.Call {
-	join := argTry
+	join, fenced := argNo, argNo
 	if a.Queue && !a.Fast {
-		join = argJoin
+		join = argYes
+	}
+	if a.Fencing {
+		fenced = argYes
 	}
 	return lease.Call{Script: acquireScript, Keys: a.Keys, Args: []any{
-		a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, a.Capacity, a.Weight, unitList(a.Prefer)}}
+		a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, a.Capacity, a.Weight, unitList(a.Prefer), fenced}}
+}
+
+// Fence is the second round of a fenced acquire: each slot's counter raised to its token.
+func (kind) Fence(c *lease.Claim, fences []uint64) lease.Call {
+	var b strings.Builder
+	for i, u := range c.Units {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(u, 10))
+		b.WriteByte(':')
+		b.WriteString(strconv.FormatUint(fences[i], 10))
+	}
+	return lease.Call{Script: fenceScript, Keys: c.Keys, Args: []any{c.TokenArg(), b.String()}}
 }
 
 func (kind) Renew(c *lease.Claim, ttl time.Duration) lease.Call {
@@ -67,7 +84,7 @@ func unitList(units []int64) string {
 }
 
 func (kind) Read(op lease.Op, cmd *redis.Cmd, c *lease.Claim) (lease.Reply, error) {
-	if op == lease.OpLeave {
+	if op == lease.OpLeave || op == lease.OpFence {
 		n, err := cmd.Int64()
 		return lease.Reply{OK: n == 1}, err
 	}
@@ -81,6 +98,13 @@ func (kind) Read(op lease.Op, cmd *redis.Cmd, c *lease.Claim) (lease.Reply, erro
 	switch {
 	case len(vals) == 0:
 		return lease.Reply{}, fmt.Errorf("empty reply to %v", op)
+	case vals[0] == 0 && c.Fencing:
+		n := (len(vals) - 1) / 2
+		fences := make([]uint64, n)
+		for i, f := range vals[1+n:] {
+			fences[i] = uint64(f)
+		}
+		return lease.Reply{Units: vals[1 : 1+n], Fences: fences}, nil
 	case vals[0] == 0:
 		return lease.Reply{Units: vals[1:]}, nil
 	case vals[0] == -2 && len(vals) == 2:

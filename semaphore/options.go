@@ -12,6 +12,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	onError func(error)
 	ttl     time.Duration
+	fencing bool
 }
 
 // WithErrorHandler sets the function that receives the errors nobody else can see: a lease lost
@@ -27,3 +28,11 @@ func WithErrorHandler(f func(error)) Option {
 // (lease.WithTTL). It must be at least lease.MinTTL and more than three of the quorum's node
 // timeouts; the acquiring methods return ErrInvalidArgument otherwise.
 func WithTTL(d time.Duration) Option { return optionFunc(func(c *config) { c.ttl = d }) }
+
+// WithFencing gives every slot of every acquisition a fencing token (the handle's Fences, from
+// [Semaphore.AcquirePermits]): per slot, a number that strictly increases across the holders of
+// that slot, in the order they acquired it, even over N nodes — for a resource split into C parts,
+// one per slot, to check. No extra round trip with N = 1, one with more nodes. The counters are a
+// key of their own, "<prefix>{<name>}:sem:fence", without a TTL: they must survive a node's
+// restart, so use AOF persistence. Default: off.
+func WithFencing() Option { return optionFunc(func(c *config) { c.fencing = true }) }

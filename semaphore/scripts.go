@@ -21,9 +21,12 @@ var (
 	releaseLua string
 	//go:embed lua/leave.lua
 	leaveLua string
+	//go:embed lua/fence.lua
+	fenceLua string
 
 	acquireScript = lease.NewScript(semLua + acquireLua)
 	renewScript   = lease.NewScript(semLua + renewLua)
 	releaseScript = lease.NewScript(semLua + releaseLua)
 	leaveScript   = lease.NewScript(semLua + leaveLua)
+	fenceScript   = lease.NewScript(semLua + fenceLua)
 )

@@ -45,7 +45,7 @@ func New(q *lease.Quorum, name string, capacity int64, opts ...Option) *Semaphor
 			o.apply(&s.cfg)
 		}
 	}
-	s.base = lease.Request{Kind: slots, Name: name, Capacity: capacity, TTL: s.cfg.ttl,
+	s.base = lease.Request{Kind: slots, Name: name, Capacity: capacity, TTL: s.cfg.ttl, Fencing: s.cfg.fencing,
 		Primitive: "semaphore", Errors: errs, OnLost: s.report}
 	return s
 }

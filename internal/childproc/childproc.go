@@ -106,18 +106,30 @@ func (p *Proc) read(out io.Reader) {
 // WaitLine waits until the child prints line, and fails the test if it does not within d.
 func (p *Proc) WaitLine(line string, d time.Duration) {
 	p.t.Helper()
+	p.wait(func(got string) bool { return got == line }, fmt.Sprintf("%q", line), d)
+}
+
+// WaitFor waits until the child prints a line that starts with prefix and returns it; it fails
+// the test if none comes within d.
+func (p *Proc) WaitFor(prefix string, d time.Duration) string {
+	p.t.Helper()
+	return p.wait(func(got string) bool { return strings.HasPrefix(got, prefix) }, fmt.Sprintf("a line starting %q", prefix), d)
+}
+
+func (p *Proc) wait(match func(string) bool, what string, d time.Duration) string {
+	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	for {
 		select {
 		case got := <-p.lines:
-			if got == line {
-				return
+			if match(got) {
+				return got
 			}
 		case <-p.done:
-			p.t.Fatalf("childproc: the child exited before it printed %q", line)
+			p.t.Fatalf("childproc: the child exited before it printed %s", what)
 		case <-ctx.Done():
-			p.t.Fatalf("childproc: the child did not print %q within %v", line, d)
+			p.t.Fatalf("childproc: the child did not print %s within %v", what, d)
 		}
 	}
 }

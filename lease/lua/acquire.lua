@@ -3,12 +3,14 @@
 -- it had to wait in its own process).
 -- KEYS[1..3]  queue, liveness, channel (see queue.lua, which is prepended)
 -- KEYS[4]  lock key: a holder's token, or "r:" and the token of the waiter it is reserved for
+-- KEYS[5]  fencing counter of the name (no TTL: it must outlive every holder)
 -- ARGV[1]  token of this acquisition
 -- ARGV[2]  TTL in milliseconds; also how long the queue keeps a waiter that makes no new attempt
 -- ARGV[3]  "1" to join the queue if not acquired (a blocking acquire), "0" not to (a try)
 -- ARGV[4]  arrival score: the waiter's first attempt, in ms
+-- ARGV[5]  "1" for a fenced acquire: a grant increments the fencing counter
 -- Returns 0 when the key now holds ARGV[1] with the TTL (also when it already held it: a retry
--- after a timed-out reply). Else the longest the caller should wait before trying again, in ms (at
+-- after a timed-out reply), or, fenced, {0, the counter after the increment}. Else the longest the caller should wait before trying again, in ms (at
 -- least 1): the remaining TTL of the holder or of the reservation for the waiter first in line;
 -- -1 when the key has no TTL (it was not set by this library): the caller backs off.
 local ttl = tonumber(ARGV[2])
@@ -17,6 +19,9 @@ local queue = ARGV[3] == '1'
 local function take()
   redis.call('SET', KEYS[4], ARGV[1], 'PX', ttl)
   dequeue(ARGV[1])
+  if ARGV[5] == '1' then
+    return {0, redis.call('INCR', KEYS[5])}
+  end
   return 0
 end
 

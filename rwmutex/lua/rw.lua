@@ -6,6 +6,7 @@
 --          a reader the key is reserved for is in it too, scored by the end of its liveness
 -- KEYS[6]  waiting writers: sorted set of the tokens of queued writers, scored by arrival (the
 --          writer-intent marker: a reader that arrives after a waiting writer queues behind it)
+-- KEYS[7]  the writers' fencing counter (no TTL: it must outlive every holder)
 -- ARGV[1]  the caller's token
 -- Returns nothing itself; it defines readers(), first_writer(), reader_blocked(), serve() and
 -- hand().

@@ -4,8 +4,9 @@
 -- ARGV[2]  TTL in milliseconds; also how long the queue keeps a waiter that makes no new attempt
 -- ARGV[3]  "1" to join the queue if not acquired (a blocking acquire), "0" not to (a try)
 -- ARGV[4]  arrival score: the waiter's first attempt, in ms
+-- ARGV[5]  "1" for a fenced acquire: a grant increments the writers' fencing counter
 -- Returns 0 when the writer key now holds ARGV[1] with the TTL (also when it already did, or was
--- reserved for it). Else the longest the caller should wait before trying again, in ms (at least
+-- reserved for it), or, fenced, {0, the counter after the increment}. Else the longest the caller should wait before trying again, in ms (at least
 -- 1): the remaining TTL of the writer, of the readers, or of the waiter first in line; -1 when the
 -- writer key has no TTL (not set by this library), and the caller backs off.
 local ttl = tonumber(ARGV[2])
@@ -15,6 +16,9 @@ local function take()
   redis.call('SET', KEYS[4], ARGV[1], 'PX', ttl)
   redis.call('ZREM', KEYS[6], ARGV[1])
   dequeue(ARGV[1])
+  if ARGV[5] == '1' then
+    return {0, redis.call('INCR', KEYS[7])}
+  end
   return 0
 end
 

@@ -7,8 +7,10 @@
 -- ARGV[5]  the semaphore's capacity, C
 -- ARGV[6]  the weight, n (1 <= n <= C)
 -- ARGV[7]  the slots to prefer, comma-separated (those most other nodes granted), or ""
+-- ARGV[8]  "1" for a fenced acquire: a grant increments each slot's fencing counter
 -- Returns {0, slot, slot, ...} when the token now holds n slots for the TTL (also when it already
--- did, or a release had reserved them for it); {-2, stored} when the capacity stored for the name
+-- did, or a release had reserved them for it) — fenced, {0, slot, ..., slot, counter, ...,
+-- counter}, each slot's counter after the increment; {-2, stored} when the capacity stored for the name
 -- differs from ARGV[5]; else {wait}: the longest the caller should wait before trying again, in
 -- ms (at least 1), the time until the first slot held or reserved runs out.
 local ttl = tonumber(ARGV[2])
@@ -36,6 +38,11 @@ local function done(got)
   local out = {0}
   for _, s in ipairs(got) do
     out[#out + 1] = s
+  end
+  if ARGV[8] == '1' then
+    for _, s in ipairs(got) do
+      out[#out + 1] = redis.call('HINCRBY', KEYS[7], s, 1)
+    end
   end
   return out
 end

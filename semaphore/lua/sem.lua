@@ -8,6 +8,7 @@
 --          reserved for; "t:<token>" -> the slots a token holds or is reserved, comma-separated;
 --          "cap" -> the capacity; "hi" -> the watermark (see pick)
 -- KEYS[6]  free: sorted set of the free slots below the watermark, scored by their number
+-- KEYS[7]  fencing counters: hash of slot -> its counter (no TTL: they must outlive every holder)
 -- ARGV[1]  the caller's token
 -- Returns nothing itself; it defines capacity(), slots_of(), set_slots(), free_slot(), purge(),
 -- grab(), serve(), hand() and tidy(). Every operation costs O(slots it touches), never O(C):
