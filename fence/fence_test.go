@@ -19,7 +19,6 @@ func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisAddr)) }
 
 var redisAddr = "localhost:6379"
 
-
 // A lower token is refused and writes nothing; the same or a higher token writes.
 func TestSetRefusesALowerToken(t *testing.T) {
 	c := redistest.Start(t, 1)[0].Client()

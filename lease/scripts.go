@@ -54,10 +54,10 @@ func NewScript(src string) *redis.Script { return redis.NewScript(queueLua + src
 
 // The exclusive kind's scripts.
 var (
-	acquireScript = newScript(queueLua, acquireLua)
-	renewScript   = newScript(renewLua)
-	releaseScript = newScript(queueLua, exclusiveLua, releaseLua)
-	leaveScript   = newScript(queueLua, exclusiveLua, leaveLua)
+	acquireScript   = newScript(queueLua, acquireLua)
+	renewScript     = newScript(renewLua)
+	releaseScript   = newScript(queueLua, exclusiveLua, releaseLua)
+	leaveScript     = newScript(queueLua, exclusiveLua, leaveLua)
 	fenceScript     = newScript(fenceLua)
 	fastFenceScript = newScript(fastFenceLua)
 
