@@ -165,7 +165,9 @@ func TestLeasesUsedInsideValidityPass(t *testing.T) {
 func TestLeasesFlagsUsePastUntilAndAfterDone(t *testing.T) {
 	past := with(sec("a", 0, 50, 40), func(s *Section) { s.UseAt, s.UseUntil, s.DoneAt, s.DoneUntil = 45*msec, 40*msec, 41*msec, 40*msec })
 	wantChecks(t, CheckLeases([]Section{past}, 10*time.Millisecond), CheckLeaseUse)
-	after := with(sec("a", 0, 50, 100), func(s *Section) { s.UseAt, s.UseUntil, s.UseDone, s.DoneAt, s.DoneUntil = 45*msec, 100*msec, true, 30*msec, 100*msec })
+	after := with(sec("a", 0, 50, 100), func(s *Section) {
+		s.UseAt, s.UseUntil, s.UseDone, s.DoneAt, s.DoneUntil = 45*msec, 100*msec, true, 30*msec, 100*msec
+	})
 	wantChecks(t, CheckLeases([]Section{after}, 10*time.Millisecond), CheckLeaseUse)
 }
 
