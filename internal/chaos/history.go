@@ -94,8 +94,8 @@ func (s Section) Resource() string {
 }
 
 func (s Section) String() string {
-	out := fmt.Sprintf("%s#%d %s %s enter=%d exit=%d until=%d (validity %s, held %s)",
-		s.Client, s.Seq, s.Primitive, s.Name, s.Enter, s.Exit, s.Until, ms(s.End()-s.Enter), ms(s.Exit-s.Enter))
+	out := fmt.Sprintf("%s#%d %s %s enter=%d exit=%d until=%d (held %s, %s of it valid)",
+		s.Client, s.Seq, s.Primitive, s.Name, s.Enter, s.Exit, s.Until, ms(s.Exit-s.Enter), ms(s.End()-s.Enter))
 	if s.Exit == 0 {
 		out = fmt.Sprintf("%s#%d %s %s enter=%d exit=? until=%d (client killed inside)", s.Client, s.Seq, s.Primitive, s.Name, s.Enter, s.Until)
 	}
