@@ -82,17 +82,17 @@ func LoadProfile() (Profile, error) {
 // must finish within 4 minutes on 2 cores under -race with at least 20,000 sections.
 func ciProfile() Profile {
 	lc := LeaseConfig{TTL: 500 * time.Millisecond, NodeTimeout: 50 * time.Millisecond}
-	work := Workload{Names: []string{"hot", "a", "b"}, HotShare: 0.5, Hold: time.Millisecond,
+	work := Workload{Names: []string{"hot", "a", "b", "c", "d", "e", "f", "g"}, HotShare: 0.3, Hold: time.Millisecond,
 		AcquireTimeout: 5 * time.Second, Mode: Exclusive}
-	base := Scenario{Primitive: PrimMutex, Nodes: 3, Lease: lc, GoClients: 3, Goroutines: 4,
+	base := Scenario{Primitive: PrimMutex, Nodes: 3, Lease: lc, GoClients: 4, Goroutines: 6,
 		ProcClients: 2, ProcGoroutines: 2, Work: work, Quiesce: 3 * time.Second, DoneSlack: 150 * time.Millisecond,
 		// A process paused longer than its validity is unsafe by design (the expected-violation
 		// scenario shows it); the random schedule pauses processes for at most TTL/10, a GC pause.
-		Nemesis: NemesisConfig{Kinds: RandomKinds, MaxActive: 3, Gap: 400 * time.Millisecond, ClientPauseMax: lc.TTL / 10}}
+		Nemesis: NemesisConfig{Kinds: RandomKinds, MaxActive: 2, Gap: 600 * time.Millisecond, ClientPauseMax: lc.TTL / 10}}
 	minority := base
-	minority.Name, minority.Faults = "minority-faults", 50*time.Second
+	minority.Name, minority.Faults = "minority-faults", 60*time.Second
 	majority := base
-	majority.Name, majority.Faults = "majority-faults", 20*time.Second
+	majority.Name, majority.Faults = "majority-faults", 35*time.Second
 	majority.Nemesis.Majority = true
 	return Profile{Name: "ci", Scenarios: []Scenario{minority, majority}, MinSections: 20000,
 		Lease: lc, DoneSlack: base.DoneSlack, Nodes: 3}

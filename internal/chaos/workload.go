@@ -36,7 +36,7 @@ type Client struct {
 	// OnEnter, if set, is called when a section is entered (Exit still 0), before any write;
 	// process clients journal it, so that a section cut short by a kill still shows.
 	OnEnter func(Section)
-	// OnExit is called with every section once it has ended.
+	// OnExit is called with every section once it has ended, before the release.
 	OnExit func(Section)
 
 	seq              int
@@ -146,14 +146,16 @@ func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
 	s.DoneAt, s.DoneUntil = doneAt, doneUntil
 	s.Lost = h.Err() != nil
 
+	// Record before releasing: a process killed between the two must leave a record whose end
+	// is its exit, not only its entry line (whose validity would then run on past the release).
+	if c.OnExit != nil {
+		c.OnExit(s)
+	}
 	uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	if err := h.Release(uctx); err != nil {
 		c.Released.Add(1) // node errors or a loss: the section's record says which mattered
 	}
 	ucancel()
-	if c.OnExit != nil {
-		c.OnExit(s)
-	}
 	return s, nil
 }
 
