@@ -81,7 +81,7 @@ func TestExpectedDoubleGrantAfterEmptyRestart(t *testing.T) {
 }
 
 // A client process stopped (SIGSTOP, like a long GC pause or a frozen VM) between its read and
-// its write, for longer than its lease, cannot see that the lease is gone: meanwhile another
+// its write (a third into its 600ms hold), for longer than its lease, cannot see that the lease is gone: meanwhile another
 // client takes the lock and increments the counter, then the process resumes and writes its stale
 // value. The lock was never granted twice, but the unfenced resource loses updates: the update
 // check and the lease-use check must find it. (Fencing is the cure: see the fenced resource.)
@@ -92,7 +92,7 @@ func TestExpectedLostUpdateWhenProcessPausedPastLease(t *testing.T) {
 	env := NewEnv(t, 3, lc, seed)
 	work := Workload{Names: []string{"hot"}, AcquireTimeout: 10 * time.Second, Mode: Exclusive}
 	slow := work
-	slow.HoldMin, slow.Hold = 300*time.Millisecond, 300*time.Millisecond
+	slow.HoldMin, slow.Hold = 600*time.Millisecond, 600*time.Millisecond
 	p := env.NewProcClient("p", "p", ChildConfig{Primitive: PrimMutex, Work: slow, Goroutines: 1, Sections: 1, Seed: seed})
 
 	// Wait until p is inside its section (its journal has the entry line), then freeze it.
@@ -107,6 +107,8 @@ func TestExpectedLostUpdateWhenProcessPausedPastLease(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+	// Its read takes a millisecond or so; a third of its hold later it is surely past it.
+	time.Sleep(slow.HoldMin / 3)
 	if err := p.Pause(); err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,8 @@ type Section struct {
 	UseUntil int64 `json:"useUntil,omitempty"`
 	UseDone  bool  `json:"useDone,omitempty"`
 	Wrote    Write `json:"wrote,omitempty"`
+	// Abandoned: a careful section found its lease gone or about to go and did not write.
+	Abandoned bool `json:"abandoned,omitempty"`
 	// Value is what the section wrote (the value it read plus one).
 	Value int64 `json:"value,omitempty"`
 }

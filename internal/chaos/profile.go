@@ -83,7 +83,9 @@ func LoadProfile() (Profile, error) {
 func ciProfile() Profile {
 	lc := LeaseConfig{TTL: 500 * time.Millisecond, NodeTimeout: 50 * time.Millisecond}
 	work := Workload{Names: []string{"hot", "a", "b", "c", "d", "e", "f", "g"}, HotShare: 0.3, Hold: time.Millisecond,
-		AcquireTimeout: 5 * time.Second, Mode: Exclusive}
+		AcquireTimeout: 5 * time.Second, Mode: Exclusive,
+		// One section in 200 holds across renewals, so that renewal and loss happen under faults.
+		LongShare: 0.005, LongHold: lc.TTL, CarefulMargin: 20 * time.Millisecond}
 	base := Scenario{Primitive: PrimMutex, Nodes: 3, Lease: lc, GoClients: 4, Goroutines: 6,
 		ProcClients: 2, ProcGoroutines: 2, Work: work, Quiesce: 3 * time.Second, DoneSlack: 150 * time.Millisecond,
 		// A process paused longer than its validity is unsafe by design (the expected-violation

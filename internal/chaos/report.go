@@ -36,7 +36,7 @@ func (rp *Report) Write(w io.Writer) {
 	defer rp.mu.Unlock()
 	fmt.Fprintf(w, "\nchaos profile %s\n", rp.Profile)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tprimitive\tseed\tsections\tlost leases\tfaults\tviolations expected\tunexpected\tp99 acquire (faults)\twall")
+	fmt.Fprintln(tw, "scenario\tprimitive\tseed\tsections\tlost (abandoned)\tfaults\tviolations expected\tunexpected\tp99 acquire (faults)\twall")
 	var sections, expected, unexpected int
 	var wall time.Duration
 	for _, r := range rp.results {
@@ -51,7 +51,7 @@ func (rp *Report) Write(w io.Writer) {
 		if r.DuringFaults > 0 {
 			p99 = fmt.Sprintf("%v (n=%d)", r.P99.Round(100*time.Microsecond), r.DuringFaults)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%v\n", r.Scenario, r.Primitive, r.Seed, r.Sections, r.Lost,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%d)\t%s\t%s\t%d\t%s\t%v\n", r.Scenario, r.Primitive, r.Seed, r.Sections, r.Lost, r.Abandoned,
 			CountFaults(r.Faults), exp, len(r.Unexpected()), p99, r.Wall.Round(100*time.Millisecond))
 		sections += r.Sections
 		expected += r.ExpectedFound()

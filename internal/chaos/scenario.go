@@ -39,6 +39,7 @@ type Result struct {
 	Seed      uint64
 	Sections  int
 	Lost      int // sections whose lease was lost while held
+	Abandoned int // careful sections that found their lease gone and did not write
 	Failed    int64
 	Faults    []Fault
 	// Expected are the checks the scenario must trip (expected-violation scenarios); Allowed the
@@ -58,6 +59,9 @@ func newResult(scenario, primitive string, seed uint64, sections []Section, faul
 	for _, s := range sections {
 		if s.Lost || s.DoneAt != 0 {
 			r.Lost++
+		}
+		if s.Abandoned {
+			r.Abandoned++
 		}
 	}
 	return r
@@ -262,8 +266,8 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 	r.Violations = append(r.Violations, unreaped...)
 	r.P99, r.DuringFaults = acquireP99(sections, r.Faults)
 	r.Wall = time.Since(began)
-	t.Logf("chaos: %s: %d sections (%d lost leases, %d failed acquires), faults %s, p99 acquire during faults %v over %d",
-		sc.Name, r.Sections, r.Lost, r.Failed, CountFaults(r.Faults), r.P99, r.DuringFaults)
+	t.Logf("chaos: %s: %d sections (%d lost leases, %d abandoned writes, %d failed acquires), faults %s, p99 acquire during faults %v over %d",
+		sc.Name, r.Sections, r.Lost, r.Abandoned, r.Failed, CountFaults(r.Faults), r.P99, r.DuringFaults)
 	return r
 }
 

@@ -18,6 +18,13 @@ type Workload struct {
 	// [HoldMin, Hold]).
 	HoldMin time.Duration `json:"holdMin,omitempty"`
 	Hold    time.Duration `json:"hold"`
+	// LongShare is the share of long sections, which hold for 0.5–1.5× LongHold: long enough to
+	// be renewed (and, under faults, to lose the lease). A long section is careful: it looks at
+	// the lease just before its write and abandons the write if Done has closed or less than
+	// CarefulMargin of validity is left.
+	LongShare     float64       `json:"longShare,omitempty"`
+	LongHold      time.Duration `json:"longHold,omitempty"`
+	CarefulMargin time.Duration `json:"carefulMargin,omitempty"`
 	// AcquireTimeout bounds one acquire; a client that times out tries again.
 	AcquireTimeout time.Duration `json:"acquireTimeout"`
 	// Claim is the mode of every claim (Exclusive for a mutex); Weight and Capacity for Weighted.
@@ -122,20 +129,28 @@ func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
 	case errors.Is(rerr, ErrFenced):
 		s.Wrote = WriteRefused
 	case rerr == nil:
-		if hold := c.Work.Hold - c.Work.HoldMin; hold >= 0 && c.Work.Hold > 0 {
+		careful := c.Work.LongShare > 0 && c.Rng.Float64() < c.Work.LongShare
+		switch hold := c.Work.Hold - c.Work.HoldMin; {
+		case careful:
+			time.Sleep(c.Work.LongHold/2 + time.Duration(c.Rng.Int64N(int64(c.Work.LongHold)+1)))
+		case hold >= 0 && c.Work.Hold > 0:
 			time.Sleep(c.Work.HoldMin + time.Duration(c.Rng.Int64N(int64(hold)+1)))
 		}
 		s.UseUntil = MonoOf(h.Until())
 		s.UseDone = isClosed(h.Done())
 		s.Value = v + 1
 		s.UseAt = Mono()
-		switch werr := c.Res.Write(rctx, &s, s.Value); {
-		case werr == nil:
-			s.Wrote = WriteOK
-		case errors.Is(werr, ErrFenced):
-			s.Wrote = WriteRefused
-		default:
-			s.Wrote = WriteFailed
+		if careful && (s.UseDone || s.UseUntil-s.UseAt < int64(c.Work.CarefulMargin)) {
+			s.UseAt, s.Abandoned = 0, true
+		} else {
+			switch werr := c.Res.Write(rctx, &s, s.Value); {
+			case werr == nil:
+				s.Wrote = WriteOK
+			case errors.Is(werr, ErrFenced):
+				s.Wrote = WriteRefused
+			default:
+				s.Wrote = WriteFailed
+			}
 		}
 	}
 	rcancel()
