@@ -90,11 +90,11 @@ func ciProfile() Profile {
 		ProcClients: 2, ProcGoroutines: 2, Work: work, Quiesce: 3 * time.Second, DoneSlack: 150 * time.Millisecond,
 		// A process paused longer than its validity is unsafe by design (the expected-violation
 		// scenario shows it); the random schedule pauses processes for at most TTL/10, a GC pause.
-		Nemesis: NemesisConfig{Kinds: RandomKinds, MaxActive: 2, Gap: 600 * time.Millisecond, ClientPauseMax: lc.TTL / 10}}
+		Nemesis: NemesisConfig{Kinds: RandomKinds, MaxActive: 2, Gap: time.Second, ClientPauseMax: lc.TTL / 10}}
 	minority := base
-	minority.Name, minority.Faults = "minority-faults", 60*time.Second
+	minority.Name, minority.Faults = "minority-faults", 80*time.Second
 	majority := base
-	majority.Name, majority.Faults = "majority-faults", 35*time.Second
+	majority.Name, majority.Faults = "majority-faults", 45*time.Second
 	majority.Nemesis.Majority = true
 	return Profile{Name: "ci", Scenarios: []Scenario{minority, majority}, MinSections: 20000,
 		Lease: lc, DoneSlack: base.DoneSlack, Nodes: 3}
