@@ -1,6 +1,6 @@
 // Package redistest starts real redis-server processes on loopback for tests and stops them when the
 // test ends. It also injects faults into one node: pause (SIGSTOP), resume (SIGCONT), kill and
-// restart.
+// restart (with or without its persisted data), slow it (DEBUG SLEEP) and flush its script cache.
 //
 // There are no mocks here: every test that needs Redis talks to a real server. When redis-server is
 // not installed the test fails (it never skips) with the command that installs it.
@@ -43,6 +43,12 @@ func (f optionFunc) apply(c *config) { f(c) }
 // WithAppendOnly turns on AOF persistence (appendfsync always), so that a restarted node keeps its
 // keys. Without it a restarted node comes back empty, which is the unsafe case DESIGN §7 describes.
 func WithAppendOnly() Option { return optionFunc(func(c *config) { c.appendOnly = true }) }
+
+// WithDebugCommand lets clients on loopback run DEBUG (Redis 7 refuses it by default), which
+// [Node.Slow] needs.
+func WithDebugCommand() Option {
+	return optionFunc(func(c *config) { c.extra = append(c.extra, "--enable-debug-command", "local") })
+}
 
 // WithArgs passes extra command-line arguments to every redis-server, for example
 // "--maxmemory-policy", "allkeys-lru".
@@ -248,6 +254,52 @@ func (n *Node) Restart() {
 	if err := n.exec(); err != nil {
 		n.t.Fatalf("redistest: restart %s: %v", n.Addr(), err)
 	}
+}
+
+// RestartEmpty kills the node (if running), deletes its persisted data (the AOF directory and any
+// RDB file), and starts it again on the same port: it comes back empty even with
+// [WithAppendOnly], as a node whose disk was lost would. This is the unsafe restart DESIGN §7
+// describes, for tests that show what it breaks.
+func (n *Node) RestartEmpty() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.killLocked()
+	for _, name := range []string{"appendonlydir", "dump.rdb"} {
+		if err := os.RemoveAll(filepath.Join(n.dir, name)); err != nil {
+			n.t.Fatalf("redistest: wipe %s of %s: %v", name, n.Addr(), err)
+		}
+	}
+	if err := n.exec(); err != nil {
+		n.t.Fatalf("redistest: restart %s empty: %v", n.Addr(), err)
+	}
+}
+
+// Slow makes the node unresponsive for d by running DEBUG SLEEP on a connection of its own: the
+// server answers nobody until the sleep ends, while its process keeps running and its sockets stay
+// open. Slow returns when the sleep has ended (or ctx ended first; the server still sleeps out d).
+// The node must have been started with [WithDebugCommand].
+func (n *Node) Slow(ctx context.Context, d time.Duration) error {
+	o := n.Options()
+	o.ReadTimeout = d + 5*time.Second
+	c := redis.NewClient(o)
+	defer c.Close()
+	secs := strconv.FormatFloat(d.Seconds(), 'f', 3, 64)
+	if err := c.Do(ctx, "DEBUG", "SLEEP", secs).Err(); err != nil {
+		return fmt.Errorf("redistest: DEBUG SLEEP %s on %s: %w", secs, n.Addr(), err)
+	}
+	return nil
+}
+
+// FlushScripts empties the node's Lua script cache (SCRIPT FLUSH), as a restart or a failover
+// does: the next EVALSHA of any script gets NOSCRIPT.
+func (n *Node) FlushScripts(ctx context.Context) error {
+	c := redis.NewClient(n.Options())
+	defer c.Close()
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		return fmt.Errorf("redistest: SCRIPT FLUSH on %s: %w", n.Addr(), err)
+	}
+	return nil
 }
 
 // Keys returns every key on the node (SCAN over the whole keyspace).

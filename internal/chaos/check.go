@@ -1,0 +1,262 @@
+package chaos
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The offline checks. Each takes a finished history (and what else it needs) and returns the
+// violations it found; none of them looks at the library, only at what clients recorded and at the
+// resource's final state.
+
+// Check names, as they appear in violations and in the report.
+const (
+	CheckExclusion  = "exclusion"   // holders overlapped inside their validity
+	CheckFencing    = "fencing"     // fencing tokens did not increase in order of entry
+	CheckLostUpdate = "lost-update" // the resource's final value disagrees with the writes
+	CheckLeaseUse   = "lease-use"   // a lease was used past Until or after Done closed
+	CheckDoneLate   = "done-late"   // Done closed (or had not closed) later than Until + slack
+	CheckLiveness   = "liveness"    // a client did not acquire after healing, or a name stayed taken
+	CheckKeysLeft   = "keys-left"   // keys or queue entries left on a node at the end
+	CheckLeak       = "leak"        // a child process was not reaped
+)
+
+// Violation is one broken property, with the sections that show it.
+type Violation struct {
+	Check   string
+	Name    string
+	Detail  string
+	Excerpt []Section
+}
+
+func (v Violation) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s on %q: %s", v.Check, v.Name, v.Detail)
+	for _, s := range v.Excerpt {
+		fmt.Fprintf(&b, "\n    %s", s)
+	}
+	return b.String()
+}
+
+// CheckExclusive checks rule 1: no two holders of a name overlap inside their validity, the
+// interval [Enter, min(Exit, Until)] (see [Section.End]), beyond what their modes allow:
+//   - an Exclusive holder overlaps nobody;
+//   - Shared holders overlap each other only;
+//   - Weighted holders together hold at most Capacity permits (the largest Capacity recorded for
+//     the name), and never overlap a holder of another mode.
+//
+// An interval that ends at the instant another starts does not overlap it.
+func CheckExclusive(sections []Section) []Violation {
+	byName := map[string][]Section{}
+	for _, s := range sections {
+		if s.End() > s.Enter {
+			byName[s.Name] = append(byName[s.Name], s)
+		}
+	}
+	var out []Violation
+	for _, name := range sortedKeys(byName) {
+		ss := byName[name]
+		sort.SliceStable(ss, func(i, j int) bool { return ss[i].Enter < ss[j].Enter })
+		capacity := 0
+		for _, s := range ss {
+			capacity = max(capacity, s.Capacity)
+		}
+		// Sweep by entry; active holds the holders whose validity has not ended.
+		var active []Section
+		for _, s := range ss {
+			kept := active[:0]
+			for _, a := range active {
+				if a.End() > s.Enter {
+					kept = append(kept, a)
+				}
+			}
+			active = kept
+			if v, bad := admits(active, s, capacity); bad {
+				out = append(out, v)
+			}
+			active = append(active, s)
+		}
+	}
+	return out
+}
+
+// admits reports the violation of letting s in beside active, if any.
+func admits(active []Section, s Section, capacity int) (Violation, bool) {
+	permits := weight(s)
+	for _, a := range active {
+		overlap := min(a.End(), s.End()) - s.Enter
+		switch {
+		case s.Mode == Exclusive || a.Mode == Exclusive:
+			return Violation{Check: CheckExclusion, Name: s.Name,
+				Detail:  fmt.Sprintf("two holders at once for %s (an exclusive claim overlaps another)", ms(overlap)),
+				Excerpt: []Section{a, s}}, true
+		case s.Mode != a.Mode:
+			return Violation{Check: CheckExclusion, Name: s.Name,
+				Detail:  fmt.Sprintf("claims of modes %q and %q overlap for %s", a.Mode, s.Mode, ms(overlap)),
+				Excerpt: []Section{a, s}}, true
+		}
+		permits += weight(a)
+	}
+	if s.Mode == Weighted && permits > capacity {
+		return Violation{Check: CheckExclusion, Name: s.Name,
+			Detail:  fmt.Sprintf("%d permits held at once; capacity %d", permits, capacity),
+			Excerpt: append(append([]Section(nil), active...), s)}, true
+	}
+	return Violation{}, false
+}
+
+func weight(s Section) int {
+	if s.Mode == Weighted {
+		return max(s.Weight, 1)
+	}
+	return 0
+}
+
+// CheckFencingOrder checks rule 2: among a name's fenced sections in order of entry, the tokens of
+// exclusive claims strictly increase, and no claim's token is below one handed out before it.
+// (Shared and weighted holders may share a token with each other.)
+func CheckFencingOrder(sections []Section) []Violation {
+	byName := map[string][]Section{}
+	for _, s := range sections {
+		if s.Fenced {
+			byName[s.Name] = append(byName[s.Name], s)
+		}
+	}
+	var out []Violation
+	for _, name := range sortedKeys(byName) {
+		ss := byName[name]
+		sort.SliceStable(ss, func(i, j int) bool { return ss[i].Enter < ss[j].Enter })
+		for i := 1; i < len(ss); i++ {
+			prev, s := ss[i-1], ss[i]
+			strict := prev.Mode == Exclusive || s.Mode == Exclusive
+			if s.Fence < prev.Fence || (strict && s.Fence == prev.Fence) {
+				out = append(out, Violation{Check: CheckFencing, Name: name,
+					Detail:  fmt.Sprintf("token %d entered after token %d", s.Fence, prev.Fence),
+					Excerpt: []Section{prev, s}})
+			}
+		}
+	}
+	return out
+}
+
+// CheckUpdates checks rule 3: each resource (a name's unfenced or fenced counter, see
+// [Section.Resource]) ends at the number of writes it accepted. Every write is "read v, write
+// v+1", so a lower final value means an update was lost (two writers read the same value). A write
+// that failed, and one a killed client may have sent, can each add one; final is keyed by
+// [Section.Resource], and a resource written by nobody is expected to be absent (0).
+func CheckUpdates(sections []Section, final map[string]int64) []Violation {
+	type tally struct {
+		ok, maybe int64
+		writes    []Section
+	}
+	per := map[string]*tally{}
+	for _, s := range sections {
+		t := per[s.Resource()]
+		if t == nil {
+			t = &tally{}
+			per[s.Resource()] = t
+		}
+		switch {
+		case s.Wrote == WriteOK:
+			t.ok++
+			t.writes = append(t.writes, s)
+		case s.Wrote == WriteFailed || (s.Exit == 0 && s.Wrote == WriteNone):
+			t.maybe++
+		}
+	}
+	var out []Violation
+	for _, res := range sortedKeys(per) {
+		t := per[res]
+		got := final[res]
+		switch {
+		case got < t.ok:
+			out = append(out, Violation{Check: CheckLostUpdate, Name: res,
+				Detail: fmt.Sprintf("final value %d; want %d (accepted writes): %d update(s) lost", got, t.ok, t.ok-got),
+				// The first writes that wrote a value someone else had written show it.
+				Excerpt: duplicateWrites(t.writes, 4)})
+		case got > t.ok+t.maybe:
+			out = append(out, Violation{Check: CheckLostUpdate, Name: res,
+				Detail: fmt.Sprintf("final value %d; want at most %d (%d accepted + %d unknown writes)", got, t.ok+t.maybe, t.ok, t.maybe)})
+		}
+	}
+	for res, v := range final {
+		if _, ok := per[res]; !ok && v != 0 {
+			out = append(out, Violation{Check: CheckLostUpdate, Name: res, Detail: fmt.Sprintf("final value %d written by no recorded section", v)})
+		}
+	}
+	return out
+}
+
+// duplicateWrites returns up to n pairs of accepted writes that wrote the same value.
+func duplicateWrites(writes []Section, n int) []Section {
+	first := map[int64]Section{}
+	var out []Section
+	for _, s := range writes {
+		if f, ok := first[s.Value]; ok && len(out) < 2*n {
+			out = append(out, f, s)
+			continue
+		}
+		first[s.Value] = s
+	}
+	return out
+}
+
+// CheckLeases checks rule 4: no lease was used (its resource write sent) past its Until or after
+// its Done closed, and Done closed no later than Until + slack: when Done closed, it was at most
+// slack past the Until read then; and a section still held past Until + slack at its exit saw Done
+// closed.
+func CheckLeases(sections []Section, slack time.Duration) []Violation {
+	var out []Violation
+	for _, s := range sections {
+		if s.UseAt != 0 && s.UseAt > s.UseUntil {
+			out = append(out, Violation{Check: CheckLeaseUse, Name: s.Name,
+				Detail: fmt.Sprintf("resource written %s past the lease's Until", ms(s.UseAt-s.UseUntil)), Excerpt: []Section{s}})
+		} else if s.UseAt != 0 && s.UseDone {
+			out = append(out, Violation{Check: CheckLeaseUse, Name: s.Name,
+				Detail: "resource written after the lease's Done closed", Excerpt: []Section{s}})
+		}
+		switch {
+		case s.DoneAt != 0 && s.DoneAt > s.DoneUntil+int64(slack):
+			out = append(out, Violation{Check: CheckDoneLate, Name: s.Name,
+				Detail: fmt.Sprintf("Done closed %s past Until; slack %s", ms(s.DoneAt-s.DoneUntil), slack), Excerpt: []Section{s}})
+		case s.DoneAt == 0 && s.Exit != 0 && s.Exit > s.Until+int64(slack):
+			out = append(out, Violation{Check: CheckDoneLate, Name: s.Name,
+				Detail: fmt.Sprintf("held %s past Until and Done had not closed; slack %s", ms(s.Exit-s.Until), slack), Excerpt: []Section{s}})
+		}
+	}
+	return out
+}
+
+// CheckAcquiredAfter checks the first half of rule 5: every client in clients entered at least
+// one section in [healed, healed+bound].
+func CheckAcquiredAfter(sections []Section, clients []string, healed int64, bound time.Duration) []Violation {
+	first := map[string]int64{}
+	for _, s := range sections {
+		if s.Enter >= healed && (first[s.Client] == 0 || s.Enter < first[s.Client]) {
+			first[s.Client] = s.Enter
+		}
+	}
+	var out []Violation
+	for _, c := range clients {
+		at, ok := first[c]
+		switch {
+		case !ok:
+			out = append(out, Violation{Check: CheckLiveness, Name: c, Detail: "never acquired after the faults healed"})
+		case at > healed+int64(bound):
+			out = append(out, Violation{Check: CheckLiveness, Name: c,
+				Detail: fmt.Sprintf("first acquired %s after the faults healed; bound %s", ms(at-healed), bound)})
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

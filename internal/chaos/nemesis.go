@@ -1,0 +1,362 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FaultKind names a fault the nemesis injects.
+type FaultKind string
+
+const (
+	NodePause    FaultKind = "node-pause"    // SIGSTOP the node; SIGCONT at heal
+	NodeKill     FaultKind = "node-kill"     // SIGKILL the node; restart it with its AOF at heal
+	NodeSlow     FaultKind = "node-slow"     // DEBUG SLEEP for the fault's duration
+	ScriptFlush  FaultKind = "script-flush"  // SCRIPT FLUSH (instant)
+	NetLatency   FaultKind = "net-latency"   // latency and jitter on links to the nodes
+	NetReset     FaultKind = "net-reset"     // reset every connection to the nodes (instant)
+	NetBlackhole FaultKind = "net-blackhole" // links to the nodes accept but forward nothing
+	NetCut       FaultKind = "net-cut"       // one client cut off from the nodes
+	ClientPause  FaultKind = "client-pause"  // SIGSTOP a client process
+	ClientKill   FaultKind = "client-kill"   // SIGKILL a client process; a new one starts at heal
+	// NodeRestartEmpty restarts a node with its data wiped. Unsafe by design (DESIGN §7): only the
+	// expected-violation scenario uses it, never the random schedule.
+	NodeRestartEmpty FaultKind = "node-restart-empty"
+	// ProcPausePastLease pauses a client process past its lease (expected-violation scenario).
+	ProcPausePastLease FaultKind = "client-pause-past-lease"
+)
+
+// Fault is one injected fault, as the report and the latency figures see it.
+type Fault struct {
+	Kind   FaultKind
+	Nodes  []int
+	Client string // the client it hit, for client and per-client network faults
+	Start  int64  // Mono
+	End    int64  // Mono; == Start for instant faults
+}
+
+func (f Fault) String() string {
+	who := fmt.Sprintf("nodes %v", f.Nodes)
+	if f.Client != "" {
+		who = f.Client + " " + who
+	}
+	return fmt.Sprintf("%s %s for %s", f.Kind, who, ms(f.End-f.Start))
+}
+
+// ProcTargets gives the nemesis the client processes to fault, by slot.
+type ProcTargets interface {
+	ProcSlots() int
+	ProcID(slot int) string
+	PauseProc(slot int) error
+	ResumeProc(slot int) error
+	KillProc(slot int)
+	RespawnProc(slot int)
+}
+
+// NemesisConfig shapes the random schedule.
+type NemesisConfig struct {
+	Kinds []FaultKind
+	// Majority lets faults hit a majority of the nodes at once (a liveness phase); otherwise the
+	// nodes under any fault at one time are at most a minority, (N-1)/2.
+	Majority bool
+	// MaxActive is how many faults may be active at once.
+	MaxActive int
+	// Gap is the longest wait between two injections (uniform in [Gap/4, Gap]).
+	Gap time.Duration
+	// ClientPauseMax caps a client pause (a pause past the lease is unsafe by design).
+	ClientPauseMax time.Duration
+}
+
+// Nemesis injects a seeded random schedule of faults and heals each after 0.5–2× TTL.
+type Nemesis struct {
+	env   *Env
+	procs ProcTargets
+	cfg   NemesisConfig
+	rng   *rand.Rand
+
+	mu  sync.Mutex
+	log []Fault
+	bg  sync.WaitGroup // DEBUG SLEEPs in flight
+}
+
+// NewNemesis returns a nemesis over env's nodes and links and procs (which may be nil), with its
+// random choices drawn from seed.
+func NewNemesis(env *Env, procs ProcTargets, cfg NemesisConfig, seed uint64) *Nemesis {
+	return &Nemesis{env: env, procs: procs, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 0x6e656d))}
+}
+
+type active struct {
+	f      Fault
+	nodes  []int // nodes it counts against the budget
+	node   bool  // a node-level fault (at most one per node)
+	client int   // proc slot under a client fault, or -1
+	healAt time.Time
+	heal   func()
+}
+
+// Run injects faults until ctx ends, then heals every active fault and waits for the slow-downs
+// in flight. It returns when all is healed.
+func (n *Nemesis) Run(ctx context.Context) {
+	var act []*active
+	next := time.Now().Add(n.gap())
+	for {
+		wake := next
+		for _, a := range act {
+			if a.healAt.Before(wake) {
+				wake = a.healAt
+			}
+		}
+		t := time.NewTimer(time.Until(wake))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			for _, a := range act {
+				n.heal(a)
+			}
+			n.bg.Wait()
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		kept := act[:0]
+		for _, a := range act {
+			if !a.healAt.After(now) {
+				n.heal(a)
+			} else {
+				kept = append(kept, a)
+			}
+		}
+		act = kept
+		if !next.After(now) {
+			if len(act) < max(n.cfg.MaxActive, 1) {
+				if a := n.inject(act); a != nil {
+					act = append(act, a)
+				}
+			}
+			next = now.Add(n.gap())
+		}
+	}
+}
+
+func (n *Nemesis) gap() time.Duration {
+	g := max(n.cfg.Gap, 4*time.Millisecond)
+	return g/4 + time.Duration(n.rng.Int64N(int64(g-g/4)))
+}
+
+func (n *Nemesis) ttl() time.Duration { return n.env.Lease.TTL }
+
+// duration draws a fault's duration: 0.5–2× TTL.
+func (n *Nemesis) duration() time.Duration {
+	return n.ttl()/2 + time.Duration(n.rng.Int64N(int64(n.ttl()*3/2)))
+}
+
+// pickNodes draws up to k nodes such that the nodes under faults stay within the budget, and
+// none is under a node-level fault if node is set.
+func (n *Nemesis) pickNodes(act []*active, k int, node bool) []int {
+	nodes := len(n.env.Nodes)
+	budget := (nodes - 1) / 2
+	if n.cfg.Majority {
+		budget = nodes/2 + 1
+	}
+	used := map[int]bool{}
+	busy := map[int]bool{}
+	for _, a := range act {
+		for _, i := range a.nodes {
+			used[i] = true
+			if a.node {
+				busy[i] = true
+			}
+		}
+	}
+	var out []int
+	for _, i := range n.rng.Perm(nodes) {
+		if len(out) == k {
+			break
+		}
+		if node && busy[i] {
+			continue
+		}
+		if !used[i] && len(used) >= budget {
+			continue
+		}
+		used[i] = true
+		out = append(out, i)
+	}
+	sort.Ints(out)
+	return out
+}
+
+func (n *Nemesis) pickSize() int {
+	nodes := len(n.env.Nodes)
+	budget := (nodes - 1) / 2
+	if n.cfg.Majority {
+		budget = nodes/2 + 1
+	}
+	return 1 + n.rng.IntN(max(budget, 1))
+}
+
+// inject starts one fault of a random kind; nil when none fits now.
+func (n *Nemesis) inject(act []*active) *active {
+	kind := n.cfg.Kinds[n.rng.IntN(len(n.cfg.Kinds))]
+	d := n.duration()
+	a := &active{f: Fault{Kind: kind}, client: -1}
+	env := n.env
+	switch kind {
+	case NodePause, NodeKill, NodeSlow:
+		a.node = true
+		a.nodes = n.pickNodes(act, n.pickSize(), true)
+		nodes := a.nodes
+		switch kind {
+		case NodePause:
+			for _, i := range nodes {
+				env.Nodes[i].Stop()
+			}
+			a.heal = func() {
+				for _, i := range nodes {
+					env.Nodes[i].Continue()
+				}
+			}
+		case NodeKill:
+			for _, i := range nodes {
+				env.Nodes[i].Kill()
+			}
+			a.heal = func() {
+				for _, i := range nodes {
+					env.Nodes[i].Restart()
+				}
+			}
+		case NodeSlow:
+			for _, i := range nodes {
+				n.bg.Go(func() {
+					// The server sleeps d whatever happens to this call. It fails when a later
+					// fault kills the node before the reply: that is no error of the test.
+					if err := env.Nodes[i].Slow(context.Background(), d); err != nil {
+						env.t.Logf("chaos: %v", err)
+					}
+				})
+			}
+			a.heal = func() {}
+		}
+	case ScriptFlush, NetReset:
+		a.nodes = n.pickNodes(act, n.pickSize(), false)
+		for _, i := range a.nodes {
+			if kind == ScriptFlush {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				// A node that is paused or killed right now cannot flush; its fault covers it.
+				_ = env.Nodes[i].FlushScripts(ctx)
+				cancel()
+			} else {
+				for _, id := range env.LinkedClients() {
+					env.Proxies(id)[i].Reset()
+				}
+			}
+		}
+		d = 0
+	case NetLatency, NetBlackhole, NetCut:
+		a.nodes = n.pickNodes(act, n.pickSize(), false)
+		clients := env.LinkedClients()
+		if kind == NetCut || (kind == NetLatency && n.rng.IntN(2) == 0) {
+			a.f.Client = clients[n.rng.IntN(len(clients))]
+			clients = []string{a.f.Client}
+		}
+		var ps []*Proxy
+		for _, id := range clients {
+			for _, i := range a.nodes {
+				ps = append(ps, env.Proxies(id)[i])
+			}
+		}
+		nt := env.Lease.NodeTimeout
+		for _, p := range ps {
+			switch kind {
+			case NetLatency:
+				// Around the node timeout: some calls make it, some time out.
+				p.SetLatency(nt/2, nt)
+			case NetBlackhole:
+				p.SetBlackhole(true)
+			case NetCut:
+				p.SetCut(true)
+			}
+		}
+		a.heal = func() {
+			for _, p := range ps {
+				p.Heal()
+			}
+		}
+	case ClientPause, ClientKill:
+		if n.procs == nil || n.procs.ProcSlots() == 0 {
+			return nil
+		}
+		slot := n.rng.IntN(n.procs.ProcSlots())
+		for _, b := range act {
+			if b.client == slot {
+				return nil
+			}
+		}
+		a.client = slot
+		a.f.Client = n.procs.ProcID(slot)
+		if kind == ClientPause {
+			if n.cfg.ClientPauseMax > 0 {
+				d = min(d, n.cfg.ClientPauseMax/2+time.Duration(n.rng.Int64N(int64(n.cfg.ClientPauseMax/2))))
+			}
+			if err := n.procs.PauseProc(slot); err != nil {
+				return nil // it exited: nothing to pause
+			}
+			a.heal = func() { _ = n.procs.ResumeProc(slot) }
+		} else {
+			n.procs.KillProc(slot)
+			a.heal = func() { n.procs.RespawnProc(slot) }
+		}
+	default:
+		panic("chaos: the random schedule cannot inject " + string(kind))
+	}
+	if len(a.nodes) == 0 && a.client < 0 {
+		return nil
+	}
+	a.f.Nodes = slices.Clone(a.nodes)
+	a.f.Start = Mono()
+	a.f.End = a.f.Start + int64(d)
+	a.healAt = time.Now().Add(d)
+	if a.heal == nil {
+		a.heal = func() {}
+	}
+	return a
+}
+
+func (n *Nemesis) heal(a *active) {
+	a.heal()
+	if a.f.End > a.f.Start {
+		a.f.End = Mono()
+	}
+	n.mu.Lock()
+	n.log = append(n.log, a.f)
+	n.mu.Unlock()
+}
+
+// Faults returns every fault injected so far and healed.
+func (n *Nemesis) Faults() []Fault {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.log)
+}
+
+// CountFaults counts faults by kind, as "kind:n" sorted by kind.
+func CountFaults(fs []Fault) string {
+	counts := map[string]int{}
+	for _, f := range fs {
+		counts[string(f.Kind)]++
+	}
+	var parts []string
+	for _, k := range sortedKeys(counts) {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, counts[k]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}

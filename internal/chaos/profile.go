@@ -1,0 +1,114 @@
+package chaos
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Environment variables that select what runs.
+const (
+	// ProfileEnv selects the profile: "ci" (default) or "soak".
+	ProfileEnv = "CHAOS_PROFILE"
+	// SeedEnv replays one seed: every randomized scenario runs with it.
+	SeedEnv = "CHAOS_SEED"
+	// SeedsEnv is how many random seeds the soak profile runs (default 5).
+	SeedsEnv = "CHAOS_SEEDS"
+	// ReportEnv names the file the table is also written to (default: quorumsync-chaos-report.txt
+	// in the temporary directory), since go test shows a passing package's output only with -v.
+	ReportEnv = "CHAOS_REPORT"
+)
+
+// Profile is a set of randomized scenarios, the seeds to run them with, and the figures of the
+// directed scenarios.
+type Profile struct {
+	Name      string
+	Scenarios []Scenario
+	Seeds     []uint64
+	// MinSections is the least number of critical sections the whole run must complete.
+	MinSections int
+	// Lease, DoneSlack and Nodes are used by the directed scenarios too.
+	Lease     LeaseConfig
+	DoneSlack time.Duration
+	Nodes     int
+}
+
+// RandomKinds are the faults the random schedule draws from.
+var RandomKinds = []FaultKind{NodePause, NodeKill, NodeSlow, ScriptFlush, NetLatency, NetReset, NetBlackhole, NetCut, ClientPause, ClientKill}
+
+// LoadProfile reads ProfileEnv, SeedEnv and SeedsEnv.
+func LoadProfile() (Profile, error) {
+	name := os.Getenv(ProfileEnv)
+	if name == "" {
+		name = "ci"
+	}
+	var p Profile
+	switch name {
+	case "ci":
+		p = ciProfile()
+	case "soak":
+		p = soakProfile()
+	default:
+		return Profile{}, fmt.Errorf("%s=%q: want ci or soak", ProfileEnv, name)
+	}
+	seeds := 1
+	if name == "soak" {
+		seeds = 5
+		if s := os.Getenv(SeedsEnv); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return Profile{}, fmt.Errorf("%s=%q: want a positive count", SeedsEnv, s)
+			}
+			seeds = n
+		}
+	}
+	if s := os.Getenv(SeedEnv); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return Profile{}, fmt.Errorf("%s=%q: %w", SeedEnv, s, err)
+		}
+		p.Seeds = []uint64{seed}
+	} else {
+		base := uint64(time.Now().UnixNano())
+		for i := range seeds {
+			p.Seeds = append(p.Seeds, base+uint64(i)*7919)
+		}
+	}
+	return p, nil
+}
+
+// The CI profile: 3 nodes, short TTLs and holds, mostly goroutine clients and two processes; it
+// must finish within 4 minutes on 2 cores under -race with at least 20,000 sections.
+func ciProfile() Profile {
+	lc := LeaseConfig{TTL: 500 * time.Millisecond, NodeTimeout: 50 * time.Millisecond}
+	work := Workload{Names: []string{"hot", "a", "b", "c", "d", "e", "f", "g"}, HotShare: 0.3, Hold: time.Millisecond,
+		AcquireTimeout: 5 * time.Second, Mode: Exclusive,
+		// One section in 200 holds across renewals, so that renewal and loss happen under faults.
+		LongShare: 0.005, LongHold: lc.TTL, CarefulMargin: 20 * time.Millisecond}
+	base := Scenario{Primitive: PrimMutex, Nodes: 3, Lease: lc, GoClients: 4, Goroutines: 6,
+		ProcClients: 2, ProcGoroutines: 2, Work: work, Quiesce: 3 * time.Second, DoneSlack: 150 * time.Millisecond,
+		// A process paused longer than its validity is unsafe by design (the expected-violation
+		// scenario shows it); the random schedule pauses processes for at most TTL/10, a GC pause.
+		Nemesis: NemesisConfig{Kinds: RandomKinds, MaxActive: 2, Gap: time.Second, ClientPauseMax: lc.TTL / 10}}
+	minority := base
+	minority.Name, minority.Faults = "minority-faults", 80*time.Second
+	majority := base
+	majority.Name, majority.Faults = "majority-faults", 45*time.Second
+	majority.Nemesis.Majority = true
+	return Profile{Name: "ci", Scenarios: []Scenario{minority, majority}, MinSections: 20000,
+		Lease: lc, DoneSlack: base.DoneSlack, Nodes: 3}
+}
+
+// The soak profile: 5 nodes, longer runs, more clients and processes, several seeds.
+func soakProfile() Profile {
+	p := ciProfile()
+	p.Name, p.Nodes, p.MinSections = "soak", 5, 0
+	for i := range p.Scenarios {
+		sc := &p.Scenarios[i]
+		sc.Nodes, sc.GoClients, sc.ProcClients = 5, 4, 3
+		sc.Faults *= 6
+		sc.Nemesis.MaxActive = 4
+	}
+	return p
+}

@@ -1,0 +1,298 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Scenario is a randomized run: clients in the test process and in child processes contend on a
+// few names while the nemesis injects faults; then every fault heals and the clients keep going
+// for the quiesce phase; then every check runs on the whole history.
+type Scenario struct {
+	Name      string
+	Primitive string
+	Nodes     int
+	Lease     LeaseConfig
+	// GoClients quorums in the test process, each shared by Goroutines goroutines.
+	GoClients, Goroutines int
+	// ProcClients child processes, each running ProcGoroutines goroutines over one quorum.
+	ProcClients, ProcGoroutines int
+	Work                        Workload
+	// Faults is how long the nemesis runs; Quiesce how long the clients go on after the heal,
+	// which bounds how soon after it every client must have acquired.
+	Faults, Quiesce time.Duration
+	Nemesis         NemesisConfig
+	// DoneSlack is how late past Until a Done may close (CheckLeases).
+	DoneSlack time.Duration
+}
+
+// Result is what a scenario found.
+type Result struct {
+	Scenario  string
+	Primitive string
+	Seed      uint64
+	Sections  int
+	Lost      int // sections whose lease was lost while held
+	Abandoned int // careful sections that found their lease gone and did not write
+	Failed    int64
+	Faults    []Fault
+	// Expected are the checks the scenario must trip (expected-violation scenarios); Allowed the
+	// further checks that follow from the same fault. Violations of other checks are unexpected.
+	Expected, Allowed []string
+	Violations        []Violation
+	// P99 is the 99th percentile of acquire latency over the acquires that started while a fault
+	// was active; DuringFaults how many that was.
+	P99          time.Duration
+	DuringFaults int
+	Wall         time.Duration
+}
+
+// newResult starts a result over a finished history.
+func newResult(scenario, primitive string, seed uint64, sections []Section, faults []Fault) *Result {
+	r := &Result{Scenario: scenario, Primitive: primitive, Seed: seed, Sections: len(sections), Faults: faults}
+	for _, s := range sections {
+		if s.Lost || s.DoneAt != 0 {
+			r.Lost++
+		}
+		if s.Abandoned {
+			r.Abandoned++
+		}
+	}
+	return r
+}
+
+// Unexpected returns the violations of checks that were neither expected nor allowed.
+func (r *Result) Unexpected() []Violation {
+	var out []Violation
+	for _, v := range r.Violations {
+		if !slices.Contains(r.Expected, v.Check) && !slices.Contains(r.Allowed, v.Check) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// ExpectedFound counts the violations that were expected or allowed.
+func (r *Result) ExpectedFound() int { return len(r.Violations) - len(r.Unexpected()) }
+
+// Missing returns the expected checks that found nothing.
+func (r *Result) Missing() []string {
+	var out []string
+	for _, c := range r.Expected {
+		found := false
+		for _, v := range r.Violations {
+			found = found || v.Check == c
+		}
+		if !found {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Verify fails t for every unexpected violation and every expected check that found nothing,
+// printing the seed and an excerpt of the history.
+func (r *Result) Verify(t testing.TB) {
+	t.Helper()
+	for _, v := range r.Unexpected() {
+		t.Errorf("UNEXPECTED violation in %s (seed %d; replay with CHAOS_SEED=%d): %s", r.Scenario, r.Seed, r.Seed, v)
+	}
+	for _, c := range r.Missing() {
+		t.Errorf("%s: expected a %s violation and the checks found none (seed %d)", r.Scenario, c, r.Seed)
+	}
+	for _, v := range r.Violations {
+		if slices.Contains(r.Expected, v.Check) || slices.Contains(r.Allowed, v.Check) {
+			t.Logf("expected violation in %s, detected: %s", r.Scenario, v)
+		}
+	}
+}
+
+// procPool runs a scenario's child clients by slot and restarts a killed one under a new id.
+type procPool struct {
+	env   *Env
+	cfg   ChildConfig
+	mu    sync.Mutex
+	slots []*procSlot
+}
+
+type procSlot struct {
+	link string
+	gen  int
+	cur  *Proc
+	all  []*Proc
+}
+
+func (pp *procPool) start(n int) {
+	for i := range n {
+		link := fmt.Sprintf("p%d", i)
+		s := &procSlot{link: link}
+		s.cur = pp.env.NewProcClient(link, link, pp.childConfig(i, 0))
+		s.all = append(s.all, s.cur)
+		pp.slots = append(pp.slots, s)
+	}
+}
+
+func (pp *procPool) childConfig(slot, gen int) ChildConfig {
+	cfg := pp.cfg
+	cfg.Seed = pp.cfg.Seed + uint64(slot)*1000 + uint64(gen)
+	return cfg
+}
+
+func (pp *procPool) slot(i int) *procSlot {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	return pp.slots[i]
+}
+
+func (pp *procPool) ProcSlots() int {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	return len(pp.slots)
+}
+
+func (pp *procPool) ProcID(i int) string { return pp.slot(i).cur.ID }
+
+func (pp *procPool) PauseProc(i int) error {
+	p := pp.slot(i).cur
+	if p.Exited() {
+		return fmt.Errorf("chaos: %s has exited", p.ID)
+	}
+	return p.Pause()
+}
+
+func (pp *procPool) ResumeProc(i int) error { return pp.slot(i).cur.Resume() }
+
+func (pp *procPool) KillProc(i int) { pp.slot(i).cur.Kill() }
+
+func (pp *procPool) RespawnProc(i int) {
+	s := pp.slot(i)
+	pp.mu.Lock()
+	s.gen++
+	gen := s.gen
+	pp.mu.Unlock()
+	p := pp.env.NewProcClient(s.link, fmt.Sprintf("%sr%d", s.link, gen), pp.childConfig(i, gen))
+	pp.mu.Lock()
+	s.cur = p
+	s.all = append(s.all, p)
+	pp.mu.Unlock()
+}
+
+// stop stops the current children and returns every child's sections (all generations), the
+// goroutine ids of the current ones, and the children that failed or were not reaped.
+func (pp *procPool) stop(t testing.TB) (sections []Section, live []string, unreaped []Violation) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	for _, s := range pp.slots {
+		if err := s.cur.Stop(15 * time.Second); err != nil {
+			t.Errorf("chaos: %v", err)
+		}
+		for g := range max(pp.cfg.Goroutines, 1) {
+			live = append(live, fmt.Sprintf("%s.%d", s.cur.ID, g))
+		}
+		for _, p := range s.all {
+			ss, err := p.Sections()
+			if err != nil {
+				t.Errorf("chaos: journal of %s: %v", p.ID, err)
+			}
+			sections = append(sections, ss...)
+			if !p.Reaped() {
+				unreaped = append(unreaped, Violation{Check: CheckLeak, Name: p.ID, Detail: "child process not reaped"})
+			}
+		}
+	}
+	return sections, live, unreaped
+}
+
+// Run runs the scenario with seed and checks the history.
+func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
+	t.Helper()
+	began := time.Now()
+	t.Logf("chaos: scenario %s, seed %d (replay with CHAOS_SEED=%d)", sc.Name, seed, seed)
+	env := NewEnv(t, sc.Nodes, sc.Lease, seed)
+	res := env.ResourceClient()
+	var hist History
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var wg sync.WaitGroup
+	var goIDs []string
+	var clients []*Client
+	var gcs []*GoClient
+	for i := range sc.GoClients {
+		g := env.NewGoClient(fmt.Sprintf("g%d", i), sc.Primitive)
+		gcs = append(gcs, g)
+		for j := range sc.Goroutines {
+			c := &Client{ID: fmt.Sprintf("g%d.%d", i, j), Locker: g.Locker, Res: res, Work: sc.Work,
+				Rng: rand.New(rand.NewPCG(seed, uint64(i*100+j))), OnExit: hist.Add}
+			goIDs = append(goIDs, c.ID)
+			clients = append(clients, c)
+			wg.Go(func() { c.Run(ctx) })
+		}
+	}
+	pp := &procPool{env: env, cfg: ChildConfig{Primitive: sc.Primitive, Work: sc.Work, Goroutines: sc.ProcGoroutines, Seed: seed}}
+	pp.start(sc.ProcClients)
+
+	nem := NewNemesis(env, pp, sc.Nemesis, seed)
+	nctx, nstop := context.WithTimeout(ctx, sc.Faults)
+	nem.Run(nctx) // returns once every fault has healed
+	nstop()
+	healed := Mono()
+	time.Sleep(sc.Quiesce)
+	stop()
+	wg.Wait()
+	procSections, procIDs, unreaped := pp.stop(t)
+	for _, g := range gcs {
+		g.Close()
+	}
+
+	hist.AddAll(procSections)
+	sections := hist.Sections()
+	r := newResult(sc.Name, sc.Primitive, seed, sections, nem.Faults())
+	for _, c := range clients {
+		r.Failed += c.Failed.Load()
+	}
+	r.Violations = append(r.Violations, CheckExclusive(sections)...)
+	r.Violations = append(r.Violations, CheckFencingOrder(sections)...)
+	r.Violations = append(r.Violations, CheckUpdates(sections, env.Finals())...)
+	r.Violations = append(r.Violations, CheckLeases(sections, sc.DoneSlack)...)
+	r.Violations = append(r.Violations, CheckAcquiredAfter(sections, append(goIDs, procIDs...), healed, sc.Quiesce)...)
+	r.Violations = append(r.Violations, env.KeysLeft(2*sc.Lease.TTL+time.Second)...)
+	r.Violations = append(r.Violations, unreaped...)
+	r.P99, r.DuringFaults = acquireP99(sections, r.Faults)
+	r.Wall = time.Since(began)
+	t.Logf("chaos: %s: %d sections (%d lost leases, %d abandoned writes, %d failed acquires), faults %s, p99 acquire during faults %v over %d",
+		sc.Name, r.Sections, r.Lost, r.Abandoned, r.Failed, CountFaults(r.Faults), r.P99, r.DuringFaults)
+	return r
+}
+
+// acquireP99 returns the 99th percentile of acquire latency over the sections whose acquire
+// started while a fault with a duration was active (instant faults have no window), and how many
+// there were. Acquires that timed out are not in it (Result.Failed counts them).
+func acquireP99(sections []Section, faults []Fault) (time.Duration, int) {
+	var windows [][2]int64
+	for _, f := range faults {
+		if f.End > f.Start {
+			windows = append(windows, [2]int64{f.Start, f.End})
+		}
+	}
+	var lat []int64
+	for _, s := range sections {
+		for _, w := range windows {
+			if s.AcquireStart >= w[0] && s.AcquireStart <= w[1] {
+				lat = append(lat, s.Enter-s.AcquireStart)
+				break
+			}
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return time.Duration(lat[(len(lat)*99)/100]), len(lat)
+}

@@ -1,0 +1,194 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+)
+
+// Workload says what a client does: critical sections on a few names, one of them hot.
+type Workload struct {
+	// Names are the contended names; Names[0] is the hot one.
+	Names []string `json:"names"`
+	// HotShare is the share of sections on Names[0]; the rest spread evenly over the others.
+	HotShare float64 `json:"hotShare"`
+	// HoldMin and Hold bound the pause between a section's read and its write (uniform in
+	// [HoldMin, Hold]).
+	HoldMin time.Duration `json:"holdMin,omitempty"`
+	Hold    time.Duration `json:"hold"`
+	// LongShare is the share of long sections, which hold for 0.5–1.5× LongHold: long enough to
+	// be renewed (and, under faults, to lose the lease). A long section is careful: it looks at
+	// the lease just before its write and abandons the write if Done has closed or less than
+	// CarefulMargin of validity is left.
+	LongShare     float64       `json:"longShare,omitempty"`
+	LongHold      time.Duration `json:"longHold,omitempty"`
+	CarefulMargin time.Duration `json:"carefulMargin,omitempty"`
+	// AcquireTimeout bounds one acquire; a client that times out tries again.
+	AcquireTimeout time.Duration `json:"acquireTimeout"`
+	// Claim is the mode of every claim (Exclusive for a mutex); Weight and Capacity for Weighted.
+	Mode     Mode `json:"mode"`
+	Weight   int  `json:"weight,omitempty"`
+	Capacity int  `json:"capacity,omitempty"`
+}
+
+// Client runs a workload with one Locker and records every section it enters.
+type Client struct {
+	ID     string
+	Locker Locker
+	Res    *Resource
+	Work   Workload
+	Rng    *rand.Rand
+	// OnEnter, if set, is called when a section is entered (Exit still 0), before any write;
+	// process clients journal it, so that a section cut short by a kill still shows.
+	OnEnter func(Section)
+	// OnExit is called with every section once it has ended, before the release.
+	OnExit func(Section)
+
+	seq              int
+	Failed, Released atomic.Int64 // acquires that failed; releases that returned an error
+}
+
+// Run enters sections until ctx ends.
+func (c *Client) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if _, err := c.Section(ctx, c.pick()); err != nil && ctx.Err() == nil {
+			c.Failed.Add(1)
+			pause(ctx, 5*time.Millisecond)
+		}
+	}
+}
+
+// RunN enters n sections (failed acquires do not count), or stops when ctx ends.
+func (c *Client) RunN(ctx context.Context, n int) {
+	for done := 0; done < n && ctx.Err() == nil; {
+		if _, err := c.Section(ctx, c.pick()); err != nil {
+			c.Failed.Add(1)
+			pause(ctx, 5*time.Millisecond)
+			continue
+		}
+		done++
+	}
+}
+
+func (c *Client) pick() Claim {
+	w := c.Work
+	name := w.Names[0]
+	if len(w.Names) > 1 && c.Rng.Float64() >= w.HotShare {
+		name = w.Names[1+c.Rng.IntN(len(w.Names)-1)]
+	}
+	return Claim{Name: name, Mode: w.Mode, Weight: w.Weight, Capacity: w.Capacity}
+}
+
+// Section acquires claim, reads the resource, pauses up to Hold, writes the value read plus one,
+// and releases; it records the section. It returns the acquire's error, if any (then nothing was
+// recorded). The write is blind — no look at the lease before it — as most code under a lock is:
+// that is what the unfenced resource is for.
+func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
+	mode := claim.Mode
+	if mode == "" {
+		mode = Exclusive
+	}
+	s := Section{Client: c.ID, Seq: c.seq, Name: claim.Name, Primitive: c.Locker.Primitive(), Mode: mode,
+		Weight: claim.Weight, Capacity: claim.Capacity}
+	s.AcquireStart = Mono()
+	actx, cancel := context.WithTimeout(ctx, c.Work.AcquireTimeout)
+	h, err := c.Locker.Acquire(actx, claim)
+	cancel()
+	if err != nil {
+		return s, err
+	}
+	s.Enter = Mono()
+	s.Until = MonoOf(h.Until())
+	if token, ok := h.Fence(); ok {
+		s.Fenced, s.Fence = true, token
+	}
+	c.seq++
+	if c.OnEnter != nil {
+		c.OnEnter(s)
+	}
+
+	// Watch Done while the section runs: when it closes before the exit, that is a loss.
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	var doneAt, doneUntil int64
+	go func() {
+		defer close(watched)
+		select {
+		case <-h.Done():
+			doneAt, doneUntil = Mono(), MonoOf(h.Until())
+		case <-stop:
+		}
+	}()
+
+	// The resource is never faulted: a generous timeout only guards against a hung test.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	v, rerr := c.Res.Read(rctx, &s)
+	switch {
+	case errors.Is(rerr, ErrFenced):
+		s.Wrote = WriteRefused
+	case rerr == nil:
+		careful := c.Work.LongShare > 0 && c.Rng.Float64() < c.Work.LongShare
+		switch hold := c.Work.Hold - c.Work.HoldMin; {
+		case careful:
+			time.Sleep(c.Work.LongHold/2 + time.Duration(c.Rng.Int64N(int64(c.Work.LongHold)+1)))
+		case hold >= 0 && c.Work.Hold > 0:
+			time.Sleep(c.Work.HoldMin + time.Duration(c.Rng.Int64N(int64(hold)+1)))
+		}
+		s.UseUntil = MonoOf(h.Until())
+		s.UseDone = isClosed(h.Done())
+		s.Value = v + 1
+		s.UseAt = Mono()
+		if careful && (s.UseDone || s.UseUntil-s.UseAt < int64(c.Work.CarefulMargin)) {
+			s.UseAt, s.Abandoned = 0, true
+		} else {
+			switch werr := c.Res.Write(rctx, &s, s.Value); {
+			case werr == nil:
+				s.Wrote = WriteOK
+			case errors.Is(werr, ErrFenced):
+				s.Wrote = WriteRefused
+			default:
+				s.Wrote = WriteFailed
+			}
+		}
+	}
+	rcancel()
+	s.Exit = Mono()
+	s.Until = MonoOf(h.Until())
+	close(stop)
+	<-watched
+	s.DoneAt, s.DoneUntil = doneAt, doneUntil
+	s.Lost = h.Err() != nil
+
+	// Record before releasing: a process killed between the two must leave a record whose end
+	// is its exit, not only its entry line (whose validity would then run on past the release).
+	if c.OnExit != nil {
+		c.OnExit(s)
+	}
+	uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if err := h.Release(uctx); err != nil {
+		c.Released.Add(1) // node errors or a loss: the section's record says which mattered
+	}
+	ucancel()
+	return s, nil
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// pause sleeps d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
