@@ -130,6 +130,12 @@ func (s *Semaphore) AcquirePermits(ctx context.Context, n int64) (*lease.Lease, 
 	return s.claim(ctx, n, true, "Acquire", true)
 }
 
+// TryAcquirePermits tries once, like [Semaphore.TryAcquire], and returns the n permits as a lease
+// of their own, like [Semaphore.AcquirePermits].
+func (s *Semaphore) TryAcquirePermits(ctx context.Context, n int64) (*lease.Lease, error) {
+	return s.claim(ctx, n, false, "TryAcquire", true)
+}
+
 // Release gives back n of the permits taken with Acquire and TryAcquire — the latest acquisitions
 // first, splitting one when n ends inside it — and wakes as many waiters as the permits freed
 // serve, in order. It returns [ErrReleaseTooMany] (releasing nothing) when n is more than held,

@@ -13,14 +13,15 @@ import (
 
 	"github.com/quorumsync/quorumsync/lease"
 	"github.com/quorumsync/quorumsync/mutex"
+	"github.com/quorumsync/quorumsync/rwmutex"
+	"github.com/quorumsync/quorumsync/semaphore"
 )
 
-// Primitives the suite can drive. rwmutex and semaphore are slots: they land later in this
-// repository, and NewLocker refuses them until then.
+// Primitives the suite drives.
 const (
 	PrimMutex     = "mutex"
-	PrimRWMutex   = "rwmutex"   // slot: readers (Shared) and writers (Exclusive)
-	PrimSemaphore = "semaphore" // slot: Weighted claims of Weight permits out of Capacity
+	PrimRWMutex   = "rwmutex"   // readers (Shared) and writers (Exclusive)
+	PrimSemaphore = "semaphore" // Weighted claims of Weight permits out of Capacity
 )
 
 // Claim is what a critical section asks for: a name, and how it shares it (see [Mode]). Weight
@@ -41,10 +42,9 @@ type Held interface {
 	Done() <-chan struct{}
 	// Err is nil while held, non-nil once the lease was lost or released.
 	Err() error
-	// Fence returns the fencing token and true when the primitive hands out fencing tokens
-	// (DESIGN §6). Fencing does not exist yet: every adapter returns false. When WithFencing
-	// lands, the mutex adapter returns the lease's token here, and the workload switches that
-	// client to the fenced resource by itself.
+	// Fence returns the fencing token and true when the claim has one (DESIGN §6): with
+	// LeaseConfig.Fencing, a mutex's and an rwmutex writer's; the workload then uses the fenced
+	// resource. Readers and semaphore permits have none here (a semaphore's are per slot).
 	Fence() (uint64, bool)
 	// Release gives the claim up.
 	Release(ctx context.Context) error
@@ -67,6 +67,8 @@ type Locker interface {
 type LeaseConfig struct {
 	TTL         time.Duration `json:"ttl"`
 	NodeTimeout time.Duration `json:"nodeTimeout"`
+	// Fencing takes exclusive claims WithFencing.
+	Fencing bool `json:"fencing,omitempty"`
 }
 
 // NewLocker builds a Locker for primitive over the given node clients.
@@ -82,18 +84,25 @@ func NewLocker(ctx context.Context, primitive string, nodes []redis.UniversalCli
 	}
 	switch primitive {
 	case PrimMutex:
-		return &mutexLocker{q: q}, nil
-	// case PrimRWMutex: an adapter over rwmutex.New(q, name): Mode Shared -> RLock/TryRLock,
-	// Exclusive -> Lock/TryLock; its Held releases with RUnlock or Unlock.
-	// case PrimSemaphore: an adapter over semaphore.New(q, name, c.Capacity): Acquire(ctx,
-	// c.Weight)/TryAcquire; its Held releases Release(ctx, c.Weight).
+		return &mutexLocker{q: q, fencing: cfg.Fencing}, nil
+	case PrimRWMutex:
+		return &rwLocker{q: q, fencing: cfg.Fencing}, nil
+	case PrimSemaphore:
+		return &semLocker{q: q}, nil
 	default:
 		_ = q.Close(ctx)
-		return nil, fmt.Errorf("chaos: primitive %q is not available yet", primitive)
+		return nil, fmt.Errorf("chaos: no primitive %q", primitive)
 	}
 }
 
-type mutexLocker struct{ q *lease.Quorum }
+// quiet drops the errors the primitives would report: losses are recorded by the workload (Done,
+// Err), and the default handler would log each one.
+func quiet(error) {}
+
+type mutexLocker struct {
+	q       *lease.Quorum
+	fencing bool
+}
 
 func (l *mutexLocker) Primitive() string { return PrimMutex }
 
@@ -109,23 +118,109 @@ func (l *mutexLocker) acquire(ctx context.Context, c Claim, lock func(*mutex.Mut
 	if c.Mode != Exclusive {
 		return nil, fmt.Errorf("chaos: a mutex takes only exclusive claims, not %q", c.Mode)
 	}
-	// Losses are recorded by the workload (Done, Err); the default handler would log each one.
-	m := mutex.New(l.q, c.Name, mutex.WithErrorHandler(func(error) {}))
+	opts := []mutex.Option{mutex.WithErrorHandler(quiet)}
+	if l.fencing {
+		opts = append(opts, mutex.WithFencing())
+	}
+	m := mutex.New(l.q, c.Name, opts...)
 	if err := lock(m, ctx); err != nil {
 		return nil, err
 	}
-	return &mutexHeld{m: m, l: m.Lease()}, nil
+	return &leaseHeld{l: m.Lease(), release: m.Unlock}, nil
 }
 
 func (l *mutexLocker) Close(ctx context.Context) error { return l.q.Close(ctx) }
 
-type mutexHeld struct {
-	m *mutex.Mutex
-	l *lease.Lease
+// leaseHeld is a held claim of any primitive: its lease, and how to give it back.
+type leaseHeld struct {
+	l       *lease.Lease
+	release func(context.Context) error
 }
 
-func (h *mutexHeld) Until() time.Time                  { return h.l.Until() }
-func (h *mutexHeld) Done() <-chan struct{}             { return h.l.Done() }
-func (h *mutexHeld) Err() error                        { return h.l.Err() }
-func (h *mutexHeld) Fence() (uint64, bool)             { return 0, false }
-func (h *mutexHeld) Release(ctx context.Context) error { return h.m.Unlock(ctx) }
+func (h *leaseHeld) Until() time.Time      { return h.l.Until() }
+func (h *leaseHeld) Done() <-chan struct{} { return h.l.Done() }
+func (h *leaseHeld) Err() error            { return h.l.Err() }
+func (h *leaseHeld) Fence() (uint64, bool) {
+	t, err := h.l.Fence()
+	return t, err == nil
+}
+func (h *leaseHeld) Release(ctx context.Context) error { return h.release(ctx) }
+
+// rwLocker takes Shared claims as read locks and Exclusive ones as write locks, each on an RWMutex
+// value of its own, so that the release gives back exactly that lock.
+type rwLocker struct {
+	q       *lease.Quorum
+	fencing bool
+}
+
+func (l *rwLocker) Primitive() string { return PrimRWMutex }
+
+func (l *rwLocker) Acquire(ctx context.Context, c Claim) (Held, error) {
+	return l.acquire(ctx, c, true)
+}
+
+func (l *rwLocker) TryAcquire(ctx context.Context, c Claim) (Held, error) {
+	return l.acquire(ctx, c, false)
+}
+
+func (l *rwLocker) acquire(ctx context.Context, c Claim, wait bool) (Held, error) {
+	opts := []rwmutex.Option{rwmutex.WithErrorHandler(quiet)}
+	if l.fencing {
+		opts = append(opts, rwmutex.WithFencing())
+	}
+	rw := rwmutex.New(l.q, c.Name, opts...)
+	switch c.Mode {
+	case Shared:
+		lock := rw.TryRLock
+		if wait {
+			lock = rw.RLock
+		}
+		if err := lock(ctx); err != nil {
+			return nil, err
+		}
+		return &leaseHeld{l: rw.RLease(), release: rw.RUnlock}, nil
+	case Exclusive:
+		lock := rw.TryLock
+		if wait {
+			lock = rw.Lock
+		}
+		if err := lock(ctx); err != nil {
+			return nil, err
+		}
+		return &leaseHeld{l: rw.Lease(), release: rw.Unlock}, nil
+	}
+	return nil, fmt.Errorf("chaos: an rwmutex takes shared or exclusive claims, not %q", c.Mode)
+}
+
+func (l *rwLocker) Close(ctx context.Context) error { return l.q.Close(ctx) }
+
+// semLocker takes Weighted claims as one acquisition's permits (a handle of their own).
+type semLocker struct{ q *lease.Quorum }
+
+func (l *semLocker) Primitive() string { return PrimSemaphore }
+
+func (l *semLocker) Acquire(ctx context.Context, c Claim) (Held, error) {
+	return l.acquire(ctx, c, true)
+}
+
+func (l *semLocker) TryAcquire(ctx context.Context, c Claim) (Held, error) {
+	return l.acquire(ctx, c, false)
+}
+
+func (l *semLocker) acquire(ctx context.Context, c Claim, wait bool) (Held, error) {
+	if c.Mode != Weighted {
+		return nil, fmt.Errorf("chaos: a semaphore takes only weighted claims, not %q", c.Mode)
+	}
+	s := semaphore.New(l.q, c.Name, int64(c.Capacity), semaphore.WithErrorHandler(quiet))
+	take := s.TryAcquirePermits
+	if wait {
+		take = s.AcquirePermits
+	}
+	p, err := take(ctx, int64(c.Weight))
+	if err != nil {
+		return nil, err
+	}
+	return &leaseHeld{l: p, release: p.Release}, nil
+}
+
+func (l *semLocker) Close(ctx context.Context) error { return l.q.Close(ctx) }

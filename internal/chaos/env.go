@@ -184,7 +184,8 @@ func (e *Env) KeysLeft(bound time.Duration) []Violation {
 			}
 			var ours []string
 			for _, k := range keys {
-				if strings.HasPrefix(k, "quorumsync:") {
+				// Fencing counters are meant to stay (they must outlive every holder).
+				if strings.HasPrefix(k, "quorumsync:") && !strings.HasSuffix(k, ":fence") {
 					ours = append(ours, k)
 				}
 			}

@@ -92,11 +92,23 @@ func ciProfile() Profile {
 		// scenario shows it); the random schedule pauses processes for at most TTL/10, a GC pause.
 		Nemesis: NemesisConfig{Kinds: RandomKinds, MaxActive: 2, Gap: time.Second, ClientPauseMax: lc.TTL / 10}}
 	minority := base
-	minority.Name, minority.Faults = "minority-faults", 80*time.Second
+	minority.Name, minority.Faults = "minority-faults", 40*time.Second
 	majority := base
-	majority.Name, majority.Faults = "majority-faults", 45*time.Second
+	majority.Name, majority.Faults = "majority-faults", 25*time.Second
 	majority.Nemesis.Majority = true
-	return Profile{Name: "ci", Scenarios: []Scenario{minority, majority}, MinSections: 20000,
+	// The same, fenced: the workload writes the fenced resource with the lock's tokens.
+	fenced := base
+	fenced.Name, fenced.Faults = "fenced-minority-faults", 25*time.Second
+	fenced.Lease.Fencing = true
+	// An rwmutex: one claim in five a (fenced) writer, the rest readers, which only read.
+	rw := fenced
+	rw.Name, rw.Primitive = "rwmutex-minority-faults", PrimRWMutex
+	rw.Work.WriteShare = 0.2
+	// A semaphore of capacity 3 per name, weights 1 or 2: the sum held stays within 3.
+	sem := base
+	sem.Name, sem.Primitive, sem.Faults = "semaphore-minority-faults", PrimSemaphore, 25*time.Second
+	sem.Work.Mode, sem.Work.Capacity, sem.Work.MaxWeight = Weighted, 3, 2
+	return Profile{Name: "ci", Scenarios: []Scenario{minority, majority, fenced, rw, sem}, MinSections: 20000,
 		Lease: lc, DoneSlack: base.DoneSlack, Nodes: 3}
 }
 

@@ -31,6 +31,10 @@ type Workload struct {
 	Mode     Mode `json:"mode"`
 	Weight   int  `json:"weight,omitempty"`
 	Capacity int  `json:"capacity,omitempty"`
+	// WriteShare, when positive, mixes modes (an rwmutex): that share of claims is Exclusive, the
+	// rest Shared. MaxWeight, when positive, draws each Weighted claim's weight in [1, MaxWeight].
+	WriteShare float64 `json:"writeShare,omitempty"`
+	MaxWeight  int     `json:"maxWeight,omitempty"`
 }
 
 // Client runs a workload with one Locker and records every section it enters.
@@ -78,13 +82,24 @@ func (c *Client) pick() Claim {
 	if len(w.Names) > 1 && c.Rng.Float64() >= w.HotShare {
 		name = w.Names[1+c.Rng.IntN(len(w.Names)-1)]
 	}
-	return Claim{Name: name, Mode: w.Mode, Weight: w.Weight, Capacity: w.Capacity}
+	claim := Claim{Name: name, Mode: w.Mode, Weight: w.Weight, Capacity: w.Capacity}
+	if w.WriteShare > 0 {
+		claim.Mode = Shared
+		if c.Rng.Float64() < w.WriteShare {
+			claim.Mode = Exclusive
+		}
+	}
+	if w.MaxWeight > 0 {
+		claim.Weight = 1 + c.Rng.IntN(w.MaxWeight)
+	}
+	return claim
 }
 
 // Section acquires claim, reads the resource, pauses up to Hold, writes the value read plus one,
 // and releases; it records the section. It returns the acquire's error, if any (then nothing was
 // recorded). The write is blind — no look at the lease before it — as most code under a lock is:
-// that is what the unfenced resource is for.
+// that is what the unfenced resource is for. A claim that others may hold at the same time (a
+// reader, a permit) reads only: its writes would race by design.
 func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
 	mode := claim.Mode
 	if mode == "" {
@@ -140,9 +155,12 @@ func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
 		s.UseDone = isClosed(h.Done())
 		s.Value = v + 1
 		s.UseAt = Mono()
-		if careful && (s.UseDone || s.UseUntil-s.UseAt < int64(c.Work.CarefulMargin)) {
+		switch {
+		case mode != Exclusive:
+			s.UseAt = 0 // read-only: nothing written, nothing to check against the lease
+		case careful && (s.UseDone || s.UseUntil-s.UseAt < int64(c.Work.CarefulMargin)):
 			s.UseAt, s.Abandoned = 0, true
-		} else {
+		default:
 			switch werr := c.Res.Write(rctx, &s, s.Value); {
 			case werr == nil:
 				s.Wrote = WriteOK
