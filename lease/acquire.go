@@ -45,10 +45,53 @@ type Request struct {
 	Errors *Errors
 	// Data is handed to the kind with the claim ([Claim.Data]).
 	Data any
+	// prepared holds the keys of Name for Kind, computed once (see Quorum.Prepare).
+	prepared *prepared
 	// Fencing gives the lease fencing tokens ([Lease.Fence]): numbers that strictly increase
 	// across the holders of the name, even over N nodes (see [Fencer]). The kind must implement
 	// Fencer. With N = 1 it costs no extra round trip; with more, one.
 	Fencing bool
+}
+
+// prepared are a request's keys, computed once.
+type prepared struct {
+	prefix  string
+	keys    []string
+	keyArgs []any
+	ttl     time.Duration
+	ttlArg  any // ttl in ms, boxed
+}
+
+// Prepare computes r's keys once, so that every acquire made with r skips it (a name's keys are a
+// few allocations). Packages built on lease call it for the requests they build once and reuse.
+// Call it before r is used, not while an acquire may read it; a change of r's Name or Kind
+// afterwards needs Prepare again.
+func (q *Quorum) Prepare(r *Request) {
+	if q == nil || r == nil || r.Kind == nil || r.Name == "" {
+		return
+	}
+	keys := keysFor(q.cfg.prefix, r.Kind, r.Name)
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	p := &prepared{prefix: q.cfg.prefix, keys: keys, keyArgs: args}
+	if ttl := q.effectiveTTL(r.TTL); ttl > 0 {
+		p.ttl, p.ttlArg = ttl, ttl.Milliseconds()
+	}
+	r.prepared = p
+}
+
+// effectiveTTL is the TTL a claim asking for ttl (0: the quorum's) lives with on the servers: a max
+// hold time below it shortens the first grant too, since nothing may outlive the cap.
+func (q *Quorum) effectiveTTL(ttl time.Duration) time.Duration {
+	if ttl == 0 {
+		ttl = q.cfg.ttl
+	}
+	if q.cfg.maxHold > 0 {
+		ttl = min(ttl, q.cfg.maxHold)
+	}
+	return ttl
 }
 
 // Acquire blocks until it holds name on a majority of the nodes, ctx ends, or the quorum closes.
@@ -120,19 +163,15 @@ func (q *Quorum) Claim(ctx context.Context, r *Request) (*Lease, error) {
 	if _, ok := r.Kind.(Fencer); r.Fencing && !ok {
 		return nil, errs.Invalid("fencing", "the kind of %q has no fencing tokens", r.Name)
 	}
-	ttl := r.TTL
-	if ttl == 0 {
-		ttl = q.cfg.ttl
-	} else if err := q.cfg.checkTTL(errs, ttl); err != nil {
-		return nil, err
+	if r.TTL != 0 {
+		if err := q.cfg.checkTTL(errs, r.TTL); err != nil {
+			return nil, err
+		}
 	}
-	if q.cfg.guard > 0 && ttl > q.cfg.guard {
-		return nil, errs.Invalid("ttl", "%v is longer than the restart guard's %v, which would not protect it", ttl, q.cfg.guard)
+	if q.cfg.guard > 0 && max(r.TTL, q.cfg.ttl) > q.cfg.guard {
+		return nil, errs.Invalid("ttl", "%v is longer than the restart guard's %v, which would not protect it", max(r.TTL, q.cfg.ttl), q.cfg.guard)
 	}
-	if q.cfg.maxHold > 0 {
-		// A cap below the TTL shortens the first grant too: nothing may outlive it on the servers.
-		ttl = min(ttl, q.cfg.maxHold)
-	}
+	ttl := q.effectiveTTL(r.TTL)
 	if !q.enter() {
 		return nil, errs.Closed
 	}
@@ -199,7 +238,20 @@ func (e *typedError) Unwrap() error     { return e.error }
 
 // acquireLocal passes the process-local gate of the name, then acquires on the servers.
 func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl time.Duration, weight int64, tr *tracing.Acquire) (*Lease, error) {
-	keys := keysFor(q.cfg.prefix, r.Kind, r.Name)
+	var keys []string
+	var ttlArg any
+	var keyArgList []any
+	if p := r.prepared; p != nil && p.prefix == q.cfg.prefix {
+		keys, keyArgList = p.keys, p.keyArgs
+		if p.ttl == ttl {
+			ttlArg = p.ttlArg
+		}
+	} else {
+		keys = keysFor(q.cfg.prefix, r.Kind, r.Name)
+	}
+	if ttlArg == nil {
+		ttlArg = ttl.Milliseconds()
+	}
 	mode := r.Kind.Admission()
 	g := q.gateFor(keys[keyQueue])
 	contended := false
@@ -223,7 +275,7 @@ func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl
 		q: q, kind: r.Kind, errs: errs, gate: g, mode: mode, onLost: r.OnLost,
 		claim: Claim{
 			Name: r.Name, Keys: keys, Token: token, TTL: ttl, Weight: weight, Capacity: r.Capacity, Data: r.Data,
-			Fencing: r.Fencing, tokenArg: token, ttlArg: ttl.Milliseconds(),
+			Fencing: r.Fencing, tokenArg: token, ttlArg: ttlArg, keyArgs: keyArgList,
 		},
 	}
 	if q.isClosed() { // before, or while we queued at the gate
@@ -270,14 +322,16 @@ func (r *round) failure(errs *Errors, name string) error {
 // contended says the caller had to wait at the local gate: it then skips the kind's fast request,
 // which would most likely fail, and joins the servers' queue at once.
 func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bool, tr *tracing.Acquire) (err error) {
-	votes := make([]nodeVote, len(q.nodes))
+	w := l.begin()
+	defer l.end(w)
+	votes := l.votes(w)
 	// The arrival orders this waiter in the servers' queues; it is the same on every node and
 	// every attempt so that every node puts the waiters in the same order.
 	arrival := time.Now().UnixMilli()
-	a := &l.attempt // in the lease, which is on the heap anyway: the kind may keep a pointer
+	a := &w.attempt
 	*a = Attempt{Claim: &l.claim, Queue: wait, Arrival: arrival, ArrivalArg: arrival}
 	var (
-		w          *waiter
+		sub        *waiter
 		subscribed bool
 		bo         backoff.BackOff
 		timer      *time.Timer
@@ -286,8 +340,8 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 	// request never does): the release that serves us may come at once, and its message must find
 	// us listening. An uncontended acquire never gets here.
 	listen := func() {
-		w = q.watch(l.claim.Keys[keyChannel], l.claim.Token)
-		subscribed = q.subscribe(w)
+		sub = q.watch(l.claim.Keys[keyChannel], l.claim.Token)
+		subscribed = q.subscribe(sub)
 		tr.Waiting()
 	}
 	if wait && contended {
@@ -297,14 +351,19 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		if timer != nil {
 			timer.Stop()
 		}
-		if w != nil {
-			q.unwatch(w)
+		if sub != nil {
+			q.unwatch(sub)
 			if err != nil {
 				q.leaveQueue(ctx, l)
 			}
 		}
 	}()
 	for attempt := 1; ; attempt++ {
+		// A node call sees the caller's cancellation only between calls (see nodeCtx): an acquire
+		// whose ctx has ended makes no new round, even when the name is free.
+		if ctx.Err() != nil {
+			return q.notAcquired(ctx, l.errs, l.claim.Name, nil)
+		}
 		tr.Attempt()
 		a.Fast = attempt == 1 && !contended
 		res, err := q.round(ctx, l, a, votes, tr)
@@ -337,7 +396,7 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 			return q.notAcquired(ctx, l.errs, l.claim.Name, &res)
 		case <-q.stop:
 			return l.errs.Closed
-		case <-w.wake:
+		case <-sub.wake:
 			tr.WakeUp("pubsub")
 		case <-timer.C:
 			tr.WakeUp("timer")
@@ -554,7 +613,7 @@ func (q *Quorum) undo(ctx context.Context, l *Lease, votes []nodeVote) {
 	if pick == nil {
 		return
 	}
-	q.each(context.WithoutCancel(ctx), l.kind.Release(&l.claim), OpRelease, l, make([]nodeVote, len(votes)), pick, true)
+	q.each(detach(ctx), l.kind.Release(&l.claim), OpRelease, l, make([]nodeVote, len(votes)), pick, true)
 }
 
 // trim lets go of the units a weighted round's nodes granted beyond those kept: the kind's renew
@@ -573,51 +632,76 @@ func (q *Quorum) trim(ctx context.Context, l *Lease, votes []nodeVote) {
 		}
 	}
 	if pick != nil {
-		q.each(context.WithoutCancel(ctx), l.kind.Renew(&l.claim, l.claim.TTL), OpRenew, l, make([]nodeVote, len(votes)), pick, true)
+		q.each(detach(ctx), l.kind.Renew(&l.claim, l.claim.TTL), OpRenew, l, make([]nodeVote, len(votes)), pick, true)
 	}
 }
 
 // leaveQueue takes a waiter that gives up out of every node's queue (and passes on what was
 // reserved for it). A node that cannot be reached is owed the leave.
 func (q *Quorum) leaveQueue(ctx context.Context, l *Lease) {
-	q.each(context.WithoutCancel(ctx), l.kind.Leave(&l.claim), OpLeave, l, make([]nodeVote, len(q.nodes)), nil, true)
+	q.each(detach(ctx), l.kind.Leave(&l.claim), OpLeave, l, make([]nodeVote, len(q.nodes)), nil, true)
+}
+
+// callTask sends one call to every node (those with pick[i] set, when pick is not nil) and stores
+// each node's reply, read by the lease's kind for op, in votes. With owed set the call is a cleanup:
+// a node that is skipped as suspect, or whose call fails at the transport, is owed it.
+type callTask struct {
+	q     *Quorum
+	l     *Lease
+	call  Call
+	op    Op
+	votes []nodeVote
+	pick  []bool
+	owed  bool
+}
+
+func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
+	q, l := t.q, t.l
+	v := &t.votes[n.index]
+	*v = nodeVote{}
+	if t.pick != nil && !t.pick[n.index] {
+		return
+	}
+	if c == nil {
+		v.err = n.skipped()
+		if t.owed {
+			q.owe(n, t.call)
+		}
+		return
+	}
+	v.sent = true
+	var cmd *redis.Cmd
+	if t.op == OpAcquire && q.cfg.guard > 0 {
+		var up time.Duration
+		cmd, up = runGuarded(ctx, c, t.call)
+		v.young = up < q.cfg.guard
+	} else {
+		cmd = run(ctx, c, t.call)
+	}
+	if err := cmd.Err(); err != nil && err != redis.Nil {
+		v.err = err
+		if t.owed && isTransportError(err) {
+			q.owe(n, t.call)
+		}
+		return
+	}
+	v.reply, v.err = l.kind.Read(t.op, cmd, &l.claim)
 }
 
 // each sends call to every node (those with pick[i] set, when pick is not nil) in parallel, and
-// stores each node's reply, read by the lease's kind for op, in votes. With owed set the call is a
-// cleanup: a node that is skipped as suspect, or whose call fails at the transport, is owed it.
+// stores each node's reply in votes (see callTask). Within an acquire or a release it uses their
+// scratch space's task (the calls of one acquire, or one release, are made one at a time), so
+// that a call costs no allocation.
 func (q *Quorum) each(ctx context.Context, call Call, op Op, l *Lease, votes []nodeVote, pick []bool, owed bool) {
-	q.fanout(ctx, func(ctx context.Context, n *node, c redis.UniversalClient) {
-		v := &votes[n.index]
-		*v = nodeVote{}
-		if pick != nil && !pick[n.index] {
-			return
-		}
-		if c == nil {
-			v.err = n.skipped()
-			if owed {
-				q.owe(n, call)
-			}
-			return
-		}
-		v.sent = true
-		var cmd *redis.Cmd
-		if op == OpAcquire && q.cfg.guard > 0 {
-			var up time.Duration
-			cmd, up = runGuarded(ctx, c, call)
-			v.young = up < q.cfg.guard
-		} else {
-			cmd = run(ctx, c, call)
-		}
-		if err := cmd.Err(); err != nil && err != redis.Nil {
-			v.err = err
-			if owed && isTransportError(err) {
-				q.owe(n, call)
-			}
-			return
-		}
-		v.reply, v.err = l.kind.Read(op, cmd, &l.claim)
-	})
+	var t *callTask
+	if l.work != nil {
+		t = &l.work.task
+	} else {
+		t = new(callTask)
+	}
+	*t = callTask{q: q, l: l, call: call, op: op, votes: votes, pick: pick, owed: owed}
+	q.fanout(ctx, t)
+	*t = callTask{}
 }
 
 // notAcquired is the error of an acquire whose ctx ended: it matches NotAcquired and ctx's error,

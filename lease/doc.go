@@ -67,8 +67,8 @@
 // per-node timeout cannot fail all of it. Holding 10,000 leases costs about 5 round trips per node
 // per TTL/3.
 //
-// A claim that is not renewed by [Lease.Until] is lost: [Lease.Done] closes at Until, on a timer
-// of its own, with [Lease.Err] already saying why. What a loss sets off beyond that — the tracing
+// A claim that is not renewed by [Lease.Until] is lost: [Lease.Done] closes at Until, on the
+// watchdog's loss clock (a goroutine with a timer of its own), with [Lease.Err] already saying why. What a loss sets off beyond that — the tracing
 // spans, the holder's [OnLost], the primitives' error handlers — runs afterwards on a goroutine of
 // the quorum's (the notifier), so a slow handler or span exporter delays neither a Done nor another
 // claim's renewal, and a handler may call [Quorum.Close]. With [WithMaxHold], renewals never
@@ -94,7 +94,7 @@
 //     other claim the kind says excludes it is valid on the same name from nodes that share a
 //     majority with it — as long as the caveats below do not apply.
 //   - Loss is visible: if renewal fails, Done closes no later than Until, on a timer independent of
-//     any network call and of any handler; [Lease.Err] says why; a late reply never revives a lost
+//     any network call and of any handler (the watchdog's loss clock); [Lease.Err] says why; a late reply never revives a lost
 //     claim.
 //   - Nothing left behind: a failed or cancelled acquire undoes what it may have set on every node
 //     that granted it or did not answer, and leaves the queue; a release deletes only what holds

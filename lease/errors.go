@@ -240,6 +240,9 @@ func (p *permanent) Unwrap() error { return p.error }
 // permanentOf returns the permanent error among votes, if any.
 func permanentOf(votes []nodeVote) error {
 	for i := range votes {
+		if votes[i].err == nil {
+			continue
+		}
 		var p *permanent
 		if errors.As(votes[i].err, &p) {
 			return p

@@ -43,9 +43,14 @@ func (exclusive) Acquire(a *Attempt) Call {
 	switch {
 	case a.Fast && a.Fencing:
 		// SET NX and the counter's increment, in a script as small as it gets.
-		return Call{Script: fastFenceScript.Script, Keys: a.Keys[keyLock : keyFence+1], Args: []any{a.TokenArg(), a.TTLArg()}}
+		return Call{Script: fastFenceScript.Script, Keys: a.Keys[keyLock : keyFence+1], KeyArgs: sub(a.KeyArgs(), keyLock, keyFence+1),
+			Args: []any{a.TokenArg(), a.TTLArg()}}
 	case a.Fast:
-		return Call{Args: []any{argSet, a.Keys[keyLock], a.TokenArg(), argPX, a.TTLArg(), argNX}}
+		var key any = a.Keys[keyLock]
+		if ka := a.KeyArgs(); ka != nil {
+			key = ka[keyLock]
+		}
+		return Call{Args: []any{argSet, key, a.TokenArg(), argPX, a.TTLArg(), argNX}}
 	case a.Fencing:
 		fenced = argYes
 	}
@@ -53,7 +58,15 @@ func (exclusive) Acquire(a *Attempt) Call {
 	if a.Queue && !a.Fast {
 		join = argYes
 	}
-	return Call{Script: acquireScript.Script, Keys: a.Keys, Args: []any{a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced}}
+	return Call{Script: acquireScript.Script, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: []any{a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced}}
+}
+
+// sub returns args[i:j], or nil for nil args.
+func sub(args []any, i, j int) []any {
+	if args == nil {
+		return nil
+	}
+	return args[i:j]
 }
 
 func (exclusive) Fence(c *Claim, fences []uint64) Call {
@@ -72,15 +85,15 @@ func (exclusive) Renew(c *Claim, ttl time.Duration) Call {
 	if ttl != c.TTL {
 		ms = ttl.Milliseconds()
 	}
-	return Call{Script: renewScript.Script, Keys: c.Keys[keyLock : keyLock+1], Args: []any{c.TokenArg(), ms}}
+	return Call{Script: renewScript.Script, Keys: c.Keys[keyLock : keyLock+1], KeyArgs: sub(c.KeyArgs(), keyLock, keyLock+1), Args: []any{c.TokenArg(), ms}}
 }
 
 func (exclusive) Release(c *Claim) Call {
-	return Call{Script: releaseScript.Script, Keys: c.Keys, Args: []any{c.TokenArg()}}
+	return Call{Script: releaseScript.Script, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 func (exclusive) Leave(c *Claim) Call {
-	return Call{Script: leaveScript.Script, Keys: c.Keys, Args: []any{c.TokenArg()}}
+	return Call{Script: leaveScript.Script, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 func (exclusive) Read(op Op, cmd *redis.Cmd, _ *Claim) (Reply, error) {

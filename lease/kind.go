@@ -108,6 +108,9 @@ type Call struct {
 	Script *redis.Script
 	Keys   []string
 	Args   []any
+	// KeyArgs, if not nil, are Keys boxed as script arguments (see [Claim.KeyArgs]): the engine
+	// then does not box them on every call.
+	KeyArgs []any
 }
 
 // Reply is one node's answer to a call, as its kind reads it.
@@ -163,8 +166,13 @@ type Claim struct {
 	// [Fencer]).
 	Fencing bool
 
-	tokenArg, ttlArg any // boxed once: script arguments are ...any
+	tokenArg, ttlArg any   // boxed once: script arguments are ...any
+	keyArgs          []any // Keys, boxed once per name (see Quorum.Prepare), or nil
 }
+
+// KeyArgs returns Keys boxed as script arguments, or nil when the request was not prepared
+// ([Quorum.Prepare]); it is for [Call.KeyArgs], and its subslices for subslices of Keys.
+func (c *Claim) KeyArgs() []any { return c.keyArgs }
 
 // TokenArg returns Token as a script argument, boxed once per claim.
 func (c *Claim) TokenArg() any { return c.tokenArg }

@@ -25,15 +25,15 @@ type Lease struct {
 	q     *Quorum
 	kind  Kind
 	claim Claim
-	// attempt is the acquire's scratch space for its attempts, kept here so that it needs no
-	// allocation of its own.
-	attempt Attempt
-	errs    *Errors
-	gate    *gate
-	mode    Admission
-	entry   *watchdog.Entry
-	onLost  func(error)
-	held    atomic.Pointer[tracing.Held] // set once the acquire span ends; nil without a recording provider
+	// work is the scratch space of the acquire or release under way (from scratchPool), nil
+	// between them: a held lease does not carry it.
+	work   *scratch
+	errs   *Errors
+	gate   *gate
+	mode   Admission
+	entry  *watchdog.Entry
+	onLost func(error)
+	held   atomic.Pointer[tracing.Held] // set once the acquire span ends; nil without a recording provider
 
 	// fences are the lease's fencing tokens (one per unit of a weighted claim), set at the grant;
 	// nil without fencing.
@@ -237,7 +237,15 @@ func (l *Lease) Release(ctx context.Context) error {
 	if ctx == nil {
 		return l.errs.Invalid("ctx", "nil")
 	}
-	return l.release(context.WithoutCancel(ctx), ErrReleased)
+	return l.release(detach(ctx), ErrReleased)
+}
+
+// detach returns ctx without its cancellation: ctx itself when it has none (no allocation).
+func detach(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // release ends the lease with why (ErrReleased or ErrClosed) and gives it up on the servers, under
@@ -259,7 +267,9 @@ func (l *Lease) release(ctx context.Context, why error) error {
 		q.untrack(l)
 		l.leaveGate()
 	}()
-	votes := make([]nodeVote, len(q.nodes))
+	w := l.begin()
+	defer l.end(w)
+	votes := l.votes(w)
 	c := l.snapshot()
 	q.each(ctx, l.kind.Release(c), OpRelease, l, votes, nil, true)
 	weighted := l.mode == AdmitWeighted
@@ -319,14 +329,47 @@ func (l *Lease) ReleaseUnits(ctx context.Context, k int64) error {
 	l.umu.Unlock()
 	l.gate.exit(AdmitWeighted, k)
 	q := l.q
+	// Its own task, not the scratch space's: a partial release may run beside a release.
 	votes := make([]nodeVote, len(q.nodes))
-	q.each(context.WithoutCancel(ctx), l.kind.Renew(&c, c.TTL), OpRenew, l, votes, nil, true)
+	q.fanout(context.WithoutCancel(ctx), &callTask{q: q, l: l, call: l.kind.Renew(&c, c.TTL), op: OpRenew, votes: votes, owed: true})
 	t := q.count(ctx, votes, true, keep, nil)
 	if t.holds(q.quorum, true, keep) {
 		return nil
 	}
 	return &opError{sentinel: l.errs.NotReleased, name: c.Name,
 		detail: fmt.Sprintf("%d units given up on %d of %d nodes, %d needed", k, t.yes, len(q.nodes), q.quorum), causes: t.errs}
+}
+
+// scratch is the working space of an acquire or a release: its attempt, the task of its fan-outs,
+// and the vote of a quorum of one node. It comes from a pool for the call, so that neither an
+// acquire nor a release allocates it, and a held lease does not carry it.
+type scratch struct {
+	attempt Attempt
+	task    callTask
+	vote1   [1]nodeVote
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// begin gives l a scratch space for the acquire or release it starts; end takes it back.
+func (l *Lease) begin() *scratch {
+	w := scratchPool.Get().(*scratch)
+	l.work = w
+	return w
+}
+
+func (l *Lease) end(w *scratch) {
+	l.work = nil
+	*w = scratch{}
+	scratchPool.Put(w)
+}
+
+// votes returns a slice for one vote per node: the scratch space's own for a quorum of one.
+func (l *Lease) votes(w *scratch) []nodeVote {
+	if len(l.q.nodes) == 1 {
+		return w.vote1[:]
+	}
+	return make([]nodeVote, len(l.q.nodes))
 }
 
 // leaveGate gives the lease's local admission back and drops its reference to the gate.

@@ -264,12 +264,41 @@ func (n *node) owes() int {
 	return len(n.debts)
 }
 
-// run sends one call to one node.
+// run sends one call to one node. A script goes as EVALSHA with its arguments laid out here, the
+// keys boxed once (Call.KeyArgs) where the kind has them, rather than through go-redis's Script,
+// which boxes every key on every call; a node that lost its script cache gets EVAL.
 func run(ctx context.Context, c redis.UniversalClient, call Call) *redis.Cmd {
 	if call.Script == nil {
 		return c.Do(ctx, call.Args...)
 	}
-	return call.Script.Run(ctx, c, call.Keys, call.Args...)
+	args := make([]any, 0, 3+len(call.Keys)+len(call.Args))
+	args = append(args, argEvalSha, hashArg(call.Script), len(call.Keys))
+	if call.KeyArgs != nil {
+		args = append(args, call.KeyArgs...)
+	} else {
+		for _, k := range call.Keys {
+			args = append(args, k)
+		}
+	}
+	args = append(args, call.Args...)
+	cmd := c.Do(ctx, args...)
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		return call.Script.Eval(ctx, c, call.Keys, call.Args...)
+	}
+	return cmd
+}
+
+var argEvalSha any = "evalsha"
+
+// hashes holds each script's hash boxed once.
+var hashes sync.Map // *redis.Script -> any
+
+func hashArg(s *redis.Script) any {
+	if h, ok := hashes.Load(s); ok {
+		return h
+	}
+	h, _ := hashes.LoadOrStore(s, any(s.Hash()))
+	return h
 }
 
 // queue adds one call to a pipeline, by EVALSHA for a script.

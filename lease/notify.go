@@ -8,7 +8,7 @@ import (
 
 // notifier runs what a lease's loss or failed renewal sets off beyond the safety signal — the
 // tracing spans, the holder's OnLost, the error handlers — on one goroutine of the quorum's, in
-// order. The goroutines that detect a loss (the watchdog's, a loss timer's) only close Done and
+// order. The goroutines that detect a loss (the watchdog's renewal goroutine and its loss clock) only close Done and
 // hand the rest over: nothing a user supplies (a handler, a span exporter) can delay a Done or a
 // renewal, and a handler may call Quorum.Close.
 type notifier struct {

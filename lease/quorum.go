@@ -45,6 +45,8 @@ type Quorum struct {
 	active int
 	idle   chan struct{}
 
+	deadlines deadlines // the Done channels of per-node call contexts
+
 	// stop is closed by Close: it wakes blocked acquires, which return ErrClosed, and ends the
 	// background probes of suspect nodes (Close waits for them).
 	stop   chan struct{}
@@ -136,7 +138,7 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 	}
 	answers := make([]answer, len(q.nodes))
 	timeout := max(q.cfg.nodeTimeout, time.Second)
-	q.fanoutTimeout(ctx, timeout, func(ctx context.Context, n *node, c redis.UniversalClient) {
+	q.fanoutTimeout(ctx, timeout, taskFunc(func(ctx context.Context, n *node, c redis.UniversalClient) {
 		a := &answers[n.index]
 		if c == nil {
 			a.err = n.skipped()
@@ -172,7 +174,7 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 				a.replicas = strconv.Itoa(strings.Count(nodes, "slave"))
 			}
 		}
-	})
+	}))
 	seen := make(map[string]int, len(q.nodes))
 	for i, a := range answers {
 		n := q.nodes[i]
@@ -414,18 +416,28 @@ func (q *Quorum) isClosed() bool {
 	return q.closed
 }
 
-// fanout calls f for every node in parallel, each under the per-node timeout, and returns only
-// after every call has returned: no goroutine outlives it. f writes its result at the node's index
-// of a slice the caller owns. For a suspect node f gets a nil client: it must record the failure
-// (n.skipped()) without I/O.
-func (q *Quorum) fanout(ctx context.Context, f func(ctx context.Context, n *node, c redis.UniversalClient)) {
-	q.fanoutTimeout(ctx, q.cfg.nodeTimeout, f)
+// nodeTask is the part of a fan-out that runs for each node: it writes its result at the node's
+// index of a slice its owner keeps. For a suspect node it gets a nil client: it must record the
+// failure (n.skipped()) without I/O.
+type nodeTask interface {
+	do(ctx context.Context, n *node, c redis.UniversalClient)
 }
 
-func (q *Quorum) fanoutTimeout(ctx context.Context, timeout time.Duration, f func(ctx context.Context, n *node, c redis.UniversalClient)) {
+// taskFunc adapts a function to a nodeTask.
+type taskFunc func(ctx context.Context, n *node, c redis.UniversalClient)
+
+func (f taskFunc) do(ctx context.Context, n *node, c redis.UniversalClient) { f(ctx, n, c) }
+
+// fanout runs t for every node in parallel, each under the per-node timeout, and returns only after
+// every call has returned: no goroutine outlives it.
+func (q *Quorum) fanout(ctx context.Context, t nodeTask) {
+	q.fanoutTimeout(ctx, q.cfg.nodeTimeout, t)
+}
+
+func (q *Quorum) fanoutTimeout(ctx context.Context, timeout time.Duration, t nodeTask) {
 	if len(q.nodes) == 1 {
 		// One node: no goroutine to start and join.
-		q.callNode(ctx, timeout, q.nodes[0], f)
+		q.callNode(ctx, timeout, q.nodes[0], t)
 		return
 	}
 	var wg sync.WaitGroup
@@ -433,34 +445,32 @@ func (q *Quorum) fanoutTimeout(ctx context.Context, timeout time.Duration, f fun
 	for _, n := range q.nodes[1:] {
 		go func() {
 			defer wg.Done()
-			q.callNode(ctx, timeout, n, f)
+			q.callNode(ctx, timeout, n, t)
 		}()
 	}
 	// The caller's goroutine takes the first node itself: one goroutine fewer to start and wake.
-	q.callNode(ctx, timeout, q.nodes[0], f)
+	q.callNode(ctx, timeout, q.nodes[0], t)
 	wg.Wait()
 }
 
 // callNode is one node's part of a fan-out.
-func (q *Quorum) callNode(ctx context.Context, timeout time.Duration, n *node, f func(ctx context.Context, n *node, c redis.UniversalClient)) {
+func (q *Quorum) callNode(ctx context.Context, timeout time.Duration, n *node, t nodeTask) {
 	if n.suspect.Load() {
-		f(ctx, n, nil)
+		t.do(ctx, n, nil)
 		return
 	}
-	nctx, cancel := context.WithTimeout(ctx, timeout)
-	f(nctx, n, n.client)
+	deadline := time.Now().Add(timeout)
+	t.do(q.deadlines.context(ctx, deadline), n, n.client)
 	// Out of time while the caller was not: the node is hung (or far too slow). The clock, not
-	// nctx.Err(): the socket deadline can fire a moment before the ctx's own timer.
-	if nodeOutOfTime(ctx, nctx) {
+	// the ctx's Err: the socket deadline can fire a moment before any timer.
+	if nodeOutOfTime(ctx, deadline) {
 		q.markSuspect(n, &nodeTimeout{after: timeout})
 	}
-	cancel()
 }
 
-// nodeOutOfTime reports whether a node call ran into its own timeout (nctx's deadline), rather
-// than the caller's (ctx's).
-func nodeOutOfTime(ctx, nctx context.Context) bool {
-	deadline, _ := nctx.Deadline()
+// nodeOutOfTime reports whether a node call ran into its own timeout (deadline), rather than the
+// caller's (ctx's).
+func nodeOutOfTime(ctx context.Context, deadline time.Time) bool {
 	if parent, ok := ctx.Deadline(); ok && !parent.After(deadline) {
 		return false // the caller's deadline came first
 	}

@@ -31,7 +31,7 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 	}
 	// votes[i*len(batch)+j] is node i's answer for lease j.
 	votes := make([]nodeVote, len(q.nodes)*len(batch))
-	q.fanout(ctx, func(ctx context.Context, n *node, c redis.UniversalClient) {
+	q.fanout(ctx, taskFunc(func(ctx context.Context, n *node, c redis.UniversalClient) {
 		mine := votes[n.index*len(batch) : (n.index+1)*len(batch)]
 		if c == nil {
 			err := n.skipped()
@@ -53,7 +53,7 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 				v.reply, v.err = leases[j].kind.Read(OpRenew, cmds[j], &leases[j].claim)
 			}
 		}
-	})
+	}))
 	now := time.Now()
 	column := make([]nodeVote, len(q.nodes))
 	for j := range batch {

@@ -43,6 +43,7 @@ func New(q *lease.Quorum, name string, opts ...Option) *Mutex {
 		}
 	}
 	base := lease.Request{Kind: lease.Exclusive, Name: name, TTL: m.cfg.ttl, Fencing: m.cfg.fencing, Primitive: "mutex", Errors: errs}
+	q.Prepare(&base) // the name's keys, once for every Lock
 	m.lockReq, m.tryReq, m.doReq = base, base, base
 	m.lockReq.Wait, m.lockReq.Operation, m.lockReq.OnLost = true, "Lock", m.lost
 	m.tryReq.Operation, m.tryReq.OnLost = "TryLock", m.lost

@@ -56,7 +56,7 @@ func (k kind) Acquire(a *lease.Attempt) lease.Call {
 	if k.shared {
 		s = racquireScript
 	}
-	return lease.Call{Script: s, Keys: a.Keys, Args: []any{a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced}}
+	return lease.Call{Script: s, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: []any{a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced}}
 }
 
 // Fence is the second round of a fenced write lock (readers are not fenced: they do not write).
@@ -65,15 +65,15 @@ func (kind) Fence(c *lease.Claim, fences []uint64) lease.Call {
 }
 
 func (kind) Renew(c *lease.Claim, ttl time.Duration) lease.Call {
-	return lease.Call{Script: renewScript, Keys: c.Keys, Args: []any{c.TokenArg(), ttl.Milliseconds()}}
+	return lease.Call{Script: renewScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), ttl.Milliseconds()}}
 }
 
 func (kind) Release(c *lease.Claim) lease.Call {
-	return lease.Call{Script: releaseScript, Keys: c.Keys, Args: []any{c.TokenArg()}}
+	return lease.Call{Script: releaseScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 func (kind) Leave(c *lease.Claim) lease.Call {
-	return lease.Call{Script: leaveScript, Keys: c.Keys, Args: []any{c.TokenArg()}}
+	return lease.Call{Script: leaveScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 func (kind) Read(op lease.Op, cmd *redis.Cmd, _ *lease.Claim) (lease.Reply, error) {

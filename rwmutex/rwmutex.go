@@ -47,7 +47,8 @@ func New(q *lease.Quorum, name string, opts ...Option) *RWMutex {
 			o.apply(&rw.cfg)
 		}
 	}
-	base := lease.Request{Name: name, TTL: rw.cfg.ttl, Primitive: "rwmutex", Errors: errs}
+	base := lease.Request{Kind: readers, Name: name, TTL: rw.cfg.ttl, Primitive: "rwmutex", Errors: errs}
+	q.Prepare(&base) // readers and writers share the keys
 	req := func(k lease.Kind, wait bool, op string, onLost func(error)) lease.Request {
 		r := base
 		r.Kind, r.Wait, r.Operation, r.OnLost = k, wait, op, onLost

@@ -38,7 +38,7 @@ func (kind) Acquire(a *lease.Attempt) lease.Call {
 	if a.Fencing {
 		fenced = argYes
 	}
-	return lease.Call{Script: acquireScript, Keys: a.Keys, Args: []any{
+	return lease.Call{Script: acquireScript, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: []any{
 		a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, a.Capacity, a.Weight, unitList(a.Prefer), fenced}}
 }
 
@@ -53,19 +53,19 @@ func (kind) Fence(c *lease.Claim, fences []uint64) lease.Call {
 		b.WriteByte(':')
 		b.WriteString(strconv.FormatUint(fences[i], 10))
 	}
-	return lease.Call{Script: fenceScript, Keys: c.Keys, Args: []any{c.TokenArg(), b.String()}}
+	return lease.Call{Script: fenceScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), b.String()}}
 }
 
 func (kind) Renew(c *lease.Claim, ttl time.Duration) lease.Call {
-	return lease.Call{Script: renewScript, Keys: c.Keys, Args: []any{c.TokenArg(), ttl.Milliseconds(), unitList(c.Units)}}
+	return lease.Call{Script: renewScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), ttl.Milliseconds(), unitList(c.Units)}}
 }
 
 func (kind) Release(c *lease.Claim) lease.Call {
-	return lease.Call{Script: releaseScript, Keys: c.Keys, Args: []any{c.TokenArg()}}
+	return lease.Call{Script: releaseScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 func (kind) Leave(c *lease.Claim) lease.Call {
-	return lease.Call{Script: leaveScript, Keys: c.Keys, Args: []any{c.TokenArg()}}
+	return lease.Call{Script: leaveScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 // unitList writes slots as the scripts read them: comma-separated.

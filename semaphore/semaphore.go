@@ -47,6 +47,7 @@ func New(q *lease.Quorum, name string, capacity int64, opts ...Option) *Semaphor
 	}
 	s.base = lease.Request{Kind: slots, Name: name, Capacity: capacity, TTL: s.cfg.ttl, Fencing: s.cfg.fencing,
 		Primitive: "semaphore", Errors: errs, OnLost: s.report}
+	q.Prepare(&s.base)
 	return s
 }
 

@@ -3,10 +3,12 @@ package tracing
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -46,6 +48,10 @@ const (
 type Instrumentation struct {
 	tracer        trace.Tracer
 	nameOnMetrics bool
+	// global says the tracer is the global provider's delegate: while the application has set no
+	// provider, an acquire then skips the span altogether (it would record nothing, and starting
+	// it costs allocations on every acquire).
+	global bool
 
 	acquireDuration metric.Float64Histogram
 	holdDuration    metric.Float64Histogram
@@ -70,6 +76,7 @@ func New(opts ...Option) (*Instrumentation, error) {
 		tracer: c.tp.Tracer(ScopeName,
 			trace.WithInstrumentationVersion(Version), trace.WithSchemaURL(semconv.SchemaURL)),
 		nameOnMetrics: c.nameOnMetrics,
+		global:        globalDelegate != nil && reflect.TypeOf(c.tp) == globalDelegate,
 	}
 	m := c.mp.Meter(ScopeName,
 		metric.WithInstrumentationVersion(Version), metric.WithSchemaURL(semconv.SchemaURL))
@@ -128,6 +135,9 @@ func (in *Instrumentation) StartAcquire(ctx context.Context, info AcquireInfo) (
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if in.global && reflect.TypeOf(otel.GetTracerProvider()) == globalDelegate && !in.metricsEnabled(ctx) {
+		return ctx, nil // no provider set yet: nothing would be recorded
+	}
 	s := in.seriesFor(info.Primitive, info.Operation)
 	ctx, span := in.tracer.Start(ctx, s.spanName)
 	if !span.SpanContext().IsValid() && !in.metricsEnabled(ctx) {
@@ -139,6 +149,17 @@ func (in *Instrumentation) StartAcquire(ctx context.Context, info AcquireInfo) (
 	}
 	return ctx, a
 }
+
+// globalDelegate is the type of the global tracer provider before an application sets one (the
+// OpenTelemetry API's own delegating provider), or nil if something set one before this package
+// was initialized.
+var globalDelegate = func() reflect.Type {
+	t := reflect.TypeOf(otel.GetTracerProvider())
+	if t.String() != "*global.tracerProvider" {
+		return nil
+	}
+	return t
+}()
 
 // metricsEnabled reports whether any instrument records anything.
 func (in *Instrumentation) metricsEnabled(ctx context.Context) bool {

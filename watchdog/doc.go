@@ -12,9 +12,9 @@
 //     one pipeline per node. Leases renewed together stay together, so any number of leases settle
 //     into about one batch per renewal interval; [WithMaxBatch] splits a huge batch into chunks so
 //     that one slow reply cannot fail all of it.
-//   - A lease ends no later than its validity: every [Entry] has a timer at [Entry.Until] that runs
-//     independently of the renewal goroutine, so a renewal stuck on a slow node cannot delay the
-//     loss. [Entry.Done] closes first, with [Entry.Err] already saying why; the owner's OnLost
+//   - A lease ends no later than its validity: a second goroutine, the loss clock, ends every
+//     [Entry] at its [Entry.Until] on a timer of its own, independently of the renewal goroutine,
+//     so a renewal stuck on a slow node cannot delay the loss. [Entry.Done] closes first, with [Entry.Err] already saying why; the owner's OnLost
 //     runs after it.
 //   - A late reply never revives a lease: results for an ended entry are dropped.
 //   - A failed renewal leaves the old validity and is retried, sooner and sooner, while time

@@ -12,15 +12,21 @@ type Entry struct {
 	ttl       time.Duration
 	holdUntil time.Time
 	onLost    func(error)
-	done      chan struct{}
 
-	// next and index belong to the watchdog's queue and are guarded by Watchdog.mu.
-	next  time.Time
-	index int
+	// next and index belong to the watchdog's renewal queue, expAt and expIndex to its loss queue;
+	// all four are guarded by Watchdog.mu.
+	next     time.Time
+	index    int
+	expAt    time.Time
+	expIndex int
 
-	mu    sync.Mutex
-	until time.Time
-	timer *time.Timer
+	mu sync.Mutex
+	// done is made on the first call of Done (most leases are released without anyone waiting
+	// on it); doneClosed says it is closed, or would be.
+	done       chan struct{}
+	doneClosed bool
+	until      time.Time
+	timer      *time.Timer
 	// capped is set once a renewal is cut short by the max hold time: the lease then ends with
 	// ErrMaxHold. last is set once such a renewal succeeded: there is nothing left to renew.
 	capped, last bool
@@ -43,7 +49,24 @@ func (e *Entry) Until() time.Time {
 
 // Done returns a channel that is closed when the entry ends: lost, stopped or closed. When lost,
 // it closes before onLost is called, and Err already says why.
-func (e *Entry) Done() <-chan struct{} { return e.done }
+func (e *Entry) Done() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.done == nil {
+		if e.doneClosed {
+			return closedChan
+		}
+		e.done = make(chan struct{})
+	}
+	return e.done
+}
+
+// closedChan is the Done of an entry that ended before anyone asked for it.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // Err returns nil while the entry lives, then why it ended: the stop error given to [Entry.Stop],
 // [ErrExpired], [ErrMaxHold], [ErrClosed], or the final error a renewal reported.
@@ -73,11 +96,11 @@ func (e *Entry) Stop(err error) error {
 	return nil
 }
 
-// endLocked ends the entry; e.mu must be held. Done closes in afterEnd.
+// endLocked ends the entry; e.mu must be held. Done closes in afterEnd, which also takes the entry
+// off the watchdog's queues.
 func (e *Entry) endLocked(err error) {
 	e.ended = true
 	e.err = err
-	e.timer.Stop()
 }
 
 // finish ends the entry as lost, with err as the cause, unless it has ended already.
@@ -97,22 +120,28 @@ func (e *Entry) finish(err error) {
 // delay it.
 func (e *Entry) afterEnd(err error, lost bool) {
 	e.w.forget(e)
-	close(e.done)
+	e.mu.Lock()
+	ch := e.done
+	e.doneClosed = true
+	e.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
 	if lost && e.onLost != nil {
 		e.onLost(err)
 	}
 }
 
-// expire runs on the loss timer at the end of validity.
+// expire runs on the watchdog's loss clock at the end of validity.
 func (e *Entry) expire() {
 	e.mu.Lock()
 	if e.ended {
 		e.mu.Unlock()
 		return
 	}
-	if d := time.Until(e.until); d > 0 {
-		// A renewal moved validity after the timer fired but before we got the lock.
-		e.timer.Reset(d)
+	if time.Until(e.until) > 0 {
+		// A renewal moved validity after the loss clock took the entry but before we got the lock.
+		e.w.rearm(e, e.until)
 		e.mu.Unlock()
 		return
 	}
@@ -146,7 +175,7 @@ func (e *Entry) renewTTL(now time.Time, drift func(time.Duration) time.Duration)
 			ttl = left
 			if end := now.Add(ttl - drift(ttl)); end.Before(e.until) {
 				e.until = end
-				e.timer.Reset(end.Sub(now))
+				e.w.rearm(e, end)
 			}
 		}
 	}
@@ -167,7 +196,7 @@ func (e *Entry) apply(r *Renewal, start, now time.Time) (time.Time, bool) {
 		// keep the lease until r.Until + drift). Any other only moves Until forward.
 		if e.capped || r.Until.After(e.until) {
 			e.until = r.Until
-			e.timer.Reset(r.Until.Sub(now))
+			e.w.rearm(e, r.Until)
 		}
 		e.last = e.capped
 		last := e.last

@@ -40,11 +40,16 @@ type Watchdog struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // closed when the renewal goroutine has returned
 	wake   chan struct{}
+	// The loss clock: one goroutine that ends each entry at its Until, on a timer of its own,
+	// whatever the renewal goroutine is waiting for.
+	expDone chan struct{}
+	expWake chan struct{}
 
 	mu      sync.Mutex
 	queue   entryQueue
+	expiry  expiryQueue
 	entries map[*Entry]struct{}
 	closed  bool
 	// maxWindow is the widest early window of any entry added: how far ahead the batch collector
@@ -75,9 +80,12 @@ func New(renew RenewFunc, opts ...Option) *Watchdog {
 		cancel:  cancel,
 		done:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
+		expDone: make(chan struct{}),
+		expWake: make(chan struct{}, 1),
 		entries: make(map[*Entry]struct{}),
 	}
 	go w.loop()
+	go w.lossClock()
 	return w
 }
 
@@ -94,8 +102,8 @@ type Spec struct {
 	// lease ends with [ErrMaxHold] then.
 	HoldUntil time.Time
 	// OnLost, if not nil, is called once if the lease ends for any reason other than [Entry.Stop],
-	// after Done has closed, from the goroutine that found the loss (the watchdog's own, or a loss
-	// timer's). It must not block: hand slow work to a goroutine of your own.
+	// after Done has closed, from the goroutine that found the loss (the watchdog's renewal
+	// goroutine, or its loss clock). It must not block: hand slow work to a goroutine of your own.
 	OnLost func(error)
 }
 
@@ -108,8 +116,8 @@ func (w *Watchdog) Add(s Spec) (*Entry, error) {
 		until:     s.Until,
 		holdUntil: s.HoldUntil,
 		onLost:    s.OnLost,
-		done:      make(chan struct{}),
 		index:     -1,
+		expIndex:  -1,
 		// The renewal schedule counts from when the acquisition began, not from now: validity was
 		// measured from there, and so is every later renewal.
 		next: s.Start.Add(s.TTL / 3),
@@ -123,11 +131,15 @@ func (w *Watchdog) Add(s Spec) (*Entry, error) {
 	heap.Push(&w.queue, e)
 	w.maxWindow = max(w.maxWindow, w.window(e))
 	wake := w.sleeping && (w.wakeAt.IsZero() || e.next.Before(w.wakeAt))
-	// The loss timer is armed while w.mu is held so that Close, which ends every entry, sees it.
-	e.timer = time.AfterFunc(time.Until(s.Until), e.expire)
+	e.expAt = s.Until
+	heap.Push(&w.expiry, e)
+	first := e.expIndex == 0
 	w.mu.Unlock()
 	if wake {
 		w.poke()
+	}
+	if first {
+		pokeChan(w.expWake)
 	}
 	return e, nil
 }
@@ -151,12 +163,14 @@ func (w *Watchdog) Close() {
 	if w.closed {
 		w.mu.Unlock()
 		<-w.done
+		<-w.expDone
 		return
 	}
 	w.closed = true
 	w.mu.Unlock()
 	w.cancel()
 	<-w.done
+	<-w.expDone
 
 	w.mu.Lock()
 	rest := make([]*Entry, 0, len(w.entries))
@@ -169,10 +183,68 @@ func (w *Watchdog) Close() {
 	}
 }
 
-func (w *Watchdog) poke() {
+func (w *Watchdog) poke() { pokeChan(w.wake) }
+
+func pokeChan(c chan struct{}) {
 	select {
-	case w.wake <- struct{}{}:
+	case c <- struct{}{}:
 	default:
+	}
+}
+
+// rearm moves e's place on the loss clock to at (a renewal moved its Until).
+func (w *Watchdog) rearm(e *Entry, at time.Time) {
+	w.mu.Lock()
+	if _, watched := w.entries[e]; !watched {
+		w.mu.Unlock()
+		return
+	}
+	e.expAt = at
+	if e.expIndex >= 0 {
+		heap.Fix(&w.expiry, e.expIndex)
+	} else {
+		heap.Push(&w.expiry, e)
+	}
+	first := e.expIndex == 0
+	w.mu.Unlock()
+	if first {
+		pokeChan(w.expWake)
+	}
+}
+
+// lossClock ends every entry whose Until has come (expire re-checks, under the entry's lock, that
+// no renewal moved it meanwhile), until Close.
+func (w *Watchdog) lossClock() {
+	defer close(w.expDone)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var due []*Entry
+	for {
+		now := time.Now()
+		due = due[:0]
+		wait := time.Duration(-1)
+		w.mu.Lock()
+		for len(w.expiry) > 0 && !w.expiry[0].expAt.After(now) {
+			due = append(due, heap.Pop(&w.expiry).(*Entry))
+		}
+		if len(w.expiry) > 0 {
+			wait = w.expiry[0].expAt.Sub(now)
+		}
+		w.mu.Unlock()
+		for _, e := range due {
+			e.expire()
+		}
+		clear(due)
+		if wait >= 0 {
+			timer.Reset(wait)
+		}
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-w.expWake:
+		case <-timer.C:
+		}
+		timer.Stop()
 	}
 }
 
@@ -247,7 +319,7 @@ func (w *Watchdog) runBatch(batch []Renewal) {
 		ttl, ok := r.Entry.renewTTL(now, w.cfg.drift)
 		if !ok {
 			// Ended meanwhile, or at its max hold time: no more renewals. The lease ends at its
-			// current validity through its loss timer.
+			// current validity on the loss clock.
 			continue
 		}
 		r.TTL = ttl
@@ -286,6 +358,9 @@ func (w *Watchdog) forget(e *Entry) {
 	if e.index >= 0 {
 		heap.Remove(&w.queue, e.index)
 	}
+	if e.expIndex >= 0 {
+		heap.Remove(&w.expiry, e.expIndex)
+	}
 	w.mu.Unlock()
 }
 
@@ -309,6 +384,31 @@ func (q *entryQueue) Pop() any {
 	e := old[len(old)-1]
 	old[len(old)-1] = nil
 	e.index = -1
+	*q = old[:len(old)-1]
+	return e
+}
+
+// expiryQueue is a min-heap of entries by the end of their validity (the loss clock). It is
+// guarded by Watchdog.mu.
+type expiryQueue []*Entry
+
+func (q expiryQueue) Len() int           { return len(q) }
+func (q expiryQueue) Less(i, j int) bool { return q[i].expAt.Before(q[j].expAt) }
+func (q expiryQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].expIndex = i
+	q[j].expIndex = j
+}
+func (q *expiryQueue) Push(x any) {
+	e := x.(*Entry)
+	e.expIndex = len(*q)
+	*q = append(*q, e)
+}
+func (q *expiryQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.expIndex = -1
 	*q = old[:len(old)-1]
 	return e
 }
