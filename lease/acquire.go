@@ -262,12 +262,16 @@ func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl
 		}
 		contended = true
 		tr.Waiting()
-		if ok, _ := g.enter(ctx, q.stop, mode, weight, r.Capacity); !ok {
+		ok, _, handed := g.enter(ctx, q.stop, r, ttl, weight)
+		if !ok {
 			q.dropGate(keys[keyQueue], g)
 			if ctx.Err() != nil {
 				return nil, q.notAcquired(ctx, errs, r.Name, nil)
 			}
 			return nil, errs.Closed
+		}
+		if handed != nil {
+			return handed, nil // passed to us by its holder: held already (see Quorum.pass)
 		}
 	}
 	token := newToken(time.Now())
@@ -482,7 +486,7 @@ func (q *Quorum) round(ctx context.Context, l *Lease, a *Attempt, votes []nodeVo
 		}
 	}
 	until := start.Add(l.claim.TTL - drift(l.claim.TTL))
-	if granted && time.Now().Before(until) {
+	if granted && time.Until(until) >= minValidity(l.claim.TTL) {
 		l.claim.Units = keep
 		if l.claim.Fencing {
 			if detail, errs := q.fence(ctx, l, votes); detail != "" {
@@ -490,9 +494,10 @@ func (q *Quorum) round(ctx context.Context, l *Lease, a *Attempt, votes []nodeVo
 				res.detail, res.nodeErrs = detail, append(res.nodeErrs, errs...)
 				return res, nil
 			}
-			if !time.Now().Before(until) {
+			if left := time.Until(until); left < minValidity(l.claim.TTL) {
 				q.undo(ctx, l, votes)
-				res.detail = fmt.Sprintf("granted by a quorum, but its validity (%v) ran out before the fencing token was settled", l.claim.TTL-drift(l.claim.TTL))
+				res.detail = fmt.Sprintf("granted by a quorum, but only %v of its validity was left once the fencing token was settled (%v after the request; at least TTL/4 needed)",
+					max(left, 0).Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
 				return res, nil
 			}
 		}
@@ -516,7 +521,8 @@ func (q *Quorum) round(ctx context.Context, l *Lease, a *Attempt, votes []nodeVo
 	res.split = some > 0 && !granted
 	switch {
 	case granted:
-		res.detail = fmt.Sprintf("granted by a quorum, but only after its validity (%v) ran out", l.claim.TTL-drift(l.claim.TTL))
+		res.detail = fmt.Sprintf("granted by a quorum, but only %v of its validity was left when the votes were in (%v after the request; at least TTL/4 needed)",
+			max(time.Until(until), 0).Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
 	case young > 0:
 		res.detail = fmt.Sprintf("granted by %d of %d nodes, %d needed: the votes of %d restarted less than %v ago are ignored (restart guard)",
 			some, len(q.nodes), q.quorum, young, q.cfg.guard)
@@ -588,7 +594,7 @@ func (q *Quorum) grant(l *Lease, start, until time.Time) error {
 	if err != nil {
 		return l.errs.Closed
 	}
-	l.entry = e
+	l.entry, l.grantedAt = e, start
 	if !q.track(l) {
 		e.Stop(ErrClosed)
 		return l.errs.Closed

@@ -23,8 +23,11 @@
 // [Quorum.Claim] takes a start time from the monotonic clock, sends the kind's acquire call to all
 // N nodes in parallel (each under the per-node timeout, [WithNodeTimeout]), and holds the claim iff
 // at least N/2+1 nodes granted it (every unit of it) and validity = TTL − elapsed − drift is still
-// positive, with drift = TTL/100 + 2ms. The claim is valid until start + TTL − drift: every node
-// set it after start, so it expires on that node no earlier than start + TTL, by that node's clock.
+// at least TTL/4, with drift = TTL/100 + 2ms. The claim is valid until start + TTL − drift: every
+// node set it after start, so it expires on that node no earlier than start + TTL, by that node's
+// clock. A round that left less (the process stalled, or a node call overran its timeout) is
+// undone like a failed one: the caller never gets a lease that is about to expire, which the
+// watchdog could not renew in time.
 // After a failed round, the engine undoes it on every node that granted or did not answer; a node
 // that answered "no" set nothing.
 //
@@ -54,9 +57,14 @@
 // [Quorum.TryAcquire] is the SET NX alone: it never jumps the queue, except in the moment after a
 // reservation ran out unused.
 //
-// A local release does not hand the lease to the next local goroutine; it releases, and the next
-// goroutine acquires again. That costs a round trip more than a local handoff, but it keeps the
-// servers' queue in charge, so a busy process cannot keep a name from the others.
+// A release of an exclusive claim without fencing may hand the lease straight to the next
+// goroutine of its process that waits at the local gate, with no request to the servers: the
+// claim stays as it is on the nodes, renewed by the same watchdog entry, under a new [Lease]
+// handle (the old one reads as released). This is [sync.Mutex]'s normal mode: goroutines of one
+// process take turns at local speed. It is bounded so that a busy process cannot keep a name from
+// the others: only within [WithHandoff] (1ms by default) of the servers' grant, and only with at
+// least half the TTL of validity left; after that the release goes to the servers, which serve
+// the processes in the order they queued. WithHandoff(0) turns it off.
 //
 // # Renewal and loss
 //

@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // gate is the local admission of one name (and kind family) in one Quorum: goroutines of this
@@ -26,7 +27,10 @@ type gateWaiter struct {
 	mode     Admission
 	weight   int64
 	capacity int64
+	req      *Request      // what it asks for (for a lease passed to it, see pass)
+	ttl      time.Duration // the TTL it asks for
 	ready    chan struct{} // closed when admitted
+	handed   *Lease        // set, before ready closes, when a holder passed its lease (see pass)
 }
 
 // fits reports whether a claim fits beside what is admitted; g.mu must be held.
@@ -64,30 +68,37 @@ func (g *gate) tryEnter(mode Admission, weight, capacity int64) bool {
 }
 
 // enter waits until the claim is admitted, ctx ends or stop is closed; it reports whether it was
-// admitted and, when it was, whether it had to wait.
-func (g *gate) enter(ctx context.Context, stop <-chan struct{}, mode Admission, weight, capacity int64) (admitted, waited bool) {
+// admitted and, when it was, whether it had to wait, and the lease a holder passed it, if one did
+// (see pass): the claim is then held already.
+func (g *gate) enter(ctx context.Context, stop <-chan struct{}, r *Request, ttl time.Duration, weight int64) (admitted, waited bool, handed *Lease) {
+	mode := r.Kind.Admission()
 	g.mu.Lock()
-	if len(g.waiters) == 0 && g.fits(mode, weight, capacity) {
+	if len(g.waiters) == 0 && g.fits(mode, weight, r.Capacity) {
 		g.admit(mode, weight)
 		g.mu.Unlock()
-		return true, false
+		return true, false, nil
 	}
-	w := &gateWaiter{mode: mode, weight: weight, capacity: capacity, ready: make(chan struct{})}
+	w := &gateWaiter{mode: mode, weight: weight, capacity: r.Capacity, req: r, ttl: ttl, ready: make(chan struct{})}
 	g.waiters = append(g.waiters, w)
 	g.mu.Unlock()
 	select {
 	case <-w.ready:
-		return true, true
+		return true, true, w.handed
 	case <-ctx.Done():
 	case <-stop:
 	}
 	g.mu.Lock()
 	select {
 	case <-w.ready:
-		// Admitted as we gave up: pass it on.
+		// Admitted as we gave up: pass it on (a lease passed to us goes back the normal way, and
+		// may be passed again).
 		g.mu.Unlock()
-		g.exit(mode, weight)
-		return false, true
+		if w.handed != nil {
+			_ = w.handed.Release(context.Background())
+		} else {
+			g.exit(mode, weight)
+		}
+		return false, true, nil
 	default:
 	}
 	for i, x := range g.waiters {
@@ -99,7 +110,29 @@ func (g *gate) enter(ctx context.Context, stop <-chan struct{}, mode Admission, 
 	// Leaving from the head may let those behind in.
 	g.admitWaitersLocked()
 	g.mu.Unlock()
-	return false, true
+	return false, true, nil
+}
+
+// pass hands what the caller holds — one AdmitOne admission — to the first waiter, if that waiter
+// wants one and take, called with it, returns a lease for it (nil: it does not fit). The admission
+// goes with the lease: the gate's state does not change, and the waiter returns from enter
+// holding.
+func (g *gate) pass(take func(w *gateWaiter) *Lease) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.waiters) == 0 || g.waiters[0].mode != AdmitOne {
+		return false
+	}
+	w := g.waiters[0]
+	l := take(w)
+	if l == nil {
+		return false
+	}
+	w.handed = l
+	g.waiters[0] = nil
+	g.waiters = g.waiters[1:]
+	close(w.ready)
+	return true
 }
 
 // exit gives back what a claim was admitted with and admits the waiters that now fit, in order.

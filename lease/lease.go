@@ -38,6 +38,15 @@ type Lease struct {
 	// fences are the lease's fencing tokens (one per unit of a weighted claim), set at the grant;
 	// nil without fencing.
 	fences []uint64
+	// grantedAt is when the servers granted the claim (the start of the round), which bounds how
+	// long the process may keep it by passing it from goroutine to goroutine (see Quorum.pass).
+	grantedAt time.Time
+	// passed is set once the holder passed the lease to the next goroutine of the process: this
+	// handle then reads as released, with passedUntil its validity at that moment, while the claim
+	// lives on under the next handle.
+	passed      atomic.Bool
+	passedUntil time.Time
+
 	// umu guards claim.Units and claim.Weight of a weighted claim once it is granted: a partial
 	// release ([Lease.ReleaseUnits]) shrinks them while the watchdog renews.
 	umu      sync.Mutex
@@ -149,7 +158,7 @@ func (l *Lease) Fences() ([]uint64, error) {
 // ([Lease.Fence]). It cannot see a loss on the servers that no renewal has reported yet (a node
 // restarted without persistence, an eviction).
 func (l *Lease) Valid() bool {
-	if l == nil {
+	if l == nil || l.passed.Load() {
 		return false
 	}
 	return l.entry.Err() == nil && time.Now().Before(l.entry.Until())
@@ -161,12 +170,15 @@ func (l *Lease) Until() time.Time {
 	if l == nil {
 		return time.Time{}
 	}
+	if l.passed.Load() {
+		return l.passedUntil
+	}
 	return l.entry.Until()
 }
 
 // Done returns a channel that is closed when the lease ends: lost, released, or its quorum closed.
 func (l *Lease) Done() <-chan struct{} {
-	if l == nil {
+	if l == nil || l.passed.Load() {
 		return closedChan
 	}
 	return l.entry.Done()
@@ -181,6 +193,9 @@ func (l *Lease) Done() <-chan struct{} {
 func (l *Lease) Err() error {
 	if l == nil {
 		return ErrNotHeld
+	}
+	if l.passed.Load() {
+		return l.errs.Released
 	}
 	return l.endErr(l.entry.Err())
 }
@@ -252,10 +267,13 @@ func detach(ctx context.Context) context.Context {
 // ctx (Release detaches it from the caller's cancellation; Close does not).
 func (l *Lease) release(ctx context.Context, why error) error {
 	if !l.released.CompareAndSwap(false, true) {
-		if errors.Is(l.entry.Err(), ErrClosed) {
+		if !l.passed.Load() && errors.Is(l.entry.Err(), ErrClosed) {
 			return l.errs.Closed
 		}
 		return l.errs.Released
+	}
+	if why == ErrReleased && l.q.pass(l) {
+		return nil // the next goroutine of the process holds it now
 	}
 	// Renewal stops before the release goes out, so no renewal is scheduled after it.
 	lostBefore := l.entry.Stop(why)
@@ -289,6 +307,49 @@ func (l *Lease) release(ctx context.Context, why error) error {
 		return &opError{sentinel: l.errs.NotReleased, name: l.claim.Name,
 			detail: fmt.Sprintf("released on %d of %d nodes, %d needed", t.yes, len(q.nodes), q.quorum), causes: t.errs}
 	}
+}
+
+// pass hands l, which its holder is releasing, to the first goroutine of this process that waits
+// for the name at the local gate, without a word to the servers: the claim stays granted, renewed
+// and valid as it was, under a new handle; l reads as released. This is the process's side of
+// sync.Mutex's "normal mode", where a goroutine that arrives while the lock is being released
+// takes it at once: with no round trip per acquisition, goroutines of one process that contend
+// for a name take turns at the speed of a local mutex.
+//
+// It is bounded, so that other processes are not starved: only while the claim was granted by the
+// servers less than the handoff budget ago ([WithHandoff], 1ms by default); after that the release
+// goes to the servers, which reserve the name for the waiter queued first there, and the local
+// goroutines queue there too. A process therefore keeps a name for at most the budget plus one
+// critical section per turn. It applies to AdmitOne kinds without fencing (a passed lease keeps its
+// fencing token, which must not be shared by two holders), to a waiter that asks for the same kind
+// and TTL, and to a lease with at least half its TTL of validity left.
+func (q *Quorum) pass(l *Lease) bool {
+	if q.cfg.handoff <= 0 || l.mode != AdmitOne || l.claim.Fencing || time.Since(l.grantedAt) >= q.cfg.handoff {
+		return false
+	}
+	if l.entry.Err() != nil || time.Until(l.entry.Until()) < l.claim.TTL/2 || q.isClosed() {
+		return false
+	}
+	passed := l.gate.pass(func(w *gateWaiter) *Lease {
+		if w.req.Kind != l.kind || w.req.Fencing || w.ttl != l.claim.TTL {
+			return nil
+		}
+		errs := w.req.Errors
+		if errs == nil {
+			errs = leaseErrors
+		}
+		next := &Lease{q: q, kind: l.kind, claim: l.claim, errs: errs, gate: l.gate, mode: l.mode,
+			entry: l.entry, onLost: w.req.OnLost, grantedAt: l.grantedAt}
+		l.passedUntil = l.entry.Until()
+		l.passed.Store(true)
+		l.entry.Rebind(next, next.lost)
+		q.retrack(l, next)
+		return next
+	})
+	if passed {
+		l.held.Load().Released()
+	}
+	return passed
 }
 
 // ReleaseUnits gives up k of the units a weighted lease holds (a semaphore's partial release),

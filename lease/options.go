@@ -18,6 +18,9 @@ const (
 	DefaultKeyPrefix = "quorumsync:"
 	// MinTTL is the shortest TTL accepted: below it the clock drift allowance leaves no validity.
 	MinTTL = 10 * time.Millisecond
+	// DefaultHandoff is how long, by default, a process may keep a claim by passing it from one of
+	// its goroutines to the next (see WithHandoff).
+	DefaultHandoff = time.Millisecond
 	// maxDefaultNodeTimeout caps the default per-node timeout for long TTLs.
 	maxDefaultNodeTimeout = 250 * time.Millisecond
 )
@@ -40,6 +43,7 @@ type config struct {
 	tracing     []tracing.Option
 	guard       time.Duration // restart guard: ignore votes of nodes up for less; 0: off
 	guardSet    bool
+	handoff     time.Duration // how long a process may pass a claim between its goroutines; 0: never
 }
 
 func defaultConfig() config {
@@ -47,6 +51,7 @@ func defaultConfig() config {
 		ttl:        DefaultTTL,
 		prefix:     DefaultKeyPrefix,
 		newBackOff: defaultBackOff,
+		handoff:    DefaultHandoff,
 	}
 }
 
@@ -101,6 +106,20 @@ func WithErrorHandler(f func(error)) Option {
 // wait (or fail) meanwhile. Without it the uncontended path is unchanged. Default: off.
 func WithRestartGuard(longest time.Duration) Option {
 	return optionFunc(func(c *config) { c.guard = longest; c.guardSet = true })
+}
+
+// WithHandoff sets how long a process may keep an exclusive claim (a mutex, an rwmutex writer)
+// by passing it, as its holder releases it, straight to the next of its goroutines that waits for
+// the name — without a round trip to the servers — counted from when the servers granted it. This
+// is sync.Mutex's normal mode across processes: goroutines of one process that contend for a name
+// take turns at the speed of a local mutex while the budget lasts; then the release goes to the
+// servers, which serve the processes in the order they queued. A waiter in another process waits
+// at most the budget plus one critical section per process queued before it; goroutines of one
+// process are served in arrival order whatever the budget. Claims with fencing are never passed
+// (the next holder needs a token of its own). 0 turns passing off: every acquisition then goes to
+// the servers, in strict arrival order across all goroutines. Default [DefaultHandoff], 1ms.
+func WithHandoff(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.handoff = max(d, 0) })
 }
 
 // WithBackOff sets the retry schedule a blocking acquire falls back on when it cannot count on
@@ -190,6 +209,13 @@ func (c *config) checkTTL(errs *Errors, ttl time.Duration) error {
 // drift is the allowance for clock drift between this process and the servers over a lifetime of
 // ttl: 1% of it plus 2ms for timer granularity (the Redlock figure).
 func drift(ttl time.Duration) time.Duration { return ttl/100 + 2*time.Millisecond }
+
+// minValidity is the least validity a grant must leave to be kept: a round that took longer than
+// about three quarters of the TTL (a stalled process, a node call that overran its timeout) is
+// undone and tried again rather than handing the caller a lease about to expire, which the
+// watchdog could not renew in time. With the TTL more than three node timeouts, one healthy round
+// always leaves more, and so do two (a fenced grant) for a TTL of 30ms or more.
+func minValidity(ttl time.Duration) time.Duration { return ttl / 4 }
 
 // AcquireOption configures one [Quorum.Acquire] or [Quorum.TryAcquire].
 type AcquireOption interface{ applyAcquire(*Request) }

@@ -404,6 +404,14 @@ func (q *Quorum) track(l *Lease) bool {
 	return true
 }
 
+// retrack replaces a passed lease by its next handle in the set of held leases.
+func (q *Quorum) retrack(old, next *Lease) {
+	q.mu.Lock()
+	delete(q.leases, old)
+	q.leases[next] = struct{}{}
+	q.mu.Unlock()
+}
+
 func (q *Quorum) untrack(l *Lease) {
 	q.mu.Lock()
 	delete(q.leases, l)

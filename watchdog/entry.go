@@ -8,10 +8,8 @@ import (
 // Entry is one lease watched by a [Watchdog]. Its methods are safe for concurrent use.
 type Entry struct {
 	w         *Watchdog
-	owner     any
 	ttl       time.Duration
 	holdUntil time.Time
-	onLost    func(error)
 
 	// next and index belong to the watchdog's renewal queue, expAt and expIndex to its loss queue;
 	// all four are guarded by Watchdog.mu.
@@ -20,7 +18,9 @@ type Entry struct {
 	expAt    time.Time
 	expIndex int
 
-	mu sync.Mutex
+	mu     sync.Mutex
+	owner  any
+	onLost func(error)
 	// done is made on the first call of Done (most leases are released without anyone waiting
 	// on it); doneClosed says it is closed, or would be.
 	done       chan struct{}
@@ -34,8 +34,20 @@ type Entry struct {
 	err          error
 }
 
-// Owner returns the owner given to [Watchdog.Add].
-func (e *Entry) Owner() any { return e.owner }
+// Owner returns the owner given to [Watchdog.Add], or to the latest [Entry.Rebind].
+func (e *Entry) Owner() any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.owner
+}
+
+// Rebind gives the entry a new owner and onLost: a lease passed from one holder to the next keeps
+// its entry, renewals and validity, and the new holder hears of a loss from then on.
+func (e *Entry) Rebind(owner any, onLost func(error)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.owner, e.onLost = owner, onLost
+}
 
 // TTL returns the lease's TTL.
 func (e *Entry) TTL() time.Duration { return e.ttl }
@@ -123,12 +135,13 @@ func (e *Entry) afterEnd(err error, lost bool) {
 	e.mu.Lock()
 	ch := e.done
 	e.doneClosed = true
+	onLost := e.onLost
 	e.mu.Unlock()
 	if ch != nil {
 		close(ch)
 	}
-	if lost && e.onLost != nil {
-		e.onLost(err)
+	if lost && onLost != nil {
+		onLost(err)
 	}
 }
 

@@ -134,6 +134,10 @@ func StartProc(dir string, cfg ChildConfig) (*Proc, error) {
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		return nil, err
 	}
+	// The journal exists from the start: a child killed before it opened it journaled nothing.
+	if err := os.WriteFile(cfg.Journal, nil, 0o644); err != nil {
+		return nil, err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err

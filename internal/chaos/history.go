@@ -101,6 +101,9 @@ func (s Section) String() string {
 	if s.Exit == 0 {
 		out = fmt.Sprintf("%s#%d %s %s enter=%d exit=? until=%d (client killed inside)", s.Client, s.Seq, s.Primitive, s.Name, s.Enter, s.Until)
 	}
+	if s.AcquireStart != 0 {
+		out += fmt.Sprintf(" acquired-in=%s", ms(s.Enter-s.AcquireStart))
+	}
 	if s.Fenced {
 		out += fmt.Sprintf(" fence=%d", s.Fence)
 	}
