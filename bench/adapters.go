@@ -38,11 +38,34 @@ type Adapter interface {
 
 // Client is one "process" of a library: its own connection pools and library state.
 type Client interface {
-	// NewLocker returns a lock on key. The harness makes one per goroutine and key, and uses it
-	// from that goroutine only.
+	// NewLocker returns an exclusive lock on key. The harness makes one per goroutine and key, and
+	// uses it from that goroutine only.
 	NewLocker(key string) Locker
 	// Close releases the client's resources.
 	Close() error
+}
+
+// SharedClient is a Client of a library that also has primitives whose holders may overlap: a
+// reader-writer lock's readers, a semaphore's permits.
+type SharedClient interface {
+	Client
+	// NewSharedLocker returns a lock on key that grants acc (a read lock, or acc.weight permits of
+	// a semaphore of acc.capacity), or false when the library has no such primitive.
+	NewSharedLocker(key string, acc access) (Locker, bool)
+}
+
+// lockerFor returns a lock on key for acc from c, and the access it grants: acc when c has the
+// primitive, otherwise an exclusive lock — a library without a reader-writer lock runs a readers'
+// scenario with its mutex, and the exclusion check then holds it to a mutex's rule.
+func lockerFor(c Client, key string, acc access) (Locker, access) {
+	if acc.mode != exclusive {
+		if sc, ok := c.(SharedClient); ok {
+			if lk, ok := sc.NewSharedLocker(key, acc); ok {
+				return lk, acc
+			}
+		}
+	}
+	return c.NewLocker(key), exclusiveAccess
 }
 
 // Locker is the one shape the harness drives every library through.

@@ -63,7 +63,7 @@ func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
 				continue
 			}
 			if res.violations != 0 {
-				t.Errorf("%s/%s: got %d mutual-exclusion violations; want 0", scen, name, res.violations)
+				t.Errorf("%s/%s: got %d exclusion violations; want 0", scen, name, res.violations)
 			}
 			if res.acquisitions == 0 {
 				t.Errorf("%s/%s: got 0 acquisitions; want > 0 (first error: %v)", scen, name, res.firstErr)
@@ -81,6 +81,102 @@ func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
 		if !strings.Contains(md, s) {
 			t.Errorf("report lacks %q:\n%s", s, md)
 		}
+	}
+}
+
+// TestOccupancyRules checks the exclusion rule of each access mode, holder by holder.
+func TestOccupancyRules(t *testing.T) {
+	read, write := access{mode: shared}, exclusiveAccess
+	sem := func(w int64) access { return access{mode: permits, weight: w, capacity: 4} }
+	type step struct {
+		a      access
+		leave  bool
+		ok     bool
+		inside int64
+	}
+	for name, steps := range map[string][]step{
+		"readers overlap":               {{a: read, ok: true, inside: 1}, {a: read, ok: true, inside: 2}, {a: read, ok: true, inside: 3}},
+		"writer after reader":           {{a: read, ok: true, inside: 1}, {a: write, ok: false, inside: 2}},
+		"reader after writer":           {{a: write, ok: true, inside: 1}, {a: read, ok: false, inside: 2}},
+		"two writers":                   {{a: write, ok: true, inside: 1}, {a: write, ok: false, inside: 2}},
+		"writer after readers left":     {{a: read, ok: true, inside: 1}, {a: read, leave: true}, {a: write, ok: true, inside: 1}},
+		"permits up to capacity":        {{a: sem(1), ok: true, inside: 1}, {a: sem(2), ok: true, inside: 3}, {a: sem(1), ok: true, inside: 4}},
+		"permits over capacity":         {{a: sem(3), ok: true, inside: 3}, {a: sem(2), ok: false, inside: 5}},
+		"permits after a release":       {{a: sem(3), ok: true, inside: 3}, {a: sem(3), leave: true}, {a: sem(4), ok: true, inside: 4}},
+		"a weight above the capacity":   {{a: sem(5), ok: false, inside: 5}},
+		"exclusive beside permits":      {{a: sem(1), ok: true, inside: 1}, {a: write, ok: false, inside: 2}},
+		"permits beside an exclusive":   {{a: write, ok: true, inside: 1}, {a: sem(1), ok: false, inside: 2}},
+		"writer alone, again and again": {{a: write, ok: true, inside: 1}, {a: write, leave: true}, {a: write, ok: true, inside: 1}},
+	} {
+		var o occupancy
+		for i, st := range steps {
+			if st.leave {
+				o.leave(st.a)
+				continue
+			}
+			ok, inside := o.enter(st.a)
+			if ok != st.ok || inside != st.inside {
+				t.Errorf("%s, step %d (%v): got ok %v, inside %d; want ok %v, inside %d", name, i, st.a, ok, inside, st.ok, st.inside)
+			}
+		}
+	}
+}
+
+// brokenAdapter's locks never exclude anyone: Lock returns at once. Its shared locks claim to grant
+// what they were asked for, so the check holds them to a reader's or a semaphore's rule.
+type brokenAdapter struct{}
+
+func (brokenAdapter) Name() string                                        { return "broken" }
+func (brokenAdapter) NewClient(context.Context, []string) (Client, error) { return brokenClient{}, nil }
+
+type brokenClient struct{}
+
+func (brokenClient) NewLocker(string) Locker                       { return brokenLock{} }
+func (brokenClient) NewSharedLocker(string, access) (Locker, bool) { return brokenLock{}, true }
+func (brokenClient) Close() error                                  { return nil }
+
+type brokenLock struct{}
+
+func (brokenLock) Lock(context.Context) error   { return nil }
+func (brokenLock) Unlock(context.Context) error { return nil }
+
+// TestBrokenLockIsCaught runs a lock that excludes nobody through the harness: the check must count
+// violations for a mutex's, a reader-writer lock's and a semaphore's rules, and none for readers
+// alone, which may overlap.
+func TestBrokenLockIsCaught(t *testing.T) {
+	srv, err := startServers(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.kill()
+	base := scenario{nodes: 1, clients: 2, goroutines: 8, hold: time.Millisecond, keys: keyShared}
+	for _, c := range []struct {
+		name       string
+		load       load
+		violations bool
+		minPeak    int64
+	}{
+		{"exclusive", load{}, true, 2},
+		{"readers", load{read: true}, false, 2},
+		{"readers and writers", load{read: true, writeEvery: 2}, true, 2},
+		{"semaphore of 2", load{capacity: 2}, true, 3},
+	} {
+		sc := base
+		sc.name, sc.load = "broken-"+strings.ReplaceAll(c.name, " ", "-"), c.load
+		res, err := runOne(context.Background(), srv, sc, brokenAdapter{}, 1, 100*time.Millisecond)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := res.violations > 0; got != c.violations {
+			t.Errorf("%s: got %d violations; want violations: %v", c.name, res.violations, c.violations)
+		}
+		if res.peak < c.minPeak {
+			t.Errorf("%s: got peak %d inside; want >= %d", c.name, res.peak, c.minPeak)
+		}
+	}
+	rep := &report{results: []*runResult{{violations: 3}}}
+	if got := rep.violations(); got != 3 {
+		t.Errorf("report.violations() = %d; want 3 (the command's exit status depends on it)", got)
 	}
 }
 

@@ -61,7 +61,7 @@ func run() int {
 	}
 	if *listScens {
 		for _, s := range scenarios {
-			fmt.Printf("%-16s %s\n%-16s %s\n", s.name, s.desc, "", s.shape())
+			fmt.Printf("%-19s %s\n%-19s %s\n", s.name, s.desc, "", s.shape())
 		}
 		fmt.Println("adapters:", adapterNames())
 		return 0
@@ -226,7 +226,7 @@ func benchmark(ctx context.Context, cfg config) (rep *report, err error) {
 				done++
 				if cfg.log != nil {
 					eta := time.Duration(float64(time.Since(began)) / float64(done) * float64(total-done)).Round(time.Second)
-					fmt.Fprintf(cfg.log, "[%3d/%d eta %v] round %d %-16s %-12s %9.0f ops/s p50 %-9v viol %d errs %d/%d\n",
+					fmt.Fprintf(cfg.log, "[%3d/%d eta %v] round %d %-19s %-20s %9.0f ops/s p50 %-9v viol %d errs %d/%d\n",
 						done, total, eta, round, s.name, name, res.opsPerSec(), res.p50.Round(time.Microsecond),
 						res.violations, res.lockErrs, res.unlockErrs)
 				}
