@@ -156,7 +156,7 @@ func parseAdapters(list string) ([]string, error) {
 }
 
 // singleNodeOnly are the adapters that cannot fan out to several nodes.
-var singleNodeOnly = map[string]bool{"raw": true, "redislock": true}
+var singleNodeOnly = map[string]bool{"raw": true, "redislock": true, "raw-sem": true}
 
 // adaptersFor returns the adapters that run scenario s: its defaults, or the explicit list cut to
 // those that support s's node count; the baseline always, for the ratios.
