@@ -73,6 +73,14 @@ var multi = []string{"quorumsync", "redsync", "raw-quorum"}
 // what the wake-ups and the queue buy over polling.
 var handoffAdapters = []string{"quorumsync", "quorumsync-poll1ms", "redsync", "redsync-1ms", "redislock", "raw"}
 
+// The reader-writer and semaphore scenarios run quorumsync's primitive next to its Mutex (the
+// goals compare the two) and the baselines.
+var (
+	rwAdapters      = []string{"quorumsync-rwmutex", "quorumsync", "raw"}
+	semAdapters     = []string{"quorumsync-semaphore", "quorumsync", "raw-sem", "raw"}
+	semContAdapters = []string{"quorumsync-semaphore", "raw-sem"}
+)
+
 const ms = time.Millisecond
 
 var scenarios = []scenario{
@@ -86,6 +94,12 @@ var scenarios = []scenario{
 	{name: "handoff-8", desc: "handoff: 8 clients, 1 goroutine each, one key, 1ms hold; every unlock passes the lock to another client", nodes: 1, clients: 8, goroutines: 8, hold: ms, keys: keyShared, handoff: true, adapters: handoffAdapters, baseline: "raw"},
 	{name: "quorum-3", desc: "uncontended on N=3 nodes: 1 goroutine, same key", nodes: 3, clients: 1, goroutines: 1, keys: keyShared, adapters: multi, baseline: "raw-quorum"},
 	{name: "quorum-5", desc: "uncontended on N=5 nodes: 1 goroutine, same key", nodes: 5, clients: 1, goroutines: 1, keys: keyShared, adapters: multi, baseline: "raw-quorum"},
+	{name: "rw-uncontended", desc: "reader-writer, uncontended: 1 goroutine takes and releases a read lock on one key (the Mutex and raw lock and unlock)", nodes: 1, clients: 1, goroutines: 1, keys: keyShared, load: load{read: true}, adapters: rwAdapters, baseline: "raw"},
+	{name: "rw-readers-16", desc: "reader-writer, readers only: 16 goroutines over 4 clients read-lock one key, 1ms hold (the Mutex and raw lock it exclusively)", nodes: 1, clients: 4, goroutines: 16, hold: ms, keys: keyShared, load: load{read: true}, adapters: rwAdapters, baseline: "raw"},
+	{name: "rw-mix-10", desc: "reader-writer, mixed: 16 goroutines over 4 clients on one key, 1 acquisition in 10 a write, the rest reads, 1ms hold (the Mutex and raw lock exclusively)", nodes: 1, clients: 4, goroutines: 16, hold: ms, keys: keyShared, load: load{read: true, writeEvery: 10}, adapters: rwAdapters, baseline: "raw"},
+	{name: "sem-uncontended-8", desc: "semaphore, uncontended: 1 goroutine acquires and releases 1 permit of a semaphore of capacity 8 (the Mutex and raw lock and unlock)", nodes: 1, clients: 1, goroutines: 1, keys: keyShared, load: load{capacity: 8}, adapters: semAdapters, baseline: "raw"},
+	{name: "sem-uncontended-256", desc: "semaphore, uncontended: 1 goroutine acquires and releases 1 permit of a semaphore of capacity 256 (the Mutex and raw lock and unlock)", nodes: 1, clients: 1, goroutines: 1, keys: keyShared, load: load{capacity: 256}, adapters: semAdapters, baseline: "raw"},
+	{name: "sem-contend-4", desc: "semaphore, contended: 32 goroutines over 4 clients take 1 permit each of a semaphore of capacity 4, 1ms hold", nodes: 1, clients: 4, goroutines: 32, hold: ms, keys: keyShared, load: load{capacity: 4}, adapters: semContAdapters, baseline: "raw-sem"},
 }
 
 func scenarioByName(name string) (scenario, bool) {
