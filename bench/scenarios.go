@@ -73,6 +73,14 @@ var multi = []string{"quorumsync", "redsync", "raw-quorum"}
 // what the wake-ups and the queue buy over polling.
 var handoffAdapters = []string{"quorumsync", "quorumsync-poll1ms", "redsync", "redsync-1ms", "redislock", "raw"}
 
+// The variants of a scenario at another client count check quorumsync's goals there; they run
+// quorumsync and the baseline only, to keep the default run short (-adapters adds the peers).
+var (
+	variant        = []string{"quorumsync", "raw"}
+	variantQuorum  = []string{"quorumsync", "raw-quorum"}
+	variantHandoff = []string{"quorumsync", "quorumsync-poll1ms", "raw"}
+)
+
 // The reader-writer and semaphore scenarios run quorumsync's primitive next to its Mutex (the
 // goals compare the two) and the baselines.
 var (
@@ -87,13 +95,20 @@ var scenarios = []scenario{
 	{name: "same-key", desc: "uncontended: 1 goroutine locks and unlocks the same key", nodes: 1, clients: 1, goroutines: 1, keys: keyShared, adapters: single, baseline: "raw"},
 	{name: "distinct-keys", desc: "uncontended: 1 goroutine, a new key (new Locker) for every lock", nodes: 1, clients: 1, goroutines: 1, keys: keyPerOp, adapters: single, baseline: "raw"},
 	{name: "parallel-16", desc: "uncontended: 16 goroutines of one client, each on its own key", nodes: 1, clients: 1, goroutines: 16, keys: keyPerGoroutine, adapters: single, baseline: "raw"},
+	{name: "parallel-16-c4", desc: "uncontended: 16 goroutines over 4 clients (4 each), each on its own key", nodes: 1, clients: 4, goroutines: 16, keys: keyPerGoroutine, adapters: variant, baseline: "raw"},
+	{name: "contend-8-h0-c1", desc: "contended: 8 goroutines of one client on one key, no hold", nodes: 1, clients: 1, goroutines: 8, keys: keyShared, adapters: variant, baseline: "raw"},
 	{name: "contend-8-h0", desc: "contended: 8 goroutines over 4 clients on one key, no hold", nodes: 1, clients: 4, goroutines: 8, keys: keyShared, adapters: single, baseline: "raw"},
 	{name: "contend-8-h1ms", desc: "contended: 8 goroutines over 4 clients on one key, 1ms hold", nodes: 1, clients: 4, goroutines: 8, hold: ms, keys: keyShared, adapters: single, baseline: "raw"},
+	{name: "contend-32-h0-c1", desc: "contended: 32 goroutines of one client on one key, no hold", nodes: 1, clients: 1, goroutines: 32, keys: keyShared, adapters: variant, baseline: "raw"},
 	{name: "contend-32-h0", desc: "contended: 32 goroutines over 4 clients on one key, no hold", nodes: 1, clients: 4, goroutines: 32, keys: keyShared, adapters: single, baseline: "raw"},
 	{name: "contend-32-h1ms", desc: "contended: 32 goroutines over 4 clients on one key, 1ms hold", nodes: 1, clients: 4, goroutines: 32, hold: ms, keys: keyShared, adapters: single, baseline: "raw"},
+	{name: "handoff-1x8", desc: "handoff in one process: 1 client, 8 goroutines, one key, 1ms hold; every unlock passes the lock to another goroutine", nodes: 1, clients: 1, goroutines: 8, hold: ms, keys: keyShared, handoff: true, adapters: variantHandoff, baseline: "raw"},
+	{name: "handoff-4x2", desc: "handoff: 4 clients, 2 goroutines each, one key, 1ms hold; every unlock passes the lock to another goroutine, of another client or of the same", nodes: 1, clients: 4, goroutines: 8, hold: ms, keys: keyShared, handoff: true, adapters: variantHandoff, baseline: "raw"},
 	{name: "handoff-8", desc: "handoff: 8 clients, 1 goroutine each, one key, 1ms hold; every unlock passes the lock to another client", nodes: 1, clients: 8, goroutines: 8, hold: ms, keys: keyShared, handoff: true, adapters: handoffAdapters, baseline: "raw"},
 	{name: "quorum-3", desc: "uncontended on N=3 nodes: 1 goroutine, same key", nodes: 3, clients: 1, goroutines: 1, keys: keyShared, adapters: multi, baseline: "raw-quorum"},
+	{name: "quorum-3-c4", desc: "uncontended on N=3 nodes: 4 clients, 1 goroutine each, each on its own key", nodes: 3, clients: 4, goroutines: 4, keys: keyPerGoroutine, adapters: variantQuorum, baseline: "raw-quorum"},
 	{name: "quorum-5", desc: "uncontended on N=5 nodes: 1 goroutine, same key", nodes: 5, clients: 1, goroutines: 1, keys: keyShared, adapters: multi, baseline: "raw-quorum"},
+	{name: "quorum-5-c4", desc: "uncontended on N=5 nodes: 4 clients, 1 goroutine each, each on its own key", nodes: 5, clients: 4, goroutines: 4, keys: keyPerGoroutine, adapters: variantQuorum, baseline: "raw-quorum"},
 	{name: "rw-uncontended", desc: "reader-writer, uncontended: 1 goroutine takes and releases a read lock on one key (the Mutex and raw lock and unlock)", nodes: 1, clients: 1, goroutines: 1, keys: keyShared, load: load{read: true}, adapters: rwAdapters, baseline: "raw"},
 	{name: "rw-readers-16", desc: "reader-writer, readers only: 16 goroutines over 4 clients read-lock one key, 1ms hold (the Mutex and raw lock it exclusively)", nodes: 1, clients: 4, goroutines: 16, hold: ms, keys: keyShared, load: load{read: true}, adapters: rwAdapters, baseline: "raw"},
 	{name: "rw-mix-10", desc: "reader-writer, mixed: 16 goroutines over 4 clients on one key, 1 acquisition in 10 a write, the rest reads, 1ms hold (the Mutex and raw lock exclusively)", nodes: 1, clients: 4, goroutines: 16, hold: ms, keys: keyShared, load: load{read: true, writeEvery: 10}, adapters: rwAdapters, baseline: "raw"},
