@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +18,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // TestQuickRunExcludesAndMakesProgress runs the harness in quick mode against real redis-server
-// processes: one contended scenario with every adapter (raw-quorum included, on one node), and the
-// N=3 quorum scenario with every adapter that fans out. Every adapter must acquire, and no two
-// holders may ever overlap.
+// processes with every adapter: one contended mutex scenario (raw-quorum included, on one node),
+// the mixed reader-writer scenario, the contended semaphore scenario (the libraries without those
+// primitives run them with exclusive locks), and the N=3 quorum scenario with every adapter that
+// fans out. Every adapter must acquire, and no holders may ever overlap in a way the primitive
+// forbids.
 func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found in PATH: this test needs a real Redis server; install it with: %s", installHint)
@@ -28,12 +31,18 @@ func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
 	for _, a := range adapters {
 		all = append(all, a.Name())
 	}
-	contended, _ := scenarioByName("contend-8-h0")
-	quorum3, _ := scenarioByName("quorum-3")
+	var scens []scenario
+	for _, name := range []string{"contend-8-h0", "rw-mix-10", "sem-contend-4", "quorum-3"} {
+		s, ok := scenarioByName(name)
+		if !ok {
+			t.Fatalf("no scenario %q", name)
+		}
+		scens = append(scens, s)
+	}
 	cfg := config{
 		duration:  120 * time.Millisecond,
 		rounds:    1,
-		scenarios: []scenario{contended, quorum3},
+		scenarios: scens,
 		adapters:  all,
 		seed:      1,
 		cmdline:   "go test",
@@ -46,38 +55,63 @@ func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
 		t.Fatalf("benchmark: %v", err)
 	}
 
-	want := map[string][]string{
-		contended.name: all,
-		quorum3.name:   {"quorumsync", "redsync", "redsync-1ms", "raw-quorum"},
-	}
-	for scen, names := range want {
+	for _, s := range scens {
+		names := adaptersFor(s, all)
+		if s.nodes > 1 && (len(names) != len(all)-len(singleNodeOnly) || slices.ContainsFunc(names, func(n string) bool { return singleNodeOnly[n] })) {
+			t.Errorf("%s: got adapters %v; want every adapter that fans out", s.name, names)
+		}
 		for _, name := range names {
 			var res *runResult
 			for _, r := range rep.results {
-				if r.scenario == scen && r.adapter == name {
+				if r.scenario == s.name && r.adapter == name {
 					res = r
 				}
 			}
 			if res == nil {
-				t.Errorf("%s/%s: no result; want one", scen, name)
+				t.Errorf("%s/%s: no result; want one", s.name, name)
 				continue
 			}
 			if res.violations != 0 {
-				t.Errorf("%s/%s: got %d exclusion violations; want 0", scen, name, res.violations)
+				t.Errorf("%s/%s: got %d exclusion violations; want 0", s.name, name, res.violations)
 			}
 			if res.acquisitions == 0 {
-				t.Errorf("%s/%s: got 0 acquisitions; want > 0 (first error: %v)", scen, name, res.firstErr)
+				t.Errorf("%s/%s: got 0 acquisitions; want > 0 (first error: %v)", s.name, name, res.firstErr)
 			}
 			if res.unlockErrs != 0 {
-				t.Errorf("%s/%s: got %d unlock errors; want 0 (first error: %v)", scen, name, res.unlockErrs, res.firstErr)
+				t.Errorf("%s/%s: got %d unlock errors; want 0 (first error: %v)", s.name, name, res.unlockErrs, res.firstErr)
 			}
 			if c := res.cmdsPerAcq(); c < 2 {
-				t.Errorf("%s/%s: got %.2f Redis commands per acquisition; want >= 2 (lock and unlock)", scen, name, c)
+				t.Errorf("%s/%s: got %.2f Redis commands per acquisition; want >= 2 (lock and unlock)", s.name, name, c)
+			}
+			if res.bytes == 0 {
+				t.Errorf("%s/%s: got 0 bytes allocated; want > 0", s.name, name)
+			}
+		}
+	}
+	// The primitives that let holders share must have been seen sharing, within their limits.
+	for _, c := range []struct {
+		scen, adapter string
+		minPeak       int64
+		maxPeak       int64
+	}{
+		{"rw-mix-10", "quorumsync-rwmutex", 2, 16},
+		{"sem-contend-4", "quorumsync-semaphore", 2, 4},
+		{"sem-contend-4", "raw-sem", 2, 4},
+		{"sem-contend-4", "quorumsync", 1, 1}, // a mutex: exclusive
+		{"contend-8-h0", "quorumsync-rwmutex", 1, 1},
+	} {
+		for _, r := range rep.results {
+			if r.scenario == c.scen && r.adapter == c.adapter && (r.peak < c.minPeak || r.peak > c.maxPeak) {
+				t.Errorf("%s/%s: got peak %d inside; want %d to %d", c.scen, c.adapter, r.peak, c.minPeak, c.maxPeak)
+			}
+			if r.scenario == "rw-mix-10" && r.adapter == "quorumsync-rwmutex" && (r.byRole[roleRead] == 0 || r.byRole[roleWrite] == 0) {
+				t.Errorf("rw-mix-10/quorumsync-rwmutex: got %d reads and %d writes; want both > 0", r.byRole[roleRead], r.byRole[roleWrite])
 			}
 		}
 	}
 	md := rep.markdown()
-	for _, s := range []string{"## contend-8-h0", "## quorum-3", "| quorumsync |", "(baseline)"} {
+	for _, s := range []string{"## contend-8-h0", "## rw-mix-10", "## sem-contend-4", "## quorum-3", "| quorumsync |",
+		"(baseline)", "writers' worst wait", "peak inside", "bytes/op", "exclusion violations = 0"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("report lacks %q:\n%s", s, md)
 		}
