@@ -1,9 +1,10 @@
-// Command bench compares quorumsync with its peers (go-redsync/redsync, bsm/redislock) and with two
-// minimal baselines (raw: SET NX PX + compare-and-delete; raw-quorum: the same fanned out to N nodes)
-// on the same real redis-server processes, in one run, in interleaved rounds, and reports every
-// figure as a ratio to the baseline measured side by side. See README.md.
+// Command bench compares quorumsync (its Mutex, RWMutex and Semaphore) with its peers
+// (go-redsync/redsync, bsm/redislock) and with minimal baselines (raw: SET NX PX +
+// compare-and-delete; raw-quorum: the same fanned out to N nodes; raw-sem: a sorted-set semaphore
+// in one script) on the same real redis-server processes, in one run, in interleaved rounds, and
+// reports every figure as a ratio to the baseline measured side by side. See README.md.
 //
-//	cd bench && go run .            # full run, under 5 minutes on 2 cores
+//	cd bench && go run .            # full run, about 7 minutes on 2 cores
 //	cd bench && go run . -quick     # smoke run, under 30 seconds
 package main
 
