@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 
 	"github.com/quorumsync/quorumsync/lease"
 	"github.com/quorumsync/quorumsync/mutex"
+	"github.com/quorumsync/quorumsync/rwmutex"
+	"github.com/quorumsync/quorumsync/semaphore"
 )
 
 // ttl is the lock TTL of every library, so that no one wins by doing less work per lock.
@@ -38,11 +41,34 @@ type Adapter interface {
 
 // Client is one "process" of a library: its own connection pools and library state.
 type Client interface {
-	// NewLocker returns a lock on key. The harness makes one per goroutine and key, and uses it
-	// from that goroutine only.
+	// NewLocker returns an exclusive lock on key. The harness makes one per goroutine and key, and
+	// uses it from that goroutine only.
 	NewLocker(key string) Locker
 	// Close releases the client's resources.
 	Close() error
+}
+
+// SharedClient is a Client of a library that also has primitives whose holders may overlap: a
+// reader-writer lock's readers, a semaphore's permits.
+type SharedClient interface {
+	Client
+	// NewSharedLocker returns a lock on key that grants acc (a read lock, or acc.weight permits of
+	// a semaphore of acc.capacity), or false when the library has no such primitive.
+	NewSharedLocker(key string, acc access) (Locker, bool)
+}
+
+// lockerFor returns a lock on key for acc from c, and the access it grants: acc when c has the
+// primitive, otherwise an exclusive lock — a library without a reader-writer lock runs a readers'
+// scenario with its mutex, and the exclusion check then holds it to a mutex's rule.
+func lockerFor(c Client, key string, acc access) (Locker, access) {
+	if acc.mode != exclusive {
+		if sc, ok := c.(SharedClient); ok {
+			if lk, ok := sc.NewSharedLocker(key, acc); ok {
+				return lk, acc
+			}
+		}
+	}
+	return c.NewLocker(key), exclusiveAccess
 }
 
 // Locker is the one shape the harness drives every library through.
@@ -57,11 +83,14 @@ type Locker interface {
 var adapters = []Adapter{
 	quorumsyncAdapter{},
 	quorumsyncAdapter{poll: true},
+	quorumsyncAdapter{prim: primRWMutex},
+	quorumsyncAdapter{prim: primSemaphore},
 	redsyncAdapter{name: "redsync"},
 	redsyncAdapter{name: "redsync-1ms", fast: true},
 	redislockAdapter{},
 	rawAdapter{},
 	rawQuorumAdapter{},
+	rawSemAdapter{},
 }
 
 func adapterByName(name string) (Adapter, bool) {
@@ -101,13 +130,32 @@ func closeClients(cs []*redis.Client) error {
 
 // --- quorumsync ---
 
-// quorumsyncAdapter is the library as users call it; with poll set ("quorumsync-poll1ms"), Lock
-// is instead a TryLock every millisecond over the same scripts, without the queue or wake-ups.
-type quorumsyncAdapter struct{ poll bool }
+// primitive is which of quorumsync's packages an adapter drives.
+type primitive int
+
+const (
+	primMutex     primitive = iota // package mutex
+	primRWMutex                    // package rwmutex: read locks for shared access, write locks otherwise
+	primSemaphore                  // package semaphore: permits; an exclusive lock is a semaphore of capacity 1
+)
+
+// quorumsyncAdapter is the library as users call it: by default its Mutex ("quorumsync"); with poll
+// set ("quorumsync-poll1ms"), Lock is instead a Mutex.TryLock every millisecond over the same
+// scripts, without the queue or wake-ups; with prim set, its RWMutex ("quorumsync-rwmutex") or its
+// Semaphore ("quorumsync-semaphore").
+type quorumsyncAdapter struct {
+	poll bool
+	prim primitive
+}
 
 func (a quorumsyncAdapter) Name() string {
-	if a.poll {
+	switch {
+	case a.poll:
 		return "quorumsync-poll1ms"
+	case a.prim == primRWMutex:
+		return "quorumsync-rwmutex"
+	case a.prim == primSemaphore:
+		return "quorumsync-semaphore"
 	}
 	return "quorumsync"
 }
@@ -123,21 +171,59 @@ func (a quorumsyncAdapter) NewClient(ctx context.Context, addrs []string) (Clien
 		_ = closeClients(cs)
 		return nil, err
 	}
-	return &quorumsyncClient{q: q, cs: cs, poll: a.poll}, nil
+	return &quorumsyncClient{q: q, cs: cs, poll: a.poll, prim: a.prim}, nil
 }
 
 type quorumsyncClient struct {
 	q    *lease.Quorum
 	cs   []*redis.Client
 	poll bool
+	prim primitive
 }
 
 func (c *quorumsyncClient) NewLocker(key string) Locker {
-	if c.poll {
+	switch {
+	case c.poll:
 		return pollLocker{mutex.New(c.q, key)}
+	case c.prim == primRWMutex:
+		return rwWriter{rwmutex.New(c.q, key)}
+	case c.prim == primSemaphore:
+		return semLocker{semaphore.New(c.q, key, 1), 1}
 	}
 	return mutex.New(c.q, key)
 }
+
+func (c *quorumsyncClient) NewSharedLocker(key string, acc access) (Locker, bool) {
+	switch {
+	case c.prim == primRWMutex && acc.mode == shared:
+		return rwReader{rwmutex.New(c.q, key)}, true
+	case c.prim == primSemaphore && acc.mode == permits:
+		return semLocker{semaphore.New(c.q, key, acc.capacity), acc.weight}, true
+	}
+	return nil, false
+}
+
+// rwReader and rwWriter are an RWMutex's read and write locks. Each goroutine has RWMutexes of
+// its own (RUnlock releases the read lock its RWMutex took last); those of one client and name
+// share the client's local gate.
+type rwReader struct{ rw *rwmutex.RWMutex }
+
+func (l rwReader) Lock(ctx context.Context) error   { return l.rw.RLock(ctx) }
+func (l rwReader) Unlock(ctx context.Context) error { return l.rw.RUnlock(ctx) }
+
+type rwWriter struct{ rw *rwmutex.RWMutex }
+
+func (l rwWriter) Lock(ctx context.Context) error   { return l.rw.Lock(ctx) }
+func (l rwWriter) Unlock(ctx context.Context) error { return l.rw.Unlock(ctx) }
+
+// semLocker acquires and releases n permits of a Semaphore of its own.
+type semLocker struct {
+	s *semaphore.Semaphore
+	n int64
+}
+
+func (l semLocker) Lock(ctx context.Context) error   { return l.s.Acquire(ctx, l.n) }
+func (l semLocker) Unlock(ctx context.Context) error { return l.s.Release(ctx, l.n) }
 
 // pollLocker locks by trying every millisecond.
 type pollLocker struct{ m *mutex.Mutex }
@@ -462,4 +548,90 @@ func (l *rawQuorumLocker) fanout(f func(i int, c *redis.Client)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// --- raw-sem: the minimal correct single-node counting semaphore ---
+
+// semAcquireScript takes ARGV[3] permits of a semaphore of capacity ARGV[2] in one step, or none.
+// KEYS[1] is a sorted set of the permits held: one member per permit (token:i), scored by when it
+// expires by the server's clock (TIME), so a holder that died gives its permits back within the
+// TTL. ARGV[1] is the token, ARGV[4] the TTL in ms. It returns 1 when taken, 0 when too few are free.
+var semAcquireScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local w = tonumber(ARGV[3])
+if redis.call('ZCARD', KEYS[1]) + w > tonumber(ARGV[2]) then return 0 end
+local exp = now + tonumber(ARGV[4])
+for i = 1, w do redis.call('ZADD', KEYS[1], exp, ARGV[1] .. ':' .. i) end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1`)
+
+// rawSemAdapter is the semaphore baseline: semAcquireScript retried every 1ms, released with one
+// ZREM of its own members. Two round trips per acquire+release, like raw; no queue, no wake-ups,
+// no renewal. Its exclusive lock is a semaphore of capacity 1.
+type rawSemAdapter struct{}
+
+func (rawSemAdapter) Name() string { return "raw-sem" }
+
+func (rawSemAdapter) NewClient(_ context.Context, addrs []string) (Client, error) {
+	if len(addrs) != 1 {
+		return nil, fmt.Errorf("raw-sem: single node only, got %d", len(addrs))
+	}
+	return &rawSemClient{c: redis.NewClient(redisOptions(addrs[0]))}, nil
+}
+
+type rawSemClient struct{ c *redis.Client }
+
+func (c *rawSemClient) NewLocker(key string) Locker { return c.newLocker(key, 1, 1) }
+func (c *rawSemClient) Close() error                { return c.c.Close() }
+
+func (c *rawSemClient) NewSharedLocker(key string, acc access) (Locker, bool) {
+	if acc.mode != permits {
+		return nil, false
+	}
+	return c.newLocker(key, acc.capacity, acc.weight), true
+}
+
+func (c *rawSemClient) newLocker(key string, capacity, weight int64) *rawSemLocker {
+	l := &rawSemLocker{c: c.c, key: []string{key}, weight: weight, members: make([]any, weight)}
+	l.args = []any{"", capacity, weight, ttl.Milliseconds()}
+	return l
+}
+
+type rawSemLocker struct {
+	c       *redis.Client
+	key     []string
+	weight  int64
+	args    []any // token, capacity, weight, TTL ms
+	members []any // the members of the permits held: token:1 … token:weight
+	timer   *time.Timer
+}
+
+func (l *rawSemLocker) Lock(ctx context.Context) error {
+	token := newToken()
+	l.args[0] = token
+	for {
+		n, err := semAcquireScript.Run(ctx, l.c, l.key, l.args...).Int64()
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			for i := range l.members {
+				l.members[i] = token + ":" + strconv.Itoa(i+1)
+			}
+			return nil
+		}
+		if err := sleep(ctx, &l.timer, retryEvery); err != nil {
+			return err
+		}
+	}
+}
+
+func (l *rawSemLocker) Unlock(ctx context.Context) error {
+	n, err := l.c.ZRem(ctx, l.key[0], l.members...).Result()
+	if err == nil && n != l.weight {
+		err = fmt.Errorf("raw-sem: release: %d of %d permits held", n, l.weight)
+	}
+	return err
 }

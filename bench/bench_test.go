@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +18,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // TestQuickRunExcludesAndMakesProgress runs the harness in quick mode against real redis-server
-// processes: one contended scenario with every adapter (raw-quorum included, on one node), and the
-// N=3 quorum scenario with every adapter that fans out. Every adapter must acquire, and no two
-// holders may ever overlap.
+// processes with every adapter: one contended mutex scenario (raw-quorum included, on one node),
+// the mixed reader-writer scenario, the contended semaphore scenario (the libraries without those
+// primitives run them with exclusive locks), and the N=3 quorum scenario with every adapter that
+// fans out. Every adapter must acquire, and no holders may ever overlap in a way the primitive
+// forbids.
 func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found in PATH: this test needs a real Redis server; install it with: %s", installHint)
@@ -28,12 +31,18 @@ func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
 	for _, a := range adapters {
 		all = append(all, a.Name())
 	}
-	contended, _ := scenarioByName("contend-8-h0")
-	quorum3, _ := scenarioByName("quorum-3")
+	var scens []scenario
+	for _, name := range []string{"contend-8-h0", "rw-mix-10", "sem-contend-4", "quorum-3"} {
+		s, ok := scenarioByName(name)
+		if !ok {
+			t.Fatalf("no scenario %q", name)
+		}
+		scens = append(scens, s)
+	}
 	cfg := config{
 		duration:  120 * time.Millisecond,
 		rounds:    1,
-		scenarios: []scenario{contended, quorum3},
+		scenarios: scens,
 		adapters:  all,
 		seed:      1,
 		cmdline:   "go test",
@@ -46,41 +55,162 @@ func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
 		t.Fatalf("benchmark: %v", err)
 	}
 
-	want := map[string][]string{
-		contended.name: all,
-		quorum3.name:   {"quorumsync", "redsync", "redsync-1ms", "raw-quorum"},
-	}
-	for scen, names := range want {
+	for _, s := range scens {
+		names := adaptersFor(s, all)
+		if s.nodes > 1 && (len(names) != len(all)-len(singleNodeOnly) || slices.ContainsFunc(names, func(n string) bool { return singleNodeOnly[n] })) {
+			t.Errorf("%s: got adapters %v; want every adapter that fans out", s.name, names)
+		}
 		for _, name := range names {
 			var res *runResult
 			for _, r := range rep.results {
-				if r.scenario == scen && r.adapter == name {
+				if r.scenario == s.name && r.adapter == name {
 					res = r
 				}
 			}
 			if res == nil {
-				t.Errorf("%s/%s: no result; want one", scen, name)
+				t.Errorf("%s/%s: no result; want one", s.name, name)
 				continue
 			}
 			if res.violations != 0 {
-				t.Errorf("%s/%s: got %d mutual-exclusion violations; want 0", scen, name, res.violations)
+				t.Errorf("%s/%s: got %d exclusion violations; want 0", s.name, name, res.violations)
 			}
 			if res.acquisitions == 0 {
-				t.Errorf("%s/%s: got 0 acquisitions; want > 0 (first error: %v)", scen, name, res.firstErr)
+				t.Errorf("%s/%s: got 0 acquisitions; want > 0 (first error: %v)", s.name, name, res.firstErr)
 			}
 			if res.unlockErrs != 0 {
-				t.Errorf("%s/%s: got %d unlock errors; want 0 (first error: %v)", scen, name, res.unlockErrs, res.firstErr)
+				t.Errorf("%s/%s: got %d unlock errors; want 0 (first error: %v)", s.name, name, res.unlockErrs, res.firstErr)
 			}
 			if c := res.cmdsPerAcq(); c < 2 {
-				t.Errorf("%s/%s: got %.2f Redis commands per acquisition; want >= 2 (lock and unlock)", scen, name, c)
+				t.Errorf("%s/%s: got %.2f Redis commands per acquisition; want >= 2 (lock and unlock)", s.name, name, c)
+			}
+			if res.bytes == 0 {
+				t.Errorf("%s/%s: got 0 bytes allocated; want > 0", s.name, name)
+			}
+		}
+	}
+	// The primitives that let holders share must have been seen sharing, within their limits.
+	for _, c := range []struct {
+		scen, adapter string
+		minPeak       int64
+		maxPeak       int64
+	}{
+		{"rw-mix-10", "quorumsync-rwmutex", 2, 16},
+		{"sem-contend-4", "quorumsync-semaphore", 2, 4},
+		{"sem-contend-4", "raw-sem", 2, 4},
+		{"sem-contend-4", "quorumsync", 1, 1}, // a mutex: exclusive
+		{"contend-8-h0", "quorumsync-rwmutex", 1, 1},
+	} {
+		for _, r := range rep.results {
+			if r.scenario == c.scen && r.adapter == c.adapter && (r.peak < c.minPeak || r.peak > c.maxPeak) {
+				t.Errorf("%s/%s: got peak %d inside; want %d to %d", c.scen, c.adapter, r.peak, c.minPeak, c.maxPeak)
+			}
+			if r.scenario == "rw-mix-10" && r.adapter == "quorumsync-rwmutex" && (r.byRole[roleRead] == 0 || r.byRole[roleWrite] == 0) {
+				t.Errorf("rw-mix-10/quorumsync-rwmutex: got %d reads and %d writes; want both > 0", r.byRole[roleRead], r.byRole[roleWrite])
 			}
 		}
 	}
 	md := rep.markdown()
-	for _, s := range []string{"## contend-8-h0", "## quorum-3", "| quorumsync |", "(baseline)"} {
+	for _, s := range []string{"## contend-8-h0", "## rw-mix-10", "## sem-contend-4", "## quorum-3", "| quorumsync |",
+		"(baseline)", "writers' worst wait", "peak inside", "bytes/op", "exclusion violations = 0"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("report lacks %q:\n%s", s, md)
 		}
+	}
+}
+
+// TestOccupancyRules checks the exclusion rule of each access mode, holder by holder.
+func TestOccupancyRules(t *testing.T) {
+	read, write := access{mode: shared}, exclusiveAccess
+	sem := func(w int64) access { return access{mode: permits, weight: w, capacity: 4} }
+	type step struct {
+		a      access
+		leave  bool
+		ok     bool
+		inside int64
+	}
+	for name, steps := range map[string][]step{
+		"readers overlap":               {{a: read, ok: true, inside: 1}, {a: read, ok: true, inside: 2}, {a: read, ok: true, inside: 3}},
+		"writer after reader":           {{a: read, ok: true, inside: 1}, {a: write, ok: false, inside: 2}},
+		"reader after writer":           {{a: write, ok: true, inside: 1}, {a: read, ok: false, inside: 2}},
+		"two writers":                   {{a: write, ok: true, inside: 1}, {a: write, ok: false, inside: 2}},
+		"writer after readers left":     {{a: read, ok: true, inside: 1}, {a: read, leave: true}, {a: write, ok: true, inside: 1}},
+		"permits up to capacity":        {{a: sem(1), ok: true, inside: 1}, {a: sem(2), ok: true, inside: 3}, {a: sem(1), ok: true, inside: 4}},
+		"permits over capacity":         {{a: sem(3), ok: true, inside: 3}, {a: sem(2), ok: false, inside: 5}},
+		"permits after a release":       {{a: sem(3), ok: true, inside: 3}, {a: sem(3), leave: true}, {a: sem(4), ok: true, inside: 4}},
+		"a weight above the capacity":   {{a: sem(5), ok: false, inside: 5}},
+		"exclusive beside permits":      {{a: sem(1), ok: true, inside: 1}, {a: write, ok: false, inside: 2}},
+		"permits beside an exclusive":   {{a: write, ok: true, inside: 1}, {a: sem(1), ok: false, inside: 2}},
+		"writer alone, again and again": {{a: write, ok: true, inside: 1}, {a: write, leave: true}, {a: write, ok: true, inside: 1}},
+	} {
+		var o occupancy
+		for i, st := range steps {
+			if st.leave {
+				o.leave(st.a)
+				continue
+			}
+			ok, inside := o.enter(st.a)
+			if ok != st.ok || inside != st.inside {
+				t.Errorf("%s, step %d (%v): got ok %v, inside %d; want ok %v, inside %d", name, i, st.a, ok, inside, st.ok, st.inside)
+			}
+		}
+	}
+}
+
+// brokenAdapter's locks never exclude anyone: Lock returns at once. Its shared locks claim to grant
+// what they were asked for, so the check holds them to a reader's or a semaphore's rule.
+type brokenAdapter struct{}
+
+func (brokenAdapter) Name() string                                        { return "broken" }
+func (brokenAdapter) NewClient(context.Context, []string) (Client, error) { return brokenClient{}, nil }
+
+type brokenClient struct{}
+
+func (brokenClient) NewLocker(string) Locker                       { return brokenLock{} }
+func (brokenClient) NewSharedLocker(string, access) (Locker, bool) { return brokenLock{}, true }
+func (brokenClient) Close() error                                  { return nil }
+
+type brokenLock struct{}
+
+func (brokenLock) Lock(context.Context) error   { return nil }
+func (brokenLock) Unlock(context.Context) error { return nil }
+
+// TestBrokenLockIsCaught runs a lock that excludes nobody through the harness: the check must count
+// violations for a mutex's, a reader-writer lock's and a semaphore's rules, and none for readers
+// alone, which may overlap.
+func TestBrokenLockIsCaught(t *testing.T) {
+	srv, err := startServers(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.kill()
+	base := scenario{nodes: 1, clients: 2, goroutines: 8, hold: time.Millisecond, keys: keyShared}
+	for _, c := range []struct {
+		name       string
+		load       load
+		violations bool
+		minPeak    int64
+	}{
+		{"exclusive", load{}, true, 2},
+		{"readers", load{read: true}, false, 2},
+		{"readers and writers", load{read: true, writeEvery: 2}, true, 2},
+		{"semaphore of 2", load{capacity: 2}, true, 3},
+	} {
+		sc := base
+		sc.name, sc.load = "broken-"+strings.ReplaceAll(c.name, " ", "-"), c.load
+		res, err := runOne(context.Background(), srv, sc, brokenAdapter{}, 1, 100*time.Millisecond)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := res.violations > 0; got != c.violations {
+			t.Errorf("%s: got %d violations; want violations: %v", c.name, res.violations, c.violations)
+		}
+		if res.peak < c.minPeak {
+			t.Errorf("%s: got peak %d inside; want >= %d", c.name, res.peak, c.minPeak)
+		}
+	}
+	rep := &report{results: []*runResult{{violations: 3}}}
+	if got := rep.violations(); got != 3 {
+		t.Errorf("report.violations() = %d; want 3 (the command's exit status depends on it)", got)
 	}
 }
 

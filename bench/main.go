@@ -1,9 +1,10 @@
-// Command bench compares quorumsync with its peers (go-redsync/redsync, bsm/redislock) and with two
-// minimal baselines (raw: SET NX PX + compare-and-delete; raw-quorum: the same fanned out to N nodes)
-// on the same real redis-server processes, in one run, in interleaved rounds, and reports every
-// figure as a ratio to the baseline measured side by side. See README.md.
+// Command bench compares quorumsync (its Mutex, RWMutex and Semaphore) with its peers
+// (go-redsync/redsync, bsm/redislock) and with minimal baselines (raw: SET NX PX +
+// compare-and-delete; raw-quorum: the same fanned out to N nodes; raw-sem: a sorted-set semaphore
+// in one script) on the same real redis-server processes, in one run, in interleaved rounds, and
+// reports every figure as a ratio to the baseline measured side by side. See README.md.
 //
-//	cd bench && go run .            # full run, under 5 minutes on 2 cores
+//	cd bench && go run .            # full run, about 7 minutes on 2 cores
 //	cd bench && go run . -quick     # smoke run, under 30 seconds
 package main
 
@@ -61,7 +62,7 @@ func run() int {
 	}
 	if *listScens {
 		for _, s := range scenarios {
-			fmt.Printf("%-16s %s\n%-16s %s\n", s.name, s.desc, "", s.shape())
+			fmt.Printf("%-19s %s\n%-19s %s\n", s.name, s.desc, "", s.shape())
 		}
 		fmt.Println("adapters:", adapterNames())
 		return 0
@@ -156,7 +157,7 @@ func parseAdapters(list string) ([]string, error) {
 }
 
 // singleNodeOnly are the adapters that cannot fan out to several nodes.
-var singleNodeOnly = map[string]bool{"raw": true, "redislock": true}
+var singleNodeOnly = map[string]bool{"raw": true, "redislock": true, "raw-sem": true}
 
 // adaptersFor returns the adapters that run scenario s: its defaults, or the explicit list cut to
 // those that support s's node count; the baseline always, for the ratios.
@@ -226,7 +227,7 @@ func benchmark(ctx context.Context, cfg config) (rep *report, err error) {
 				done++
 				if cfg.log != nil {
 					eta := time.Duration(float64(time.Since(began)) / float64(done) * float64(total-done)).Round(time.Second)
-					fmt.Fprintf(cfg.log, "[%3d/%d eta %v] round %d %-16s %-12s %9.0f ops/s p50 %-9v viol %d errs %d/%d\n",
+					fmt.Fprintf(cfg.log, "[%3d/%d eta %v] round %d %-19s %-20s %9.0f ops/s p50 %-9v viol %d errs %d/%d\n",
 						done, total, eta, round, s.name, name, res.opsPerSec(), res.p50.Round(time.Microsecond),
 						res.violations, res.lockErrs, res.unlockErrs)
 				}

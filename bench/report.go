@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -53,9 +55,20 @@ func (c *cell) list() []*runResult {
 
 // cells returns the cells of scenario s in report order, and its baseline's cell (nil if absent).
 func (r *report) cells(s scenario) (cells []*cell, base *cell) {
+	byName := r.cellsByAdapter(s.name)
+	for _, a := range adapters {
+		if c := byName[a.Name()]; c != nil {
+			cells = append(cells, c)
+		}
+	}
+	return cells, byName[s.baseline]
+}
+
+// cellsByAdapter returns the cells of the scenario named scen by adapter name.
+func (r *report) cellsByAdapter(scen string) map[string]*cell {
 	byName := map[string]*cell{}
 	for _, res := range r.results {
-		if res.scenario != s.name {
+		if res.scenario != scen {
 			continue
 		}
 		c := byName[res.adapter]
@@ -65,35 +78,42 @@ func (r *report) cells(s scenario) (cells []*cell, base *cell) {
 		}
 		c.runs[res.round] = res
 	}
-	for _, a := range adapters {
-		if c := byName[a.Name()]; c != nil {
-			cells = append(cells, c)
-		}
-	}
-	return cells, byName[s.baseline]
+	return byName
 }
 
 // figure extracts one number from a run.
 type figure func(*runResult) float64
 
 var (
-	figOps      figure = (*runResult).opsPerSec
-	figP50      figure = func(r *runResult) float64 { return float64(r.p50) }
-	figP99      figure = func(r *runResult) float64 { return float64(r.p99) }
-	figHoMean   figure = func(r *runResult) float64 { return float64(r.handoffMean) }
-	figHoP99    figure = func(r *runResult) float64 { return float64(r.handoffP9) }
-	figAllocs   figure = (*runResult).allocsPerOp
-	figCmds     figure = (*runResult).cmdsPerAcq
-	figFairness figure = func(r *runResult) float64 { f, _ := r.fairness(); return f }
-	figCliCPU   figure = (*runResult).clientCPUPerOp
-	figSrvCPU   figure = (*runResult).serverCPUPerOp
+	figOps       figure = (*runResult).opsPerSec
+	figSecPerOp  figure = (*runResult).secPerOp
+	figReads     figure = func(r *runResult) float64 { return r.roleOpsPerSec(roleRead) }
+	figWrites    figure = func(r *runResult) float64 { return r.roleOpsPerSec(roleWrite) }
+	figP50       figure = func(r *runResult) float64 { return float64(r.p50) }
+	figP99       figure = func(r *runResult) float64 { return float64(r.p99) }
+	figHoMean    figure = func(r *runResult) float64 { return r.handoffCross.fig(r.handoffCross.mean) }
+	figHoP99     figure = func(r *runResult) float64 { return r.handoffCross.fig(r.handoffCross.p99) }
+	figHoLocMean figure = func(r *runResult) float64 { return r.handoffLocal.fig(r.handoffLocal.mean) }
+	figHoLocP99  figure = func(r *runResult) float64 { return r.handoffLocal.fig(r.handoffLocal.p99) }
+	figAllocs    figure = (*runResult).allocsPerOp
+	figBytes     figure = (*runResult).bytesPerOp
+	figCmds      figure = (*runResult).cmdsPerAcq
+	figFairness  figure = func(r *runResult) float64 { f, _ := r.fairness(); return f }
+	figMost      figure = func(r *runResult) float64 { m, _ := r.mostFewest(); return float64(m) }
+	figFewest    figure = func(r *runResult) float64 { _, f := r.mostFewest(); return float64(f) }
+	figPeak      figure = func(r *runResult) float64 { return float64(r.peak) }
+	figCliCPU    figure = (*runResult).clientCPUPerOp
+	figSrvCPU    figure = (*runResult).serverCPUPerOp
 )
 
-// med is the median of f over c's rounds.
+// med is the median of f over c's rounds, leaving out rounds where f is NaN (no such event);
+// NaN when there is none.
 func (c *cell) med(f figure) float64 {
 	var xs []float64
 	for _, r := range c.list() {
-		xs = append(xs, f(r))
+		if x := f(r); !math.IsNaN(x) {
+			xs = append(xs, x)
+		}
 	}
 	return median(xs)
 }
@@ -101,10 +121,16 @@ func (c *cell) med(f figure) float64 {
 // ratio is the median over rounds of f(c)/f(base) taken within the same round, with the smallest
 // and largest per-round ratio; ok is false when no round has both with a finite, positive base.
 func (c *cell) ratio(base *cell, f figure) (med, lo, hi float64, ok bool) {
-	if base == nil {
-		return 0, 0, 0, false
+	return summary(slices.Collect(maps.Values(c.roundRatios(base, f))))
+}
+
+// roundRatios returns f(c)/f(base) per round, for the rounds that have both with a finite,
+// positive base.
+func (c *cell) roundRatios(base *cell, f figure) map[int]float64 {
+	out := map[int]float64{}
+	if c == nil || base == nil {
+		return out
 	}
-	var xs []float64
 	for round, r := range c.runs {
 		b := base.runs[round]
 		if b == nil {
@@ -114,12 +140,26 @@ func (c *cell) ratio(base *cell, f figure) (med, lo, hi float64, ok bool) {
 		if den <= 0 || math.IsInf(den, 0) || math.IsNaN(num) || math.IsNaN(den) {
 			continue
 		}
-		xs = append(xs, num/den)
+		out[round] = num / den
 	}
+	return out
+}
+
+// summary returns the median, smallest and largest of xs; ok is false when xs is empty.
+func summary(xs []float64) (med, lo, hi float64, ok bool) {
 	if len(xs) == 0 {
 		return 0, 0, 0, false
 	}
 	return median(xs), slices.Min(xs), slices.Max(xs), true
+}
+
+// maxOver is the largest f over c's rounds.
+func (c *cell) maxOver(f figure) float64 {
+	var m float64
+	for _, r := range c.runs {
+		m = max(m, f(r))
+	}
+	return m
 }
 
 func (c *cell) sum(f func(*runResult) int64) int64 {
@@ -134,6 +174,14 @@ func (c *cell) worstWait() time.Duration {
 	var d time.Duration
 	for _, r := range c.runs {
 		d = max(d, r.maxWait)
+	}
+	return d
+}
+
+func (c *cell) worstWaitRole(ro role) time.Duration {
+	var d time.Duration
+	for _, r := range c.runs {
+		d = max(d, r.maxWaitRole[ro])
 	}
 	return d
 }
@@ -182,58 +230,161 @@ func (r *report) markdown() string {
 	return b.String()
 }
 
+// goal is one line of the goals table: a figure of one adapter in one scenario, against a limit.
+type goal struct {
+	scen    string
+	adapter string // whose figure; "" is quorumsync
+	what    string
+	f       figure
+	limit   float64
+	atMost  bool
+	// How the figure is taken. By default, the median over rounds of the same-round ratio of the
+	// adapter's f to vs's (vs "" is the scenario's baseline).
+	vs string
+	// abs compares the median of f itself over rounds (worst: its largest over rounds) to limit.
+	abs, worst bool
+	// growthOf names a second scenario: the figure is, per round, the ratio to vs in scen
+	// divided by the ratio to vs in growthOf.
+	growthOf string
+}
+
+// goals are the targets the library is measured against, each with the scenarios it applies to.
+func goals() []goal {
+	var gs []goal
+	add := func(scens []string, g goal) {
+		for _, s := range scens {
+			g.scen = s
+			gs = append(gs, g)
+		}
+	}
+	uncont1 := []string{"same-key", "distinct-keys"}
+	par := []string{"parallel-16", "parallel-16-c4"}
+	add(uncont1, goal{what: "ops/s ≥ 0.9× raw", f: figOps, limit: 0.9})
+	add(par, goal{what: "ops/s ≥ 0.95× raw", f: figOps, limit: 0.95})
+	add([]string{"quorum-3", "quorum-3-c4", "quorum-5", "quorum-5-c4"},
+		goal{what: "ops/s ≥ 1.0× raw-quorum", f: figOps, limit: 1.0})
+	add(append(slices.Clone(uncont1), par...), goal{what: "allocs/op ≤ 1.5× raw", f: figAllocs, limit: 1.5, atMost: true})
+	add(append(slices.Clone(uncont1), par...), goal{what: "bytes/op ≤ 2× raw", f: figBytes, limit: 2, atMost: true})
+	add([]string{"quorum-3"}, goal{what: "allocs/op ≤ 1.5× raw-quorum (informative)", f: figAllocs, limit: 1.5, atMost: true})
+	cont := []string{"contend-8-h0-c1", "contend-8-h0", "contend-32-h0-c1", "contend-32-h0"}
+	add(cont, goal{what: "ops/s ≥ 0.9× raw", f: figOps, limit: 0.9})
+	add(cont, goal{what: "most/fewest per goroutine ≤ 3", f: figFairness, limit: 3, atMost: true, abs: true})
+	// Against two 1ms pollers: quorumsync's own scripts (what the wake-ups buy) and the raw lock.
+	for _, scen := range []string{"handoff-1x8", "handoff-4x2", "handoff-8"} {
+		for _, poller := range []string{"quorumsync-poll1ms", "raw"} {
+			g := goal{what: "handoff to another client: mean ≤ 0.5× " + poller + "'s", f: figHoMean, limit: 0.5, atMost: true, vs: poller}
+			if scen == "handoff-1x8" {
+				g.what, g.f = "in-process handoff: mean ≤ 0.5× "+poller+"'s", figHoLocMean
+			}
+			add([]string{scen}, g)
+		}
+	}
+	add([]string{"rw-uncontended"}, goal{adapter: "quorumsync-rwmutex", what: "time per RLock+RUnlock ≤ 1.1× Mutex Lock+Unlock",
+		f: figSecPerOp, limit: 1.1, atMost: true, vs: "quorumsync"})
+	add([]string{"rw-readers-16"}, goal{adapter: "quorumsync-rwmutex", what: "readers' ops/s ≥ 4× Mutex's",
+		f: figOps, limit: 4, vs: "quorumsync"})
+	add([]string{"sem-uncontended-8", "sem-uncontended-256"}, goal{adapter: "quorumsync-semaphore",
+		what: "time per Acquire(1)+Release(1) ≤ 1.2× Mutex Lock+Unlock", f: figSecPerOp, limit: 1.2, atMost: true, vs: "quorumsync"})
+	add([]string{"sem-uncontended-256"}, goal{adapter: "quorumsync-semaphore", growthOf: "sem-uncontended-8",
+		what: "no growth C=8→256: (time/op vs Mutex at 256) / (at 8) ≤ 1.1×", f: figSecPerOp, limit: 1.1, atMost: true, vs: "quorumsync"})
+	add([]string{"sem-uncontended-256"}, goal{adapter: "quorumsync-semaphore", growthOf: "sem-uncontended-8",
+		what: "no growth C=8→256: (cmds/acq vs Mutex at 256) / (at 8) ≤ 1.05×", f: figCmds, limit: 1.05, atMost: true, vs: "quorumsync"})
+	add([]string{"sem-contend-4"}, goal{adapter: "quorumsync-semaphore", what: "peak permits held ≤ 4 (worst round)",
+		f: figPeak, limit: 4, atMost: true, abs: true, worst: true})
+	return gs
+}
+
+// measure evaluates g: the median over rounds, the smallest and largest per-round value, the
+// value the verdict uses, and whether the runs it needs exist.
+func (r *report) measure(g goal) (med, lo, hi, judged float64, ok bool) {
+	s, found := scenarioByName(g.scen)
+	if !found {
+		return 0, 0, 0, 0, false
+	}
+	byName := r.cellsByAdapter(s.name)
+	adapter := cmp.Or(g.adapter, "quorumsync")
+	c := byName[adapter]
+	if c == nil {
+		return 0, 0, 0, 0, false
+	}
+	switch {
+	case g.abs:
+		var xs []float64
+		for _, run := range c.list() {
+			xs = append(xs, g.f(run))
+		}
+		med, lo, hi, ok = summary(xs)
+		judged = med
+		if g.worst {
+			judged = hi
+			if !g.atMost {
+				judged = lo
+			}
+		}
+		return med, lo, hi, judged, ok
+	case g.growthOf != "":
+		vs := cmp.Or(g.vs, s.baseline)
+		num := c.roundRatios(byName[vs], g.f)
+		other := r.cellsByAdapter(g.growthOf)
+		den := other[adapter].roundRatios(other[vs], g.f)
+		var xs []float64
+		for round, n := range num {
+			if d, ok := den[round]; ok && d > 0 {
+				xs = append(xs, n/d)
+			}
+		}
+		med, lo, hi, ok = summary(xs)
+		return med, lo, hi, med, ok
+	default:
+		med, lo, hi, ok = c.ratio(byName[cmp.Or(g.vs, s.baseline)], g.f)
+		return med, lo, hi, med, ok
+	}
+}
+
 func (r *report) writeGoals(b *strings.Builder) {
-	type goal struct {
-		what, scen string
-		f          figure
-		limit      float64
-		atMost     bool
-	}
-	goals := []goal{
-		{"ops/s ≥ 0.9× raw", "same-key", figOps, 0.9, false},
-		{"ops/s ≥ 0.9× raw", "distinct-keys", figOps, 0.9, false},
-		{"ops/s ≥ 0.9× raw", "parallel-16", figOps, 0.9, false},
-		{"ops/s ≥ 1.0× raw-quorum", "quorum-3", figOps, 1.0, false},
-		{"ops/s ≥ 1.0× raw-quorum", "quorum-5", figOps, 1.0, false},
-		{"allocs/op ≤ 1.3× raw", "same-key", figAllocs, 1.3, true},
-		{"allocs/op ≤ 1.3× raw", "distinct-keys", figAllocs, 1.3, true},
-		{"allocs/op ≤ 1.3× raw", "parallel-16", figAllocs, 1.3, true},
-		{"allocs/op ≤ 1.3× raw-quorum (informative)", "quorum-3", figAllocs, 1.3, true},
-	}
 	var rows []string
-	for _, g := range goals {
-		s, ok := scenarioByName(g.scen)
+	for _, g := range goals() {
+		med, lo, hi, judged, ok := r.measure(g)
 		if !ok {
 			continue
 		}
-		cells, base := r.cells(s)
-		for _, c := range cells {
-			if c.adapter != "quorumsync" {
-				continue
-			}
-			m, lo, hi, ok := c.ratio(base, g.f)
-			if !ok {
-				continue
-			}
-			pass := m >= g.limit
-			if g.atMost {
-				pass = m <= g.limit
-			}
-			verdict := "**MISS**"
-			if pass {
-				verdict = "pass"
-			}
-			rows = append(rows, fmt.Sprintf("| %s | %s | %.2f× [%.2f–%.2f] | %s |", g.scen, g.what, m, lo, hi, verdict))
+		pass := judged >= g.limit
+		if g.atMost {
+			pass = judged <= g.limit
 		}
+		verdict := "**MISS**"
+		if pass {
+			verdict = "pass"
+		}
+		unit := "×"
+		if g.abs {
+			unit = ""
+		}
+		num := func(x float64) string {
+			if math.IsInf(x, 1) {
+				return "∞"
+			}
+			return fmtRatio(x)
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s%s [%s–%s] | %s |", g.scen, cmp.Or(g.adapter, "quorumsync"), g.what,
+			num(med), unit, num(lo), num(hi), verdict))
 	}
 	if len(rows) == 0 {
 		return
 	}
-	b.WriteString("## Goals (quorumsync, same-run ratios)\n\n| scenario | goal | measured [per-round range] | |\n|---|---|---|---|\n")
+	b.WriteString("## Goals (quorumsync, same-run ratios)\n\n" +
+		"Ratios are medians over rounds of ratios taken within one round; [the smallest–largest per round].\n" +
+		"A goal against another adapter than the baseline names it. Violations must be 0 everywhere.\n\n" +
+		"| scenario | adapter | goal | measured [per-round range] | |\n|---|---|---|---|---|\n")
 	for _, row := range rows {
 		b.WriteString(row + "\n")
 	}
-	b.WriteString("\n")
+	v := r.violations()
+	verdict := "pass"
+	if v > 0 {
+		verdict = "**MISS**"
+	}
+	fmt.Fprintf(b, "| every scenario | every adapter | exclusion violations = 0 | %d | %s |\n\n", v, verdict)
 }
 
 func (r *report) writeScenario(b *strings.Builder, s scenario) {
@@ -242,11 +393,29 @@ func (r *report) writeScenario(b *strings.Builder, s scenario) {
 		return
 	}
 	fmt.Fprintf(b, "## %s\n\n%s. %s.\n\n", s.name, s.desc, s.shape())
-	head := []string{"adapter", "ops/s", "p50 acquire", "p99 acquire"}
-	if s.handoff {
-		head = append(head, "handoff mean", "handoff p99", "handoffs (early)")
+	mixed := s.load.mixed()
+	cross := s.handoff && s.clients > 1
+	local := s.handoff && s.goroutines > s.clients
+	head := []string{"adapter", "ops/s"}
+	if mixed {
+		head = append(head, "reads/s", "writes/s")
 	}
-	head = append(head, "worst wait", "fairness max/min", "starved", "allocs/op", "client CPU/op", "server CPU/op", "cmds/acq", "violations", "lock errs", "unlock errs")
+	head = append(head, "p50 acquire", "p99 acquire")
+	if cross {
+		head = append(head, "handoff mean (other client)", "handoff p99", "handoffs (early)")
+	}
+	if local {
+		head = append(head, "handoff mean (same client)", "handoff p99", "handoffs (early)")
+	}
+	head = append(head, "worst wait")
+	if mixed {
+		head = append(head, "readers' worst wait", "writers' worst wait")
+	}
+	head = append(head, "most/fewest per goroutine", "starved")
+	if s.load.shares() {
+		head = append(head, "peak inside")
+	}
+	head = append(head, "allocs/op", "bytes/op", "client CPU/op", "server CPU/op", "cmds/acq", "violations", "lock errs", "unlock errs")
 	b.WriteString("| " + strings.Join(head, " | ") + " |\n|" + strings.Repeat("---|", len(head)) + "\n")
 	for _, c := range cells {
 		isBase := c.adapter == s.baseline
@@ -259,6 +428,13 @@ func (r *report) writeScenario(b *strings.Builder, s scenario) {
 			}
 			return ""
 		}
+		maxRat := func(d, bd time.Duration) string {
+			s := fmtDur(float64(d))
+			if !isBase && bd > 0 {
+				s += fmt.Sprintf(" (%s×)", fmtRatio(float64(d)/float64(bd)))
+			}
+			return s
+		}
 		row := []string{c.adapter}
 		ops := fmtInt(c.med(figOps))
 		if m, lo, hi, ok := c.ratio(base, figOps); ok && !isBase {
@@ -267,34 +443,52 @@ func (r *report) writeScenario(b *strings.Builder, s scenario) {
 		if isBase {
 			ops += " (baseline)"
 		}
-		row = append(row, ops,
-			fmtDur(c.med(figP50))+rat(figP50),
-			fmtDur(c.med(figP99))+rat(figP99))
-		if s.handoff {
-			hos := c.sum(func(r *runResult) int64 { return r.handoffs })
-			early := c.sum(func(r *runResult) int64 { return r.handoffEarly })
+		row = append(row, ops)
+		if mixed {
+			row = append(row, fmtInt(c.med(figReads))+rat(figReads), fmtInt(c.med(figWrites))+rat(figWrites))
+		}
+		row = append(row, fmtDur(c.med(figP50))+rat(figP50), fmtDur(c.med(figP99))+rat(figP99))
+		if cross {
+			hos := c.sum(func(r *runResult) int64 { return r.handoffCross.n })
+			early := c.sum(func(r *runResult) int64 { return r.handoffCross.early })
 			row = append(row, fmtDur(c.med(figHoMean))+rat(figHoMean), fmtDur(c.med(figHoP99))+rat(figHoP99),
 				fmt.Sprintf("%d (%d)", hos, early))
 		}
-		worst := fmtDur(float64(c.worstWait()))
-		if !isBase && base != nil && base.worstWait() > 0 {
-			worst += fmt.Sprintf(" (%s×)", fmtRatio(float64(c.worstWait())/float64(base.worstWait())))
+		if local {
+			hos := c.sum(func(r *runResult) int64 { return r.handoffLocal.n })
+			early := c.sum(func(r *runResult) int64 { return r.handoffLocal.early })
+			row = append(row, fmtDur(c.med(figHoLocMean))+rat(figHoLocMean), fmtDur(c.med(figHoLocP99))+rat(figHoLocP99),
+				fmt.Sprintf("%d (%d)", hos, early))
 		}
-		fair := c.med(figFairness)
-		fairS := "∞"
-		if !math.IsInf(fair, 0) {
-			fairS = fmt.Sprintf("%.2f", fair)
+		var bw, bwr, bww time.Duration
+		if base != nil {
+			bw, bwr, bww = base.worstWait(), base.worstWaitRole(roleRead), base.worstWaitRole(roleWrite)
 		}
-		if s.goroutines == 1 {
-			fairS = "—"
+		row = append(row, maxRat(c.worstWait(), bw))
+		if mixed {
+			row = append(row, maxRat(c.worstWaitRole(roleRead), bwr), maxRat(c.worstWaitRole(roleWrite), bww))
+		}
+		fair := "—"
+		if s.goroutines > 1 {
+			f := c.med(figFairness)
+			fs := "∞"
+			if !math.IsInf(f, 0) {
+				fs = fmt.Sprintf("%.2f", f)
+			}
+			fair = fmt.Sprintf("%s / %s (%s)", fmtInt(c.med(figMost)), fmtInt(c.med(figFewest)), fs)
 		}
 		viol := c.sum(func(r *runResult) int64 { return r.violations })
 		violS := strconv.FormatInt(viol, 10)
 		if viol > 0 {
 			violS = "**" + violS + "**"
 		}
-		row = append(row, worst, fairS, strconv.Itoa(c.starved()),
+		row = append(row, fair, strconv.Itoa(c.starved()))
+		if s.load.shares() {
+			row = append(row, fmtInt(c.maxOver(figPeak)))
+		}
+		row = append(row,
 			fmt.Sprintf("%.1f", c.med(figAllocs))+rat(figAllocs),
+			fmtInt(c.med(figBytes))+rat(figBytes),
 			fmtDur(c.med(figCliCPU))+rat(figCliCPU),
 			fmtDur(c.med(figSrvCPU))+rat(figSrvCPU),
 			fmt.Sprintf("%.2f", c.med(figCmds))+rat(figCmds),
@@ -371,21 +565,30 @@ func (r *report) write(dir string) error {
 func (r *report) csv(path string) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"round", "scenario", "adapter", "elapsed_s", "acquisitions", "ops_per_s", "p50_us", "p99_us",
-		"max_wait_us", "handoffs", "handoff_mean_us", "handoff_p99_us", "fairness", "starved", "allocs_per_op",
+	_ = w.Write([]string{"round", "scenario", "adapter", "elapsed_s", "acquisitions", "ops_per_s", "reads", "writes",
+		"p50_us", "p99_us", "max_wait_us", "read_max_wait_us", "write_max_wait_us",
+		"handoffs_cross", "handoffs_cross_early", "handoff_cross_mean_us", "handoff_cross_p99_us",
+		"handoffs_local", "handoffs_local_early", "handoff_local_mean_us", "handoff_local_p99_us",
+		"most", "fewest", "fairness", "starved", "peak_inside", "allocs_per_op", "bytes_per_op",
 		"cmds_per_acq", "client_cpu_us_per_op", "server_cpu_us_per_op", "violations", "lock_errs", "unlock_errs"})
 	us := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 1, 64) }
+	i64 := func(n int64) string { return strconv.FormatInt(n, 10) }
 	for _, res := range r.results {
 		fair, starved := res.fairness()
+		most, fewest := res.mostFewest()
+		hc, hl := res.handoffCross, res.handoffLocal
 		_ = w.Write([]string{
 			strconv.Itoa(res.round), res.scenario, res.adapter,
 			strconv.FormatFloat(res.elapsed.Seconds(), 'f', 3, 64),
-			strconv.FormatInt(res.acquisitions, 10),
+			i64(res.acquisitions),
 			strconv.FormatFloat(res.opsPerSec(), 'f', 1, 64),
-			us(res.p50), us(res.p99), us(res.maxWait),
-			strconv.FormatInt(res.handoffs, 10), us(res.handoffMean), us(res.handoffP9),
-			strconv.FormatFloat(fair, 'f', 3, 64), strconv.Itoa(starved),
+			i64(res.byRole[roleRead]), i64(res.byRole[roleWrite]),
+			us(res.p50), us(res.p99), us(res.maxWait), us(res.maxWaitRole[roleRead]), us(res.maxWaitRole[roleWrite]),
+			i64(hc.n), i64(hc.early), us(hc.mean), us(hc.p99),
+			i64(hl.n), i64(hl.early), us(hl.mean), us(hl.p99),
+			i64(most), i64(fewest), strconv.FormatFloat(fair, 'f', 3, 64), strconv.Itoa(starved), i64(res.peak),
 			strconv.FormatFloat(res.allocsPerOp(), 'f', 2, 64),
+			strconv.FormatFloat(res.bytesPerOp(), 'f', 0, 64),
 			strconv.FormatFloat(res.cmdsPerAcq(), 'f', 3, 64),
 			strconv.FormatFloat(res.clientCPUPerOp()/1e3, 'f', 2, 64),
 			strconv.FormatFloat(res.serverCPUPerOp()/1e3, 'f', 2, 64),
@@ -429,9 +632,12 @@ func fmtInt(x float64) string {
 	return string(out)
 }
 
-// fmtDur prints ns with three significant digits.
+// fmtDur prints ns with three significant digits; NaN (nothing measured) as "—".
 func fmtDur(ns float64) string {
-	if math.IsNaN(ns) || ns <= 0 {
+	if math.IsNaN(ns) {
+		return "—"
+	}
+	if ns <= 0 {
 		return "0"
 	}
 	unit, div := "ns", 1.0
