@@ -80,8 +80,11 @@ func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
 			if res.unlockErrs != 0 {
 				t.Errorf("%s/%s: got %d unlock errors; want 0 (first error: %v)", s.name, name, res.unlockErrs, res.firstErr)
 			}
-			if c := res.cmdsPerAcq(); c < 2 {
-				t.Errorf("%s/%s: got %.2f Redis commands per acquisition; want >= 2 (lock and unlock)", s.name, name, c)
+			// quorumsync's exclusive locks pass a held lock between the goroutines of one client
+			// without a command, so contended on one key they may average well under one.
+			passes := strings.HasPrefix(name, "quorumsync") && s.keys == keyShared && s.goroutines > 1
+			if c := res.cmdsPerAcq(); c < 2 && !passes || c == 0 {
+				t.Errorf("%s/%s: got %.2f Redis commands per acquisition; want >= 2 (lock and unlock), or > 0 for a lock passed within a client", s.name, name, c)
 			}
 			if res.bytes == 0 {
 				t.Errorf("%s/%s: got 0 bytes allocated; want > 0", s.name, name)
