@@ -594,7 +594,7 @@ func (q *Quorum) grant(l *Lease, start, until time.Time) error {
 	if err != nil {
 		return l.errs.Closed
 	}
-	l.entry, l.grantedAt = e, start
+	l.entry, l.grantedAt = e, start.Sub(epoch)
 	if !q.track(l) {
 		e.Stop(ErrClosed)
 		return l.errs.Closed

@@ -44,13 +44,13 @@ func (exclusive) Acquire(a *Attempt) Call {
 	case a.Fast && a.Fencing:
 		// SET NX and the counter's increment, in a script as small as it gets.
 		return Call{Script: fastFenceScript.Script, Keys: a.Keys[keyLock : keyFence+1], KeyArgs: sub(a.KeyArgs(), keyLock, keyFence+1),
-			Args: []any{a.TokenArg(), a.TTLArg()}}
+			Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg())}
 	case a.Fast:
 		var key any = a.Keys[keyLock]
 		if ka := a.KeyArgs(); ka != nil {
 			key = ka[keyLock]
 		}
-		return Call{Args: []any{argSet, key, a.TokenArg(), argPX, a.TTLArg(), argNX}}
+		return Call{Args: append(a.ArgBuf(), argSet, key, a.TokenArg(), argPX, a.TTLArg(), argNX)}
 	case a.Fencing:
 		fenced = argYes
 	}
@@ -58,7 +58,7 @@ func (exclusive) Acquire(a *Attempt) Call {
 	if a.Queue && !a.Fast {
 		join = argYes
 	}
-	return Call{Script: acquireScript.Script, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: []any{a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced}}
+	return Call{Script: acquireScript.Script, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
 }
 
 // sub returns args[i:j], or nil for nil args.

@@ -195,4 +195,11 @@ type Attempt struct {
 	// Prefer lists, for a weighted claim after a round that fell short, the units that most nodes
 	// granted, most votes first: asking for them again lets the nodes converge.
 	Prefer []int64
+
+	args [8]any
 }
+
+// ArgBuf returns an empty slice with room for 8 script arguments that belongs to the attempt: a
+// kind's Acquire may build its Call's Args in it rather than allocate them every round. They
+// stay valid until the kind's next Acquire for the same attempt, which reuses the room.
+func (a *Attempt) ArgBuf() []any { return a.args[:0] }

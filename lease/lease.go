@@ -38,20 +38,26 @@ type Lease struct {
 	// fences are the lease's fencing tokens (one per unit of a weighted claim), set at the grant;
 	// nil without fencing.
 	fences []uint64
-	// grantedAt is when the servers granted the claim (the start of the round), which bounds how
-	// long the process may keep it by passing it from goroutine to goroutine (see Quorum.pass).
-	grantedAt time.Time
-	// passed is set once the holder passed the lease to the next goroutine of the process: this
-	// handle then reads as released, with passedUntil its validity at that moment, while the claim
-	// lives on under the next handle.
-	passed      atomic.Bool
-	passedUntil time.Time
+	// grantedAt is when the servers granted the claim (the start of the round, on the monotonic
+	// clock: see sinceEpoch), which bounds how long the process may keep it by passing it from
+	// goroutine to goroutine (see Quorum.pass).
+	grantedAt time.Duration
+	// passed is set once the holder passed the lease to the next goroutine of the process, to its
+	// validity at that moment: this handle then reads as released, while the claim lives on under
+	// the next handle.
+	passed atomic.Pointer[time.Time]
 
 	// umu guards claim.Units and claim.Weight of a weighted claim once it is granted: a partial
 	// release ([Lease.ReleaseUnits]) shrinks them while the watchdog renews.
 	umu      sync.Mutex
 	released atomic.Bool
 }
+
+// epoch is the origin of sinceEpoch.
+var epoch = time.Now()
+
+// sinceEpoch is the monotonic clock as a Duration: 8 bytes where a time.Time takes 24.
+func sinceEpoch() time.Duration { return time.Since(epoch) }
 
 // closedChan is the Done of a nil *Lease.
 var closedChan = func() chan struct{} {
@@ -158,7 +164,7 @@ func (l *Lease) Fences() ([]uint64, error) {
 // ([Lease.Fence]). It cannot see a loss on the servers that no renewal has reported yet (a node
 // restarted without persistence, an eviction).
 func (l *Lease) Valid() bool {
-	if l == nil || l.passed.Load() {
+	if l == nil || l.passed.Load() != nil {
 		return false
 	}
 	return l.entry.Err() == nil && time.Now().Before(l.entry.Until())
@@ -170,15 +176,15 @@ func (l *Lease) Until() time.Time {
 	if l == nil {
 		return time.Time{}
 	}
-	if l.passed.Load() {
-		return l.passedUntil
+	if l.passed.Load() != nil {
+		return *l.passed.Load()
 	}
 	return l.entry.Until()
 }
 
 // Done returns a channel that is closed when the lease ends: lost, released, or its quorum closed.
 func (l *Lease) Done() <-chan struct{} {
-	if l == nil || l.passed.Load() {
+	if l == nil || l.passed.Load() != nil {
 		return closedChan
 	}
 	return l.entry.Done()
@@ -194,7 +200,7 @@ func (l *Lease) Err() error {
 	if l == nil {
 		return ErrNotHeld
 	}
-	if l.passed.Load() {
+	if l.passed.Load() != nil {
 		return l.errs.Released
 	}
 	return l.endErr(l.entry.Err())
@@ -267,7 +273,7 @@ func detach(ctx context.Context) context.Context {
 // ctx (Release detaches it from the caller's cancellation; Close does not).
 func (l *Lease) release(ctx context.Context, why error) error {
 	if !l.released.CompareAndSwap(false, true) {
-		if !l.passed.Load() && errors.Is(l.entry.Err(), ErrClosed) {
+		if l.passed.Load() == nil && errors.Is(l.entry.Err(), ErrClosed) {
 			return l.errs.Closed
 		}
 		return l.errs.Released
@@ -324,7 +330,7 @@ func (l *Lease) release(ctx context.Context, why error) error {
 // fencing token, which must not be shared by two holders), to a waiter that asks for the same kind
 // and TTL, and to a lease with at least half its TTL of validity left.
 func (q *Quorum) pass(l *Lease) bool {
-	if q.cfg.handoff <= 0 || l.mode != AdmitOne || l.claim.Fencing || time.Since(l.grantedAt) >= q.cfg.handoff {
+	if q.cfg.handoff <= 0 || l.mode != AdmitOne || l.claim.Fencing || sinceEpoch()-l.grantedAt >= q.cfg.handoff {
 		return false
 	}
 	if l.entry.Err() != nil || time.Until(l.entry.Until()) < l.claim.TTL/2 || q.isClosed() {
@@ -340,8 +346,8 @@ func (q *Quorum) pass(l *Lease) bool {
 		}
 		next := &Lease{q: q, kind: l.kind, claim: l.claim, errs: errs, gate: l.gate, mode: l.mode,
 			entry: l.entry, onLost: w.req.OnLost, grantedAt: l.grantedAt}
-		l.passedUntil = l.entry.Until()
-		l.passed.Store(true)
+		until := l.entry.Until()
+		l.passed.Store(&until)
 		l.entry.Rebind(next, next.lost)
 		q.retrack(l, next)
 		return next

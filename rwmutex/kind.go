@@ -56,7 +56,7 @@ func (k kind) Acquire(a *lease.Attempt) lease.Call {
 	if k.shared {
 		s = racquireScript
 	}
-	return lease.Call{Script: s, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: []any{a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced}}
+	return lease.Call{Script: s, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
 }
 
 // Fence is the second round of a fenced write lock (readers are not fenced: they do not write).

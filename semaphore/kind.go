@@ -38,8 +38,8 @@ func (kind) Acquire(a *lease.Attempt) lease.Call {
 	if a.Fencing {
 		fenced = argYes
 	}
-	return lease.Call{Script: acquireScript, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: []any{
-		a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, a.Capacity, a.Weight, unitList(a.Prefer), fenced}}
+	return lease.Call{Script: acquireScript, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(),
+		a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, a.Capacity, a.Weight, unitList(a.Prefer), fenced)}
 }
 
 // Fence is the second round of a fenced acquire: each slot's counter raised to its token.
