@@ -91,6 +91,19 @@ func TestQuickRunExcludesAndMakesProgress(t *testing.T) {
 			}
 		}
 	}
+	// The README's table has a row for each of its scenarios that ran, with quorumsync's figure.
+	sum := rep.summary()
+	for _, row := range []string{"| one key, 8 goroutines over 4 clients, no hold: ops/s | ", "| quorum N = 3: ops/s (vs raw quorum) | ",
+		"| rwmutex, 1 write in 10: ops/s | ", "| semaphore of 4, 32 goroutines over 4 clients, 1 ms hold: ops/s (vs raw semaphore) | "} {
+		i := strings.Index(sum, row)
+		if i < 0 {
+			t.Errorf("summary: no row %q in:\n%s", row, sum)
+			continue
+		}
+		if cell, _, _ := strings.Cut(sum[i+len(row):], " |"); !strings.HasSuffix(cell, "×") {
+			t.Errorf("summary: row %q: quorumsync's cell is %q; want a ratio", row, cell)
+		}
+	}
 	// The primitives that let holders share must have been seen sharing, within their limits.
 	for _, c := range []struct {
 		scen, adapter string

@@ -555,6 +555,11 @@ func (r *report) write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(r.markdown()), 0o644); err != nil {
 		return err
 	}
+	if t := r.summary(); t != "" {
+		if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(t), 0o644); err != nil {
+			return err
+		}
+	}
 	if err := r.chart(filepath.Join(dir, "ratios.png")); err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
