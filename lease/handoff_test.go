@@ -160,3 +160,60 @@ func TestPassedLeaseHandles(t *testing.T) {
 	require.NoError(t, next.Release(context.Background()))
 	redistest.RequireNoKeys(t, nodes, "*")
 }
+
+// A loss after a pass reaches the handle that holds the claim: the next holder's Done closes and
+// its OnLost runs; the passed handle's does not.
+func TestALossAfterAPassReachesTheNextHolder(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	q := newQuorum(t, nodes, lease.WithTTL(300*time.Millisecond), lease.WithNodeTimeout(20*time.Millisecond), lease.WithHandoff(10*time.Second))
+	var firstLost, nextLost atomic.Int32
+	first, err := q.Acquire(context.Background(), "lost after pass", lease.OnLost(func(error) { firstLost.Add(1) }))
+	require.NoError(t, err)
+	got := make(chan *lease.Lease, 1)
+	go func() {
+		l, err := q.Acquire(context.Background(), "lost after pass", lease.OnLost(func(error) { nextLost.Add(1) }))
+		if assert.NoError(t, err) {
+			got <- l
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // waiting at the local gate
+	require.NoError(t, first.Release(context.Background()))
+	next := <-got
+	require.Equal(t, first.Token(), next.Token(), "passed, not acquired anew")
+
+	nodes[0].Stop() // SIGSTOP: renewals time out, the lease runs out
+	defer nodes[0].Continue()
+	select {
+	case <-next.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("the next holder's Done did not close after its lease ran out")
+	}
+	assert.ErrorIs(t, next.Err(), lease.ErrLost)
+	assert.Eventually(t, func() bool { return nextLost.Load() == 1 }, 2*time.Second, 5*time.Millisecond, "the next holder's OnLost")
+	assert.Zero(t, firstLost.Load(), "the passed handle's OnLost ran")
+	assert.ErrorIs(t, first.Err(), lease.ErrReleased, "the passed handle reads as released")
+}
+
+// A lease near the end of its validity is not passed: the next goroutine acquires anew, with a
+// token of its own and its full validity ahead.
+func TestALeaseWithLittleValidityLeftIsNotPassed(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	q := newQuorum(t, nodes, lease.WithTTL(300*time.Millisecond), lease.WithNodeTimeout(20*time.Millisecond), lease.WithHandoff(10*time.Second))
+	first, err := q.Acquire(context.Background(), "late pass")
+	require.NoError(t, err)
+	got := make(chan *lease.Lease, 1)
+	go func() {
+		l, err := q.Acquire(context.Background(), "late pass")
+		if assert.NoError(t, err) {
+			got <- l
+		}
+	}()
+	nodes[0].Stop() // no renewal: validity runs down to under half the TTL
+	time.Sleep(200 * time.Millisecond)
+	nodes[0].Continue()
+	require.Less(t, time.Until(first.Until()), 150*time.Millisecond, "the test needs a lease with under TTL/2 left")
+	_ = first.Release(context.Background())
+	next := <-got
+	assert.NotEqual(t, first.Token(), next.Token(), "passed with under half its TTL left")
+	require.NoError(t, next.Release(context.Background()))
+}

@@ -18,8 +18,12 @@
 //     the caveats of package lease do not apply. The holder's lease is valid until
 //     [lease.Lease.Until]; the watchdog keeps moving that forward while the Mutex is locked.
 //   - Within one process, goroutines queue FIFO for a name (sharing the queue across every Mutex
-//     of the same Quorum and name), and only the head of the queue talks to Redis. Across
-//     processes, waiters are served in the order they queued on the servers.
+//     of the same Quorum and name), and only the head of the queue talks to Redis. An Unlock
+//     while a goroutine of the process waits passes the lock straight to it, with no request to
+//     the servers, for up to 1ms after the servers granted it ([lease.WithHandoff]; never with
+//     [WithFencing]): goroutines of one process take turns at local speed. Across processes,
+//     waiters are served in the order they queued on the servers, so a waiting process waits
+//     for at most that budget plus one critical section (and a handoff) per process ahead of it.
 //   - Uncontended, a Lock is one SET NX PX per node and an Unlock one short script.
 //   - A Lock whose ctx ends returns an error matching both [ErrNotAcquired] and ctx's error, which
 //     names the mutex and carries the node errors of the last attempt when nodes failed; no key is
@@ -43,7 +47,8 @@
 // Everything in package lease's caveats applies: a node restarted without persistence, a clock
 // jump on a Redis host, an eviction policy that drops lock keys, and a holder paused past its
 // validity can each let two holders in at once. The tests in this package show each happening.
-// When the resource can check a number, protect it with one.
+// When the resource can check a number, protect it with one: [WithFencing] gives every holder a
+// token larger than any before it, and package fence checks it in Redis.
 //
 // # When not to use it
 //

@@ -13,7 +13,8 @@ import (
 //
 // A Mutex is safe for concurrent use by many goroutines, like [sync.Mutex]: they exclude each
 // other first in the process (FIFO, shared by every Mutex of the same Quorum and name), so only one
-// of them talks to Redis at a time. Ownership is not tied to a goroutine: any goroutine may Unlock.
+// of them talks to Redis at a time, and an Unlock may pass the lock straight to the next of them
+// (see the package doc). Ownership is not tied to a goroutine: any goroutine may Unlock.
 //
 // "Held" means held until the lease's validity ends. The quorum's watchdog renews it at TTL/3 while
 // the Mutex is locked; if renewal fails for longer than the validity left, the lease is lost and
