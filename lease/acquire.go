@@ -488,25 +488,29 @@ func (q *Quorum) round(ctx context.Context, l *Lease, a *Attempt, votes []nodeVo
 	until := start.Add(l.claim.TTL - drift(l.claim.TTL))
 	if granted && time.Until(until) >= minValidity(l.claim.TTL) {
 		l.claim.Units = keep
+		// Settle the grant before handing it over: give back the units a node granted beyond
+		// those kept (a weighted claim), and fix the fencing tokens (a second round). Both take
+		// time from the validity, which must still be at least TTL/4 afterwards.
+		settled := weighted || l.claim.Fencing
+		if weighted {
+			q.trim(ctx, l, votes)
+		}
 		if l.claim.Fencing {
 			if detail, errs := q.fence(ctx, l, votes); detail != "" {
 				q.undo(ctx, l, votes)
 				res.detail, res.nodeErrs = detail, append(res.nodeErrs, errs...)
 				return res, nil
 			}
-			if left := time.Until(until); left < minValidity(l.claim.TTL) {
-				q.undo(ctx, l, votes)
-				res.detail = fmt.Sprintf("granted by a quorum, but only %v of its validity was left once the fencing token was settled (%v after the request; at least TTL/4 needed)",
-					max(left, 0).Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
-				return res, nil
-			}
+		}
+		if left := time.Until(until); settled && left < minValidity(l.claim.TTL) {
+			q.undo(ctx, l, votes)
+			res.detail = fmt.Sprintf("granted by a quorum, but only %v of its validity was left once the grant was settled (%v after the request; at least TTL/4 needed)",
+				max(left, 0).Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
+			return res, nil
 		}
 		if err := q.grant(l, start, until); err != nil {
 			q.undo(ctx, l, votes)
 			return res, err
-		}
-		if weighted {
-			q.trim(ctx, l, votes)
 		}
 		res.granted = true
 		return res, nil

@@ -43,7 +43,8 @@
 // served wake, newcomers' requests fail meanwhile, and processes are served in the order they
 // arrived. For [Exclusive] a waiting acquisition costs four requests (the SET NX, the queue script
 // that enqueues it, the one that takes the lock, and the release) or three when it waited at the
-// local gate first (it skips the SET NX). The process keeps one pub/sub connection per node for
+// local gate first (it skips the SET NX), and none when the lease was passed to it (below). The
+// process keeps one pub/sub connection per node for
 // all names: a channel is subscribed when a waiter first needs it and unsubscribed half a second
 // after its last waiter leaves.
 //
@@ -60,8 +61,9 @@
 // A release of an exclusive claim without fencing may hand the lease straight to the next
 // goroutine of its process that waits at the local gate, with no request to the servers: the
 // claim stays as it is on the nodes, renewed by the same watchdog entry, under a new [Lease]
-// handle (the old one reads as released). This is [sync.Mutex]'s normal mode: goroutines of one
-// process take turns at local speed. It is bounded so that a busy process cannot keep a name from
+// handle with the same token (the old one reads as released): a direct handoff to the next local
+// waiter, in FIFO order, which costs no request at all, so goroutines of one process take turns
+// at local speed. It is bounded so that a busy process cannot keep a name from
 // the others: only within [WithHandoff] (1ms by default) of the servers' grant, and only with at
 // least half the TTL of validity left; after that the release goes to the servers, which serve
 // the processes in the order they queued. WithHandoff(0) turns it off.
@@ -109,7 +111,8 @@
 //     the claim's token. Nodes that cannot be reached get the cleanup when they answer again.
 //   - Every goroutine a call starts is joined before it returns; the watchdog, the probes, the
 //     pub/sub receivers and the notifier are joined by [Quorum.Close].
-//   - Tokens are 128 random bits from crypto/rand, one per acquisition, followed in the value the
+//   - Tokens are 128 random bits from crypto/rand, one per grant by the servers (a lease passed
+//     between goroutines keeps its token), followed in the value the
 //     servers store by the holder's host, pid and start time ([ParseHolder]); every script checks
 //     the token before it changes anything.
 //   - Keys of one name share a hash tag, so the scripts work on Redis Cluster. Any non-empty name

@@ -1,6 +1,6 @@
 package lease_test
 
-// Passing a claim from goroutine to goroutine of one process (sync.Mutex's normal mode), bounded
+// Passing a claim from goroutine to goroutine of one process (a direct FIFO handoff), bounded
 // by the handoff budget so that other processes are served in turn.
 
 import (
@@ -216,4 +216,49 @@ func TestALeaseWithLittleValidityLeftIsNotPassed(t *testing.T) {
 	next := <-got
 	assert.NotEqual(t, first.Token(), next.Token(), "passed with under half its TTL left")
 	require.NoError(t, next.Release(context.Background()))
+}
+
+// uncomparableKind is the exclusive kind in a type that == cannot compare (it holds a slice).
+type uncomparableKind struct {
+	lease.Kind
+	tags []string
+}
+
+// Passing never compares what cannot be compared, never carries one request's Data to another,
+// and leaves no local gate behind: after passes and releases, the process keeps no gate and the
+// servers no key.
+func TestPassingIsSafeForAnyKindAndData(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	q := newQuorum(t, nodes, lease.WithTTL(300*time.Millisecond), lease.WithNodeTimeout(20*time.Millisecond), lease.WithHandoff(10*time.Second))
+	cases := []struct {
+		name       string
+		first, two *lease.Request
+		passes     bool
+	}{
+		{"exclusive", &lease.Request{Kind: lease.Exclusive, Name: "p1"}, &lease.Request{Kind: lease.Exclusive, Name: "p1", Wait: true}, true},
+		{"uncomparable kind", &lease.Request{Kind: uncomparableKind{lease.Exclusive, []string{"x"}}, Name: "p2"},
+			&lease.Request{Kind: uncomparableKind{lease.Exclusive, []string{"x"}}, Name: "p2", Wait: true}, false},
+		{"other data", &lease.Request{Kind: lease.Exclusive, Name: "p3", Data: "first"}, &lease.Request{Kind: lease.Exclusive, Name: "p3", Data: "second", Wait: true}, false},
+		{"uncomparable data", &lease.Request{Kind: lease.Exclusive, Name: "p4", Data: []int{1}}, &lease.Request{Kind: lease.Exclusive, Name: "p4", Data: []int{1}, Wait: true}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			first, err := q.Claim(context.Background(), c.first)
+			require.NoError(t, err)
+			got := make(chan *lease.Lease, 1)
+			go func() {
+				l, err := q.Claim(context.Background(), c.two)
+				if assert.NoError(t, err) {
+					got <- l
+				}
+			}()
+			time.Sleep(50 * time.Millisecond) // waiting at the local gate
+			require.NotPanics(t, func() { require.NoError(t, first.Release(context.Background())) })
+			next := <-got
+			assert.Equal(t, c.passes, first.Token() == next.Token(), "passed")
+			require.NoError(t, next.Release(context.Background()))
+		})
+	}
+	assert.Zero(t, lease.GatesForTest(q), "local gates left after the passes")
+	redistest.RequireNoKeys(t, nodes, "*")
 }

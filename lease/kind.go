@@ -200,6 +200,7 @@ type Attempt struct {
 }
 
 // ArgBuf returns an empty slice with room for 8 script arguments that belongs to the attempt: a
-// kind's Acquire may build its Call's Args in it rather than allocate them every round. They
-// stay valid until the kind's next Acquire for the same attempt, which reuses the room.
+// kind's Acquire may build its Call's Args in it rather than allocate them every round. They are
+// valid only for the call the engine makes with that Call: the next Acquire for the attempt reuses
+// the room, and the engine recycles it once the acquire returns.
 func (a *Attempt) ArgBuf() []any { return a.args[:0] }

@@ -74,8 +74,10 @@ func (l *Lease) Name() string {
 	return l.claim.Name
 }
 
-// Token returns the lease's random token: 128 bits from crypto/rand, hex-encoded, unique to this
-// acquisition. It is not ordered; it identifies the holder on the servers.
+// Token returns the lease's random token: 128 bits from crypto/rand, hex-encoded, unique to the
+// servers' grant. It is not ordered; it identifies the holder on the servers. A lease passed from
+// goroutine to goroutine ([WithHandoff]) keeps its token: use a fencing token to tell holders
+// apart.
 func (l *Lease) Token() string {
 	if l == nil {
 		return ""
@@ -83,7 +85,8 @@ func (l *Lease) Token() string {
 	return l.claim.Token[:tokenLen]
 }
 
-// Holder returns who holds the lease: this process, and when the acquisition began. The servers
+// Holder returns who holds the lease: this process, and when the acquisition the servers granted
+// began (for a passed lease, its first holder's). The servers
 // store the same in the lease's value (see [ParseHolder]), so a tool can tell who holds a name.
 func (l *Lease) Holder() Holder {
 	if l == nil {
@@ -238,7 +241,10 @@ func (l *Lease) Observe(ctx context.Context) (stop func()) {
 
 // Release stops renewing the lease, then gives it up on every node where it still holds the
 // lease's token, and wakes the waiters it frees the name for. It returns nil when the lease was
-// held and is now released. Releasing is idempotent on the servers; the error says what happened:
+// held and is now released. When a goroutine of the process waits for the name and the handoff
+// budget allows ([WithHandoff]), Release passes the claim to it instead, with no request to the
+// servers: this handle then reads as released (nil from Release), and the claim lives on, held and
+// renewed, under the next holder's. Releasing is idempotent on the servers; the error says what happened:
 //   - [ErrReleased]: Release was called before (or [ErrClosed]: the quorum was closed, which
 //     released it);
 //   - an error matching [ErrLost]: the lease had been lost before Release (what is left of it
@@ -317,18 +323,17 @@ func (l *Lease) release(ctx context.Context, why error) error {
 
 // pass hands l, which its holder is releasing, to the first goroutine of this process that waits
 // for the name at the local gate, without a word to the servers: the claim stays granted, renewed
-// and valid as it was, under a new handle; l reads as released. This is the process's side of
-// sync.Mutex's "normal mode", where a goroutine that arrives while the lock is being released
-// takes it at once: with no round trip per acquisition, goroutines of one process that contend
-// for a name take turns at the speed of a local mutex.
+// and valid as it was, under a new handle; l reads as released. It is a direct handoff to the next
+// local waiter, in FIFO order: with no round trip per acquisition, goroutines of one process that
+// contend for a name take turns at the speed of a local mutex.
 //
 // It is bounded, so that other processes are not starved: only while the claim was granted by the
 // servers less than the handoff budget ago ([WithHandoff], 1ms by default); after that the release
 // goes to the servers, which reserve the name for the waiter queued first there, and the local
 // goroutines queue there too. A process therefore keeps a name for at most the budget plus one
 // critical section per turn. It applies to AdmitOne kinds without fencing (a passed lease keeps its
-// fencing token, which must not be shared by two holders), to a waiter that asks for the same kind
-// and TTL, and to a lease with at least half its TTL of validity left.
+// fencing token, which must not be shared by two holders), to a waiter that asks for the same kind,
+// TTL and Data, and to a lease with at least half its TTL of validity left.
 func (q *Quorum) pass(l *Lease) bool {
 	if q.cfg.handoff <= 0 || l.mode != AdmitOne || l.claim.Fencing || sinceEpoch()-l.grantedAt >= q.cfg.handoff {
 		return false
@@ -337,7 +342,7 @@ func (q *Quorum) pass(l *Lease) bool {
 		return false
 	}
 	passed := l.gate.pass(func(w *gateWaiter) *Lease {
-		if w.req.Kind != l.kind || w.req.Fencing || w.ttl != l.claim.TTL {
+		if w.req.Fencing || w.ttl != l.claim.TTL || !same(w.req.Kind, l.kind) || !same(w.req.Data, l.claim.Data) {
 			return nil
 		}
 		errs := w.req.Errors
@@ -347,15 +352,30 @@ func (q *Quorum) pass(l *Lease) bool {
 		next := &Lease{q: q, kind: l.kind, claim: l.claim, errs: errs, gate: l.gate, mode: l.mode,
 			entry: l.entry, onLost: w.req.OnLost, grantedAt: l.grantedAt}
 		until := l.entry.Until()
+		if !l.entry.Rebind(next, next.lost) {
+			return nil // lost meanwhile: released the normal way
+		}
 		l.passed.Store(&until)
-		l.entry.Rebind(next, next.lost)
 		q.retrack(l, next)
 		return next
 	})
 	if passed {
 		l.held.Load().Released()
+		// The admission went with the lease; the passer's reference to the gate does not.
+		q.dropGate(l.claim.Keys[keyQueue], l.gate)
 	}
 	return passed
+}
+
+// same reports whether a and b are equal, and false, rather than a panic, for values that cannot
+// be compared (a kind or Data of a type with a slice or map inside).
+func same(a, b any) (eq bool) {
+	defer func() {
+		if recover() != nil {
+			eq = false
+		}
+	}()
+	return a == b
 }
 
 // ReleaseUnits gives up k of the units a weighted lease holds (a semaphore's partial release),

@@ -70,7 +70,8 @@ func WithNodeTimeout(d time.Duration) Option {
 
 // WithMaxHold caps the total time a lease may be held: renewals never extend it past acquisition
 // + d (the last one shortens the keys on the servers to end there, and the lease's Until comes down
-// with it), so a wedged holder cannot keep a lock forever. The lease is then lost with a cause
+// with it), so a wedged holder cannot keep a lock forever. For a lease passed between goroutines
+// ([WithHandoff]) the acquisition is the servers' grant, not the pass. The lease is then lost with a cause
 // that matches watchdog.ErrMaxHold. A d below the TTL also shortens the first grant. Default 0: no
 // cap.
 func WithMaxHold(d time.Duration) Option { return optionFunc(func(c *config) { c.maxHold = d }) }
@@ -108,16 +109,18 @@ func WithRestartGuard(longest time.Duration) Option {
 	return optionFunc(func(c *config) { c.guard = longest; c.guardSet = true })
 }
 
-// WithHandoff sets how long a process may keep an exclusive claim (a mutex, an rwmutex writer)
-// by passing it, as its holder releases it, straight to the next of its goroutines that waits for
-// the name — without a round trip to the servers — counted from when the servers granted it. This
-// is sync.Mutex's normal mode across processes: goroutines of one process that contend for a name
-// take turns at the speed of a local mutex while the budget lasts; then the release goes to the
-// servers, which serve the processes in the order they queued. A waiter in another process waits
-// at most the budget plus one critical section per process queued before it; goroutines of one
-// process are served in arrival order whatever the budget. Claims with fencing are never passed
-// (the next holder needs a token of its own). 0 turns passing off: every acquisition then goes to
-// the servers, in strict arrival order across all goroutines. Default [DefaultHandoff], 1ms.
+// WithHandoff sets the handoff budget: for how long after the servers granted a one-at-a-time
+// claim (a mutex, an rwmutex writer) its holder's release may pass it straight to the goroutine of
+// the process that waits first for the name, with no request to the servers. The claim stays as
+// it is on the nodes, under a new handle with the same token; the next holder takes over its
+// renewals. Goroutines of one process that contend for a name thus take turns at the speed of a
+// local mutex while the budget lasts; then the release goes to the servers, which serve the
+// processes in the order they queued. A process keeps a name for at most the budget plus one
+// critical section, so a waiter in another process waits about that per process queued before
+// it. Goroutines of one process are served in arrival order whatever the budget. A lease is passed
+// only with at least half its TTL of validity left, without fencing (the next holder needs a token
+// of its own), and to a waiter that asks for the same kind, TTL and Data. 0 turns passing off:
+// every acquisition then goes to the servers. Default [DefaultHandoff], 1ms.
 func WithHandoff(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.handoff = max(d, 0) })
 }

@@ -20,10 +20,11 @@
 //   - Within one process, goroutines queue FIFO for a name (sharing the queue across every Mutex
 //     of the same Quorum and name), and only the head of the queue talks to Redis. An Unlock
 //     while a goroutine of the process waits passes the lock straight to it, with no request to
-//     the servers, for up to 1ms after the servers granted it ([lease.WithHandoff]; never with
-//     [WithFencing]): goroutines of one process take turns at local speed. Across processes,
-//     waiters are served in the order they queued on the servers, so a waiting process waits
-//     for at most that budget plus one critical section (and a handoff) per process ahead of it.
+//     the servers, for up to 1ms after the servers granted it and while at least half the TTL is
+//     left ([lease.WithHandoff]; never with [WithFencing]; the lease keeps its token): goroutines
+//     of one process take turns at local speed. Across processes, waiters are served in the
+//     order they queued on the servers, so a waiting process waits about that budget plus one
+//     critical section (and a handoff) per process ahead of it.
 //   - Uncontended, a Lock is one SET NX PX per node and an Unlock one short script.
 //   - A Lock whose ctx ends returns an error matching both [ErrNotAcquired] and ctx's error, which
 //     names the mutex and carries the node errors of the last attempt when nodes failed; no key is

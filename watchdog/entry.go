@@ -42,11 +42,17 @@ func (e *Entry) Owner() any {
 }
 
 // Rebind gives the entry a new owner and onLost: a lease passed from one holder to the next keeps
-// its entry, renewals and validity, and the new holder hears of a loss from then on.
-func (e *Entry) Rebind(owner any, onLost func(error)) {
+// its entry, renewals and validity, and the new holder hears of a loss from then on. It reports
+// false, and changes nothing, when the entry has ended (lost or stopped): there is nothing to pass,
+// and a loss already under way goes to the owner it was found under.
+func (e *Entry) Rebind(owner any, onLost func(error)) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.ended {
+		return false
+	}
 	e.owner, e.onLost = owner, onLost
+	return true
 }
 
 // TTL returns the lease's TTL.
