@@ -364,51 +364,56 @@ func (w *Watchdog) forget(e *Entry) {
 	w.mu.Unlock()
 }
 
-// entryQueue is a min-heap of entries by next renewal time. It is guarded by Watchdog.mu.
-type entryQueue []*Entry
+// entryHeap is a min-heap of entries (container/heap) by one of their times, K's, each entry
+// keeping its index in the heap in a field K names. It is guarded by Watchdog.mu.
+type entryHeap[K heapKey] []*Entry
 
-func (q entryQueue) Len() int           { return len(q) }
-func (q entryQueue) Less(i, j int) bool { return q[i].next.Before(q[j].next) }
-func (q entryQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
+// heapKey says which time of an entry a heap orders by, and where the entry keeps its index.
+type heapKey interface {
+	at(e *Entry) time.Time
+	index(e *Entry) *int
 }
-func (q *entryQueue) Push(x any) {
+
+// byNext orders the renewal queue: by next renewal time.
+type byNext struct{}
+
+func (byNext) at(e *Entry) time.Time { return e.next }
+func (byNext) index(e *Entry) *int   { return &e.index }
+
+// byExpiry orders the loss clock: by the end of validity.
+type byExpiry struct{}
+
+func (byExpiry) at(e *Entry) time.Time { return e.expAt }
+func (byExpiry) index(e *Entry) *int   { return &e.expIndex }
+
+type (
+	entryQueue  = entryHeap[byNext]
+	expiryQueue = entryHeap[byExpiry]
+)
+
+func (q entryHeap[K]) Len() int { return len(q) }
+func (q entryHeap[K]) Less(i, j int) bool {
+	var k K
+	return k.at(q[i]).Before(k.at(q[j]))
+}
+func (q entryHeap[K]) Swap(i, j int) {
+	var k K
+	q[i], q[j] = q[j], q[i]
+	*k.index(q[i]) = i
+	*k.index(q[j]) = j
+}
+func (q *entryHeap[K]) Push(x any) {
+	var k K
 	e := x.(*Entry)
-	e.index = len(*q)
+	*k.index(e) = len(*q)
 	*q = append(*q, e)
 }
-func (q *entryQueue) Pop() any {
+func (q *entryHeap[K]) Pop() any {
+	var k K
 	old := *q
 	e := old[len(old)-1]
 	old[len(old)-1] = nil
-	e.index = -1
-	*q = old[:len(old)-1]
-	return e
-}
-
-// expiryQueue is a min-heap of entries by the end of their validity (the loss clock). It is
-// guarded by Watchdog.mu.
-type expiryQueue []*Entry
-
-func (q expiryQueue) Len() int           { return len(q) }
-func (q expiryQueue) Less(i, j int) bool { return q[i].expAt.Before(q[j].expAt) }
-func (q expiryQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].expIndex = i
-	q[j].expIndex = j
-}
-func (q *expiryQueue) Push(x any) {
-	e := x.(*Entry)
-	e.expIndex = len(*q)
-	*q = append(*q, e)
-}
-func (q *expiryQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	e.expIndex = -1
+	*k.index(e) = -1
 	*q = old[:len(old)-1]
 	return e
 }

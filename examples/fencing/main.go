@@ -151,16 +151,12 @@ func holder(addrs []string, out io.Writer) int {
 func run(ctx context.Context, out io.Writer, addrs []string) (res *result, err error) {
 	res = &result{Mode: "REDIS_ADDRS"}
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
-	if len(addrs) == 0 {
-		e, err := embedded.Start(3)
-		if err != nil {
-			return res, err
-		}
-		defer e.Close()
-		addrs = e.Addrs()
-		res.Mode = "embedded"
-		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=host:port,... to use your own", len(addrs))
+	addrs, mode, stop, err := embedded.Use(addrs, 3, say)
+	if err != nil {
+		return res, err
 	}
+	defer stop()
+	res.Mode = mode
 	q, clients, err := newQuorum(ctx, addrs)
 	if err != nil {
 		return res, err

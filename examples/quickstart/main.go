@@ -29,7 +29,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -137,20 +136,13 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		return res, fmt.Errorf("need at least one worker and one increment, got %d and %d", cfg.Workers, cfg.Increments)
 	}
 
-	addrs := cfg.Addrs
-	if len(addrs) == 0 {
-		e, err := embedded.Start(embeddedNodes)
-		if err != nil {
-			return res, err
-		}
-		// Deferred first, so it runs last: after every worker has closed its quorum and clients.
-		defer e.Close()
-		addrs = e.Addrs()
-		res.Mode = "embedded"
-		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=host:port,... to use your own", len(addrs))
-	} else {
-		say("mode: REDIS_ADDRS: %d server(s): %s", len(addrs), strings.Join(addrs, ", "))
+	addrs, mode, stop, err := embedded.Use(cfg.Addrs, embeddedNodes, say)
+	if err != nil {
+		return res, err
 	}
+	// Deferred first, so it runs last: after every worker has closed its quorum and clients.
+	defer stop()
+	res.Mode = mode
 
 	var all []*worker
 	defer func() {

@@ -27,7 +27,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -134,19 +133,12 @@ func (w *worker) closeClients() {
 func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error) {
 	res = &result{Mode: "REDIS_ADDRS"}
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
-	addrs := cfg.Addrs
-	if len(addrs) == 0 {
-		e, err := embedded.Start(3)
-		if err != nil {
-			return res, err
-		}
-		defer e.Close() // runs last: after every worker has closed
-		addrs = e.Addrs()
-		res.Mode = "embedded"
-		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=host:port,... to use your own", len(addrs))
-	} else {
-		say("mode: REDIS_ADDRS: %d server(s): %s", len(addrs), strings.Join(addrs, ", "))
+	addrs, mode, stop, err := embedded.Use(cfg.Addrs, 3, say)
+	if err != nil {
+		return res, err
 	}
+	defer stop() // runs last: after every worker has closed
+	res.Mode = mode
 	var all []*worker
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -116,3 +116,20 @@ func ParseAddrs(s string) ([]string, error) {
 	}
 	return addrs, nil
 }
+
+// Use returns the servers a demo runs on: addrs, its reader's own servers, when given; else n
+// embedded servers started here. It tells the reader which through say, and returns the mode
+// ("REDIS_ADDRS" or "embedded") and stop, which stops what it started (nothing for addrs): defer it
+// first, so that it runs after every client has closed.
+func Use(addrs []string, n int, say func(format string, a ...any)) (use []string, mode string, stop func(), err error) {
+	if len(addrs) > 0 {
+		say("mode: REDIS_ADDRS: %d server(s): %s", len(addrs), strings.Join(addrs, ", "))
+		return addrs, "REDIS_ADDRS", func() {}, nil
+	}
+	e, err := Start(n)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=host:port,... to use your own", n)
+	return e.Addrs(), "embedded", e.Close, nil
+}
