@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/quorumsync/quorumsync/internal/redistest"
 )
 
 // Process clients. The test binary re-executes itself with ChildEnv set to the path of a
@@ -146,6 +148,7 @@ func StartProc(dir string, cfg ChildConfig) (*Proc, error) {
 	// -test.run matching nothing: should the child ever miss ChildEnv, it runs no test.
 	p.cmd = exec.Command(self, "-test.run=^$")
 	p.cmd.Env = append(os.Environ(), ChildEnv+"="+path)
+	redistest.DieWithParent(p.cmd)
 	p.cmd.Stdout, p.cmd.Stderr = &syncWriter{w: &p.out}, &syncWriter{w: &p.out}
 	if err := p.cmd.Start(); err != nil {
 		return nil, err

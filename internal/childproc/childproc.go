@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quorumsync/quorumsync/internal/redistest"
 )
 
 // envName carries the child function's name and arguments from the parent.
@@ -78,6 +80,7 @@ func Start(t testing.TB, name string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envName+"="+strings.Join(append([]string{name}, args...), "\x1f"))
+	redistest.DieWithParent(cmd)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -417,6 +417,7 @@ func (n *Node) exec() error {
 	args = append(args, n.cfg.extra...)
 	cmd := exec.Command("redis-server", args...)
 	cmd.Dir = n.dir
+	DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
