@@ -41,11 +41,13 @@ type Watchdog struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the renewal goroutine has returned
-	wake   chan struct{}
 	// The loss clock: one goroutine that ends each entry at its Until, on a timer of its own,
 	// whatever the renewal goroutine is waiting for.
 	expDone chan struct{}
-	expWake chan struct{}
+	// timer wakes the renewal goroutine and expTimer the loss clock. Both are reset only under mu,
+	// by their goroutine or by Add and rearm, which move a sleeping goroutine's wake-up earlier
+	// by resetting its timer rather than waking it to do so.
+	timer, expTimer *time.Timer
 
 	mu      sync.Mutex
 	queue   entryQueue
@@ -56,8 +58,8 @@ type Watchdog struct {
 	// has to look.
 	maxWindow time.Duration
 	// While the goroutine sleeps, sleeping is set and wakeAt is when its timer fires (zero: no
-	// timer). Add wakes it only for an entry due before that, so a steady stream of short-held
-	// leases does not cost a goroutine wake-up each.
+	// timer). Add moves the timer only for an entry due before that, so a steady stream of
+	// short-held leases does not cost a goroutine wake-up each.
 	sleeping bool
 	wakeAt   time.Time
 }
@@ -79,11 +81,10 @@ func New(renew RenewFunc, opts ...Option) *Watchdog {
 		ctx:     ctx,
 		cancel:  cancel,
 		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
 		expDone: make(chan struct{}),
-		expWake: make(chan struct{}, 1),
 		entries: make(map[*Entry]struct{}),
 	}
+	w.timer, w.expTimer = stoppedTimer(), stoppedTimer()
 	go w.loop()
 	go w.lossClock()
 	return w
@@ -130,18 +131,24 @@ func (w *Watchdog) Add(s Spec) (*Entry, error) {
 	w.entries[e] = struct{}{}
 	heap.Push(&w.queue, e)
 	w.maxWindow = max(w.maxWindow, w.window(e))
-	wake := w.sleeping && (w.wakeAt.IsZero() || e.next.Before(w.wakeAt))
+	if w.sleeping && (w.wakeAt.IsZero() || e.next.Before(w.wakeAt)) {
+		w.wakeAt = e.next
+		w.timer.Reset(time.Until(e.next))
+	}
 	e.expAt = s.Until
 	heap.Push(&w.expiry, e)
-	first := e.expIndex == 0
+	if e.expIndex == 0 {
+		w.expTimer.Reset(time.Until(e.expAt))
+	}
 	w.mu.Unlock()
-	if wake {
-		w.poke()
-	}
-	if first {
-		pokeChan(w.expWake)
-	}
 	return e, nil
+}
+
+// stoppedTimer returns a timer that has not been started.
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
 }
 
 // window is how far ahead of its due time e may join a batch.
@@ -183,15 +190,6 @@ func (w *Watchdog) Close() {
 	}
 }
 
-func (w *Watchdog) poke() { pokeChan(w.wake) }
-
-func pokeChan(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
-}
-
 // rearm moves e's place on the loss clock to at (a renewal moved its Until).
 func (w *Watchdog) rearm(e *Entry, at time.Time) {
 	w.mu.Lock()
@@ -205,53 +203,47 @@ func (w *Watchdog) rearm(e *Entry, at time.Time) {
 	} else {
 		heap.Push(&w.expiry, e)
 	}
-	first := e.expIndex == 0
-	w.mu.Unlock()
-	if first {
-		pokeChan(w.expWake)
+	if e.expIndex == 0 {
+		w.expTimer.Reset(time.Until(at))
 	}
+	w.mu.Unlock()
 }
 
 // lossClock ends every entry whose Until has come (expire re-checks, under the entry's lock, that
 // no renewal moved it meanwhile), until Close.
 func (w *Watchdog) lossClock() {
 	defer close(w.expDone)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	var due []*Entry
 	for {
 		now := time.Now()
 		due = due[:0]
-		wait := time.Duration(-1)
 		w.mu.Lock()
 		for len(w.expiry) > 0 && !w.expiry[0].expAt.After(now) {
 			due = append(due, heap.Pop(&w.expiry).(*Entry))
 		}
 		if len(w.expiry) > 0 {
-			wait = w.expiry[0].expAt.Sub(now)
+			w.expTimer.Reset(w.expiry[0].expAt.Sub(now))
+		} else {
+			w.expTimer.Stop()
 		}
 		w.mu.Unlock()
 		for _, e := range due {
-			e.expire()
+			e.expire() // may rearm: the timer is then reset for it
 		}
 		clear(due)
-		if wait >= 0 {
-			timer.Reset(wait)
-		}
 		select {
 		case <-w.ctx.Done():
+			w.mu.Lock()
+			w.expTimer.Stop()
+			w.mu.Unlock()
 			return
-		case <-w.expWake:
-		case <-timer.C:
+		case <-w.expTimer.C:
 		}
-		timer.Stop()
 	}
 }
 
 func (w *Watchdog) loop() {
 	defer close(w.done)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	var batch []Renewal
 	var later []*Entry
 	for {
@@ -275,12 +267,11 @@ func (w *Watchdog) loop() {
 				heap.Push(&w.queue, e)
 			}
 		}
-		wait := time.Duration(-1)
 		if len(batch) == 0 {
 			w.sleeping, w.wakeAt = true, time.Time{}
 			if len(w.queue) > 0 {
-				wait = w.queue[0].next.Sub(now)
 				w.wakeAt = w.queue[0].next
+				w.timer.Reset(w.wakeAt.Sub(now))
 			}
 		}
 		w.mu.Unlock()
@@ -294,19 +285,17 @@ func (w *Watchdog) loop() {
 			}
 			continue
 		}
-		if wait >= 0 {
-			timer.Reset(wait)
-		}
 		select {
 		case <-w.ctx.Done():
-			return
-		case <-w.wake:
-		case <-timer.C:
+		case <-w.timer.C:
 		}
-		timer.Stop()
 		w.mu.Lock()
 		w.sleeping = false
+		w.timer.Stop()
 		w.mu.Unlock()
+		if w.ctx.Err() != nil {
+			return
+		}
 	}
 }
 

@@ -403,3 +403,39 @@ func TestDoneClosesBeforeOnLost(t *testing.T) {
 		assert.True(t, errSet)
 	})
 }
+
+// A lease added while the goroutines sleep toward a later wake-up (a long lease's renewal, its
+// loss) moves their wake-ups earlier: it is renewed on its own schedule and, when renewals fail,
+// lost exactly at its Until, not at the long lease's times.
+func TestALeaseAddedWhileTheWatchdogSleepsKeepsItsSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServers{answer: renewOK(drift)}
+		w := watchdog.New(f.renew, watchdog.WithBatchWindow(0), watchdog.WithEarlyRenewal(0))
+		defer w.Close()
+		const long = 30 * time.Second
+		t0 := time.Now()
+		_, err := w.Add(watchdog.Spec{TTL: long, Start: t0, Until: t0.Add(long - drift)})
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		synctest.Wait() // both goroutines asleep until the long lease's times
+
+		t1 := time.Now()
+		e, err := w.Add(watchdog.Spec{TTL: ttl, Start: t1, Until: t1.Add(ttl - drift)})
+		require.NoError(t, err)
+		time.Sleep(ttl/3 + time.Millisecond)
+		synctest.Wait()
+		got := f.seen()
+		require.Len(t, got, 1, "the short lease's first renewal")
+		assert.Equal(t, t1.Add(ttl/3), got[0].at)
+		assert.Equal(t, 1, got[0].size)
+
+		// Now renewals fail: the loss clock must end it at its Until.
+		f.mu.Lock()
+		f.answer = renewFail
+		f.mu.Unlock()
+		until := e.Until()
+		<-e.Done()
+		assert.Equal(t, until, time.Now(), "Done at the short lease's Until")
+		require.ErrorIs(t, e.Err(), watchdog.ErrExpired)
+	})
+}
