@@ -262,9 +262,11 @@ func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl
 		}
 		contended = true
 		tr.Waiting()
-		ok, _, handed := g.enter(ctx, q.stop, r, ttl, weight)
+		ok, handed, refGone := g.enter(ctx, q.stop, r, ttl, weight)
 		if !ok {
-			q.dropGate(keys[keyQueue], g)
+			if !refGone {
+				q.dropGate(keys[keyQueue], g)
+			}
 			if ctx.Err() != nil {
 				return nil, q.notAcquired(ctx, errs, r.Name, nil)
 			}

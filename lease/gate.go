@@ -67,25 +67,33 @@ func (g *gate) tryEnter(mode Admission, weight, capacity int64) bool {
 	return false
 }
 
+// testHookGaveUp, when set, runs as a waiter at a gate gives up, before it looks whether it was
+// admitted meanwhile: tests line a holder's pass up with it.
+var testHookGaveUp func()
+
 // enter waits until the claim is admitted, ctx ends or stop is closed; it reports whether it was
-// admitted and, when it was, whether it had to wait, and the lease a holder passed it, if one did
-// (see pass): the claim is then held already.
-func (g *gate) enter(ctx context.Context, stop <-chan struct{}, r *Request, ttl time.Duration, weight int64) (admitted, waited bool, handed *Lease) {
+// admitted, and the lease a holder passed it, if one did (see pass): the claim is then held
+// already. When it was not admitted, refGone reports that the caller's reference to the gate is
+// gone already: a lease passed to it as it gave up took the reference along, and released it.
+func (g *gate) enter(ctx context.Context, stop <-chan struct{}, r *Request, ttl time.Duration, weight int64) (admitted bool, handed *Lease, refGone bool) {
 	mode := r.Kind.Admission()
 	g.mu.Lock()
 	if len(g.waiters) == 0 && g.fits(mode, weight, r.Capacity) {
 		g.admit(mode, weight)
 		g.mu.Unlock()
-		return true, false, nil
+		return true, nil, false
 	}
 	w := &gateWaiter{mode: mode, weight: weight, capacity: r.Capacity, req: r, ttl: ttl, ready: make(chan struct{})}
 	g.waiters = append(g.waiters, w)
 	g.mu.Unlock()
 	select {
 	case <-w.ready:
-		return true, true, w.handed
+		return true, w.handed, false
 	case <-ctx.Done():
 	case <-stop:
+	}
+	if testHookGaveUp != nil {
+		testHookGaveUp()
 	}
 	g.mu.Lock()
 	select {
@@ -94,11 +102,12 @@ func (g *gate) enter(ctx context.Context, stop <-chan struct{}, r *Request, ttl 
 		// may be passed again).
 		g.mu.Unlock()
 		if w.handed != nil {
+			// The handed lease holds our reference to the gate; releasing it lets go of that.
 			_ = w.handed.Release(context.Background())
-		} else {
-			g.exit(mode, weight)
+			return false, nil, true
 		}
-		return false, true, nil
+		g.exit(mode, weight)
+		return false, nil, false
 	default:
 	}
 	for i, x := range g.waiters {
@@ -110,7 +119,7 @@ func (g *gate) enter(ctx context.Context, stop <-chan struct{}, r *Request, ttl 
 	// Leaving from the head may let those behind in.
 	g.admitWaitersLocked()
 	g.mu.Unlock()
-	return false, true, nil
+	return false, nil, false
 }
 
 // pass hands what the caller holds — one AdmitOne admission — to the first waiter, if that waiter

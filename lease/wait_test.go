@@ -326,3 +326,51 @@ func TestContendedLoopIsFair(t *testing.T) {
 	assert.LessOrEqual(t, float64(most)/float64(least), 3.0, "most/least acquisitions; counts %v", counts)
 	t.Logf("acquisitions per goroutine: %v", counts)
 }
+
+// Waiters with different TTLs share a name's queue: one with a short TTL that joins after one
+// with a long TTL must not shorten the queue's life under it. The long waiter stays queued after
+// the short one gives up, and the release wakes it.
+func TestAShortTTLWaiterDoesNotShortenTheQueueForALongOne(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	holder, err := newQuorum(t, nodes).Acquire(context.Background(), "ttls")
+	require.NoError(t, err)
+
+	long := make(chan *lease.Lease, 1)
+	go func() {
+		l, err := newQuorum(t, nodes).Acquire(context.Background(), "ttls", lease.TTL(20*time.Second))
+		if assert.NoError(t, err) {
+			long <- l
+		}
+	}()
+	c := nodes[0].Client()
+	defer c.Close()
+	queued := func(n int64) func() bool {
+		return func() bool { return c.ZCard(context.Background(), "quorumsync:{ttls}:q").Val() == n }
+	}
+	require.Eventually(t, queued(1), 5*time.Second, 5*time.Millisecond, "the long waiter queued")
+
+	sctx, giveUp := context.WithCancel(context.Background())
+	short := make(chan error, 1)
+	go func() {
+		q := newQuorum(t, nodes, lease.WithNodeTimeout(20*time.Millisecond))
+		_, err := q.Acquire(sctx, "ttls", lease.TTL(300*time.Millisecond))
+		short <- err
+	}()
+	require.Eventually(t, queued(2), 5*time.Second, 5*time.Millisecond, "the short waiter queued")
+	giveUp()
+	require.ErrorIs(t, <-short, context.Canceled)
+
+	// Past the short waiter's whole life in the queue (2 × its TTL), with margin.
+	time.Sleep(time.Second)
+	assert.Greater(t, c.PTTL(context.Background(), "quorumsync:{ttls}:q").Val(), 30*time.Second, "the queue's TTL came down to the short waiter's")
+	require.True(t, queued(1)(), "the long waiter is still queued")
+	released := time.Now()
+	require.NoError(t, holder.Release(context.Background()))
+	select {
+	case l := <-long:
+		assert.Less(t, time.Since(released), 2*time.Second, "the release woke the long waiter")
+		require.NoError(t, l.Release(context.Background()))
+	case <-time.After(15 * time.Second):
+		t.Fatal("the long waiter never got the name")
+	}
+}

@@ -68,8 +68,9 @@ local function join(arrival, live, demand)
     v = v .. ':' .. demand
   end
   redis.call('HSET', KEYS[2], ARGV[1], v)
-  redis.call('PEXPIRE', KEYS[1], 2 * live)
-  redis.call('PEXPIRE', KEYS[2], 2 * live)
+  -- Never shorter for the other waiters, who may live longer (another TTL).
+  expire_set(KEYS[1], 2 * live)
+  expire_set(KEYS[2], 2 * live)
 end
 
 -- handover offers what a release or a leave freed to the live waiters, from the head of the queue.

@@ -26,7 +26,7 @@ local function wait()
   if queue then
     join(ARGV[4], ttl, 'w')
     redis.call('ZADD', KEYS[6], 'NX', ARGV[4], ARGV[1])
-    redis.call('PEXPIRE', KEYS[6], 2 * ttl)
+    expire_set(KEYS[6], 2 * ttl) -- never shorter for a writer with a longer TTL
   end
 end
 
