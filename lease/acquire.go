@@ -328,8 +328,8 @@ func (r *round) failure(errs *Errors, name string) error {
 // contended says the caller had to wait at the local gate: it then skips the kind's fast request,
 // which would most likely fail, and joins the servers' queue at once.
 func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bool, tr *tracing.Acquire) (err error) {
-	w := l.begin()
-	defer l.end(w)
+	w := begin()
+	defer end(w)
 	votes := l.votes(w)
 	// The arrival orders this waiter in the servers' queues; it is the same on every node and
 	// every attempt so that every node puts the waiters in the same order.
@@ -360,7 +360,7 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		if sub != nil {
 			q.unwatch(sub)
 			if err != nil {
-				q.leaveQueue(ctx, l)
+				q.leaveQueue(ctx, l, w)
 			}
 		}
 	}()
@@ -372,7 +372,7 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		}
 		tr.Attempt()
 		a.Fast = attempt == 1 && !contended
-		res, err := q.round(ctx, l, a, votes, tr)
+		res, err := q.round(ctx, l, w, votes, tr)
 		switch {
 		case err != nil:
 			return err
@@ -449,13 +449,14 @@ func (q *Quorum) sleepFor(res *round, nodeErrs, subscribed bool, ttl time.Durati
 // and the validity check. On success the lease is registered with the watchdog. On failure it
 // undoes what it may have set. The error is non-nil only when the attempt cannot be retried (the
 // quorum closed).
-func (q *Quorum) round(ctx context.Context, l *Lease, a *Attempt, votes []nodeVote, tr *tracing.Acquire) (round, error) {
+func (q *Quorum) round(ctx context.Context, l *Lease, w *scratch, votes []nodeVote, tr *tracing.Acquire) (round, error) {
+	a := &w.attempt
 	// Validity is measured from before the first request: whatever time the requests take is
 	// time the key has already been ticking on the servers.
 	start := time.Now()
-	q.each(ctx, l.kind.Acquire(a), OpAcquire, l, votes, nil, false)
+	q.each(ctx, w, l.kind.Acquire(a), OpAcquire, l, votes, nil, false)
 	if err := permanentOf(votes); err != nil {
-		q.undo(ctx, l, votes)
+		q.undo(ctx, l, w, votes)
 		return round{}, &opError{sentinel: l.errs.NotAcquired, name: l.claim.Name, causes: []error{err}}
 	}
 	weighted := l.mode == AdmitWeighted
@@ -495,29 +496,29 @@ func (q *Quorum) round(ctx context.Context, l *Lease, a *Attempt, votes []nodeVo
 		// time from the validity, which must still be at least TTL/4 afterwards.
 		settled := weighted || l.claim.Fencing
 		if weighted {
-			q.trim(ctx, l, votes)
+			q.trim(ctx, l, w, votes)
 		}
 		if l.claim.Fencing {
-			if detail, errs := q.fence(ctx, l, votes); detail != "" {
-				q.undo(ctx, l, votes)
+			if detail, errs := q.fence(ctx, l, w, votes); detail != "" {
+				q.undo(ctx, l, w, votes)
 				res.detail, res.nodeErrs = detail, append(res.nodeErrs, errs...)
 				return res, nil
 			}
 		}
 		if left := time.Until(until); settled && left < minValidity(l.claim.TTL) {
-			q.undo(ctx, l, votes)
+			q.undo(ctx, l, w, votes)
 			res.detail = fmt.Sprintf("granted by a quorum, but only %v of its validity was left once the grant was settled (%v after the request; at least TTL/4 needed)",
 				max(left, 0).Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
 			return res, nil
 		}
 		if err := q.grant(l, start, until); err != nil {
-			q.undo(ctx, l, votes)
+			q.undo(ctx, l, w, votes)
 			return res, err
 		}
 		res.granted = true
 		return res, nil
 	}
-	q.undo(ctx, l, votes)
+	q.undo(ctx, l, w, votes)
 	some := 0
 	for i := range votes {
 		if votes[i].err == nil && (votes[i].reply.OK || len(votes[i].reply.Units) > 0) {
@@ -532,6 +533,13 @@ func (q *Quorum) round(ctx context.Context, l *Lease, a *Attempt, votes []nodeVo
 	case young > 0:
 		res.detail = fmt.Sprintf("granted by %d of %d nodes, %d needed: the votes of %d restarted less than %v ago are ignored (restart guard)",
 			some, len(q.nodes), q.quorum, young, q.cfg.guard)
+	case weighted && some >= q.quorum:
+		// Enough nodes granted units, but not the same ones.
+		res.detail = fmt.Sprintf("%d of %d nodes granted %d units each, but no %d of them the same units by a quorum of %d: a blocking acquire asks again for those most nodes granted",
+			some, len(q.nodes), l.claim.Weight, l.claim.Weight, q.quorum)
+		if len(t.errs) > 0 {
+			res.detail += fmt.Sprintf("; %d nodes failed", len(t.errs))
+		}
 	case len(t.errs) > 0:
 		res.detail = fmt.Sprintf("granted by %d of %d nodes, %d needed", some, len(q.nodes), q.quorum)
 		if held := t.answered - some; held > 0 {
@@ -553,7 +561,7 @@ func (q *Quorum) round(ctx context.Context, l *Lease, a *Attempt, votes []nodeVo
 // the granting nodes reported and, with more than one node, a second round that raises the
 // counter to it on every node where the claim is still ours. It returns "" when a quorum acked (the
 // tokens are then the lease's), else what happened and the node errors of the second round.
-func (q *Quorum) fence(ctx context.Context, l *Lease, votes []nodeVote) (string, []error) {
+func (q *Quorum) fence(ctx context.Context, l *Lease, w *scratch, votes []nodeVote) (string, []error) {
 	weighted := l.mode == AdmitWeighted
 	n := 1
 	if weighted {
@@ -579,7 +587,7 @@ func (q *Quorum) fence(ctx context.Context, l *Lease, votes []nodeVote) (string,
 	}
 	if len(q.nodes) > 1 {
 		acks := make([]nodeVote, len(q.nodes))
-		q.each(ctx, l.kind.(Fencer).Fence(&l.claim, fences), OpFence, l, acks, nil, false)
+		q.each(ctx, w, l.kind.(Fencer).Fence(&l.claim, fences), OpFence, l, acks, nil, false)
 		t := q.count(ctx, acks, false, nil, nil)
 		if t.yes < q.quorum {
 			return fmt.Sprintf("granted by a quorum, but its fencing token was settled on %d of %d nodes, %d needed", t.yes, len(q.nodes), q.quorum), t.errs
@@ -612,7 +620,7 @@ func (q *Quorum) grant(l *Lease, start, until time.Time) error {
 // timed out may still set what it was asked to). Nodes that answered "not granted" set nothing and
 // are skipped, and so are suspect nodes, which were sent nothing. It ignores ctx's cancellation:
 // the point is to leave nothing behind. A node that cannot be reached is owed the undo.
-func (q *Quorum) undo(ctx context.Context, l *Lease, votes []nodeVote) {
+func (q *Quorum) undo(ctx context.Context, l *Lease, w *scratch, votes []nodeVote) {
 	var pick []bool
 	for i := range votes {
 		if votes[i].granted() {
@@ -625,12 +633,12 @@ func (q *Quorum) undo(ctx context.Context, l *Lease, votes []nodeVote) {
 	if pick == nil {
 		return
 	}
-	q.each(detach(ctx), l.kind.Release(&l.claim), OpRelease, l, make([]nodeVote, len(votes)), pick, true)
+	q.each(detach(ctx), w, l.kind.Release(&l.claim), OpRelease, l, make([]nodeVote, len(votes)), pick, true)
 }
 
 // trim lets go of the units a weighted round's nodes granted beyond those kept: the kind's renew
 // call, naming the units kept, goes to every node that granted another.
-func (q *Quorum) trim(ctx context.Context, l *Lease, votes []nodeVote) {
+func (q *Quorum) trim(ctx context.Context, l *Lease, w *scratch, votes []nodeVote) {
 	var pick []bool
 	for i := range votes {
 		for _, u := range votes[i].reply.Units {
@@ -644,14 +652,14 @@ func (q *Quorum) trim(ctx context.Context, l *Lease, votes []nodeVote) {
 		}
 	}
 	if pick != nil {
-		q.each(detach(ctx), l.kind.Renew(&l.claim, l.claim.TTL), OpRenew, l, make([]nodeVote, len(votes)), pick, true)
+		q.each(detach(ctx), w, l.kind.Renew(&l.claim, l.claim.TTL), OpRenew, l, make([]nodeVote, len(votes)), pick, true)
 	}
 }
 
 // leaveQueue takes a waiter that gives up out of every node's queue (and passes on what was
 // reserved for it). A node that cannot be reached is owed the leave.
-func (q *Quorum) leaveQueue(ctx context.Context, l *Lease) {
-	q.each(detach(ctx), l.kind.Leave(&l.claim), OpLeave, l, make([]nodeVote, len(q.nodes)), nil, true)
+func (q *Quorum) leaveQueue(ctx context.Context, l *Lease, w *scratch) {
+	q.each(detach(ctx), w, l.kind.Leave(&l.claim), OpLeave, l, make([]nodeVote, len(q.nodes)), nil, true)
 }
 
 // callTask sends one call to every node (those with pick[i] set, when pick is not nil) and stores
@@ -701,13 +709,13 @@ func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
 }
 
 // each sends call to every node (those with pick[i] set, when pick is not nil) in parallel, and
-// stores each node's reply in votes (see callTask). Within an acquire or a release it uses their
-// scratch space's task (the calls of one acquire, or one release, are made one at a time), so
-// that a call costs no allocation.
-func (q *Quorum) each(ctx context.Context, call Call, op Op, l *Lease, votes []nodeVote, pick []bool, owed bool) {
+// stores each node's reply in votes (see callTask). It uses the task of w, the scratch space of
+// the acquire or release making the call (their calls are made one at a time), so that a call
+// costs no allocation; with w nil, a task of its own.
+func (q *Quorum) each(ctx context.Context, w *scratch, call Call, op Op, l *Lease, votes []nodeVote, pick []bool, owed bool) {
 	var t *callTask
-	if l.work != nil {
-		t = &l.work.task
+	if w != nil {
+		t = &w.task
 	} else {
 		t = new(callTask)
 	}

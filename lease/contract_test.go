@@ -151,6 +151,13 @@ func TestSlowLossHandlerDelaysNeitherDoneNorOtherRenewals(t *testing.T) {
 	time.Sleep(time.Second)
 	require.NoError(t, bystander.Err(), "another lease of the quorum was lost while a loss handler hung")
 	require.NoError(t, bystander.Release(context.Background()))
+
+	// Close honours its ctx while the handler hangs (the notifier exits once the handler returns).
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	require.ErrorIs(t, q.Close(ctx), context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 2*time.Second, "Close with a 200ms ctx waited for a hung loss handler")
 }
 
 // A loss handler may close the quorum.

@@ -82,8 +82,8 @@
 // spans, the holder's [OnLost], the primitives' error handlers — runs afterwards on a goroutine of
 // the quorum's (the notifier), so a slow handler or span exporter delays neither a Done nor another
 // claim's renewal, and a handler may call [Quorum.Close]. With [WithMaxHold], renewals never
-// extend a claim past acquisition + the cap; the one that reaches it shortens the claim on the
-// servers, and Until comes down before it is sent.
+// extend a claim past acquisition + the cap: the last one asks only for the time left, so the claim
+// ends on the servers when its Until does.
 //
 // # Hung and unreachable nodes
 //

@@ -22,12 +22,9 @@ import (
 // release it. Its methods are safe on a nil *Lease, which reads as a lease not held: Done is
 // closed, Err matches [ErrNotHeld], Until is the zero time.
 type Lease struct {
-	q     *Quorum
-	kind  Kind
-	claim Claim
-	// work is the scratch space of the acquire or release under way (from scratchPool), nil
-	// between them: a held lease does not carry it.
-	work   *scratch
+	q      *Quorum
+	kind   Kind
+	claim  Claim
 	errs   *Errors
 	gate   *gate
 	mode   Admission
@@ -297,11 +294,11 @@ func (l *Lease) release(ctx context.Context, why error) error {
 		q.untrack(l)
 		l.leaveGate()
 	}()
-	w := l.begin()
-	defer l.end(w)
+	w := begin()
+	defer end(w)
 	votes := l.votes(w)
 	c := l.snapshot()
-	q.each(ctx, l.kind.Release(c), OpRelease, l, votes, nil, true)
+	q.each(ctx, w, l.kind.Release(c), OpRelease, l, votes, nil, true)
 	weighted := l.mode == AdmitWeighted
 	t := q.count(ctx, votes, weighted, c.Units, nil)
 	if lostBefore != nil {
@@ -338,11 +335,13 @@ func (q *Quorum) pass(l *Lease) bool {
 	if q.cfg.handoff <= 0 || l.mode != AdmitOne || l.claim.Fencing || sinceEpoch()-l.grantedAt >= q.cfg.handoff {
 		return false
 	}
-	if l.entry.Err() != nil || time.Until(l.entry.Until()) < l.claim.TTL/2 || q.isClosed() {
-		return false
-	}
+	// Everything past the gate's own check that someone waits runs only when someone does: an
+	// uncontended release pays one look at the gate.
 	passed := l.gate.pass(func(w *gateWaiter) *Lease {
 		if w.req.Fencing || w.ttl != l.claim.TTL || !same(w.req.Kind, l.kind) || !same(w.req.Data, l.claim.Data) {
+			return nil
+		}
+		if l.entry.Err() != nil || time.Until(l.entry.Until()) < l.claim.TTL/2 || q.isClosed() {
 			return nil
 		}
 		errs := w.req.Errors
@@ -383,7 +382,7 @@ func same(a, b any) (eq bool) {
 // others on every node and hands them to the waiters. With k the number held, it is Release. The
 // units given up are the last ones ([Lease.Units]). It returns an error matching
 // [ErrInvalidArgument] for a lease that is not weighted or a k out of range, the lease's error if
-// it had ended, and one matching [ErrNotReleased] if too few nodes answered (what was given up
+// it had ended (the k units count as given up all the same), and one matching [ErrNotReleased] if too few nodes answered (what was given up
 // expires there within the TTL, no longer renewed).
 func (l *Lease) ReleaseUnits(ctx context.Context, k int64) error {
 	if l == nil || l.q == nil {
@@ -405,16 +404,17 @@ func (l *Lease) ReleaseUnits(ctx context.Context, k int64) error {
 		l.umu.Unlock()
 		return l.Release(ctx)
 	}
-	if err := l.Err(); err != nil {
-		l.umu.Unlock()
-		return err
-	}
+	// The units count as given up whatever follows: a lease lost meanwhile has nothing on the
+	// servers to give up, and says so.
 	keep := l.claim.Units[: held-k : held-k]
 	l.claim.Units = keep
 	l.claim.Weight -= k
 	c := l.claim
 	l.umu.Unlock()
 	l.gate.exit(AdmitWeighted, k)
+	if err := l.Err(); err != nil {
+		return err
+	}
 	q := l.q
 	// Its own task, not the scratch space's: a partial release may run beside a release.
 	votes := make([]nodeVote, len(q.nodes))
@@ -433,28 +433,25 @@ func (l *Lease) ReleaseUnits(ctx context.Context, k int64) error {
 type scratch struct {
 	attempt Attempt
 	task    callTask
-	vote1   [1]nodeVote
+	voteBuf [5]nodeVote // the votes of a quorum of up to five nodes
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// begin gives l a scratch space for the acquire or release it starts; end takes it back.
-func (l *Lease) begin() *scratch {
-	w := scratchPool.Get().(*scratch)
-	l.work = w
-	return w
-}
+// begin returns a scratch space for an acquire or release; end takes it back. The space is the
+// call's, passed along to what it calls, never kept on the lease: a lease may be released (by
+// Close) while the acquire that granted it is still returning.
+func begin() *scratch { return scratchPool.Get().(*scratch) }
 
-func (l *Lease) end(w *scratch) {
-	l.work = nil
+func end(w *scratch) {
 	*w = scratch{}
 	scratchPool.Put(w)
 }
 
-// votes returns a slice for one vote per node: the scratch space's own for a quorum of one.
+// votes returns a slice for one vote per node: the scratch space's own for up to five nodes.
 func (l *Lease) votes(w *scratch) []nodeVote {
-	if len(l.q.nodes) == 1 {
-		return w.vote1[:]
+	if n := len(l.q.nodes); n <= len(w.voteBuf) {
+		return w.voteBuf[:n]
 	}
 	return make([]nodeVote, len(l.q.nodes))
 }

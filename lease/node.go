@@ -271,6 +271,16 @@ func run(ctx context.Context, c redis.UniversalClient, call Call) *redis.Cmd {
 	if call.Script == nil {
 		return c.Do(ctx, call.Args...)
 	}
+	cmd := c.Do(ctx, evalShaArgs(call)...)
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		return call.Script.Eval(ctx, c, call.Keys, call.Args...)
+	}
+	return cmd
+}
+
+// evalShaArgs lays out a script call as one EVALSHA command, with the keys boxed once per name
+// (Call.KeyArgs) when the caller has them.
+func evalShaArgs(call Call) []any {
 	args := make([]any, 0, 3+len(call.Keys)+len(call.Args))
 	args = append(args, argEvalSha, hashArg(call.Script), len(call.Keys))
 	if call.KeyArgs != nil {
@@ -280,12 +290,7 @@ func run(ctx context.Context, c redis.UniversalClient, call Call) *redis.Cmd {
 			args = append(args, k)
 		}
 	}
-	args = append(args, call.Args...)
-	cmd := c.Do(ctx, args...)
-	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-		return call.Script.Eval(ctx, c, call.Keys, call.Args...)
-	}
-	return cmd
+	return append(args, call.Args...)
 }
 
 var argEvalSha any = "evalsha"
@@ -306,7 +311,7 @@ func queue(ctx context.Context, p redis.Pipeliner, call Call) *redis.Cmd {
 	if call.Script == nil {
 		return p.Do(ctx, call.Args...)
 	}
-	return call.Script.EvalSha(ctx, p, call.Keys, call.Args...)
+	return p.Do(ctx, evalShaArgs(call)...)
 }
 
 // runGuarded sends an acquire call inside MULTI with INFO server, so that the node's uptime is read
@@ -327,11 +332,8 @@ func runGuarded(ctx context.Context, c redis.UniversalClient, call Call) (*redis
 				continue
 			}
 		}
-		if cmd == nil { // the transaction did not go out at all
-			cmd = redis.NewCmd(ctx)
-			cmd.SetErr(err)
-			return cmd, 0
-		}
+		// TxPipelined always runs the function, so cmd is set, whether or not the transaction
+		// went out.
 		if err != nil && cmd.Err() == nil {
 			cmd.SetErr(err)
 		}

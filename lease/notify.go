@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"context"
 	"runtime"
 	"strings"
 	"sync"
@@ -64,7 +65,7 @@ func (n *notifier) run() {
 // close runs what is queued, then stops the goroutine and waits for it — unless close is called
 // from that goroutine (a handler that closes the quorum), which would wait for itself: the
 // goroutine then stops as soon as the handler returns.
-func (n *notifier) close() {
+func (n *notifier) close(ctx context.Context) {
 	n.mu.Lock()
 	n.closed = true
 	n.mu.Unlock()
@@ -72,8 +73,12 @@ func (n *notifier) close() {
 	case n.wake <- struct{}{}:
 	default:
 	}
-	if !calledFromNotifier() {
-		<-n.done
+	if calledFromNotifier() {
+		return
+	}
+	select {
+	case <-n.done:
+	case <-ctx.Done(): // a handler blocks: the notifier exits once it returns
 	}
 }
 

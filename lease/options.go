@@ -69,8 +69,8 @@ func WithNodeTimeout(d time.Duration) Option {
 }
 
 // WithMaxHold caps the total time a lease may be held: renewals never extend it past acquisition
-// + d (the last one shortens the keys on the servers to end there, and the lease's Until comes down
-// with it), so a wedged holder cannot keep a lock forever. For a lease passed between goroutines
+// + d (the last one asks only for the time left, so the keys on the servers end there too), so a
+// wedged holder cannot keep a lock forever. For a lease passed between goroutines
 // ([WithHandoff]) the acquisition is the servers' grant, not the pass. The lease is then lost with a cause
 // that matches watchdog.ErrMaxHold. A d below the TTL also shortens the first grant. Default 0: no
 // cap.

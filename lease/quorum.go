@@ -120,7 +120,7 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 	for i, n := range q.nodes {
 		q.subs[i] = newSubscriber(n.client, cfg.nodeTimeout)
 	}
-	q.wd = watchdog.New(q.renewBatch, watchdog.WithMaxBatch(maxRenewBatch))
+	q.wd = watchdog.New(q.renewBatch, watchdog.WithMaxBatch(maxRenewBatch), watchdog.WithDrift(drift))
 	q.notes = newNotifier()
 	return q, nil
 }
@@ -308,8 +308,10 @@ func (q *Quorum) Report(err error) {
 //
 // If ctx ends first, Close stops waiting for acquires to return and for releases to be answered,
 // still stops and waits for its own goroutines, and returns an error matching ctx's; what was not
-// released expires on the servers within its TTL. A loss handler may call Close: Close then does
-// not wait for the handler that called it.
+// released expires on the servers within its TTL. The one goroutine it does not wait for past ctx
+// is the notifier while a loss handler blocks: it runs the handlers still queued and exits once
+// they return. A loss handler may call Close: Close then does not wait for the handler that
+// called it.
 func (q *Quorum) Close(ctx context.Context) error {
 	if q == nil || q.wd == nil {
 		return invalid("quorum", "nil")
@@ -365,7 +367,7 @@ func (q *Quorum) Close(ctx context.Context) error {
 		s.close()
 	}
 	q.probes.Wait()
-	q.notes.close()
+	q.notes.close(ctx)
 	if err := ctxErr(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("lease: close stopped waiting: %w", err))
 	}

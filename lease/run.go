@@ -12,10 +12,6 @@ import (
 // lease (mutex.Do, rwmutex.RDo, semaphore.Do), and a sync.Locker, which cannot return an error.
 // They are written once here.
 
-// releaseTimeout bounds a release that runs on a detached ctx (per-node timeouts bound it more
-// tightly; this is a backstop).
-const releaseTimeout = 10 * time.Second
-
 // Run runs fn while l is held, then calls release, and folds the outcomes into one error on one
 // line, so that the caller of a primitive's Do can tell them apart:
 //   - fn ran and l held to its end: fn's own result, as it is;
@@ -30,15 +26,14 @@ const releaseTimeout = 10 * time.Second
 // Done still open for a moment. A lease not valid before fn runs it not at all; one that ran out
 // while fn ran makes the result match [ErrLost] even if no timer had said so yet.
 //
-// fn's ctx derives from ctx, and its span records the loss (see [Lease.Observe]). release runs on
-// a ctx detached from ctx's cancellation (a cancelled caller must not leave the lease behind).
+// fn's ctx derives from ctx, and its span records the loss (see [Lease.Observe]). release gets ctx
+// itself: a release ignores ctx's cancellation (a cancelled caller must not leave the lease
+// behind), and the per-node timeout bounds it.
 // mark, if not nil, may add values to fn's ctx (rwmutex marks it so that an upgrade attempt inside
 // fn is refused).
 func Run(ctx context.Context, l *Lease, fn func(context.Context) error, release func(context.Context) error, mark func(context.Context) context.Context) error {
 	if !l.Valid() {
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-		defer rcancel()
-		return Join(l.invalid("before fn could start"), release(rctx))
+		return Join(l.invalid("before fn could start"), release(ctx))
 	}
 	fctx, cancel := context.WithCancelCause(ctx)
 	if mark != nil {
@@ -61,9 +56,7 @@ func Run(ctx context.Context, l *Lease, fn func(context.Context) error, release 
 	<-watched
 	cancel(nil)
 	observed()
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-	defer rcancel()
-	rerr := release(rctx)
+	rerr := release(ctx)
 	if !valid && rerr == nil {
 		rerr = l.invalid("while fn ran")
 	}

@@ -28,6 +28,8 @@ type RWMutex struct {
 	q    *lease.Quorum
 	name string
 	cfg  config
+	// upgrade is the key under which RDo's ctx carries its read lock (an upgradeKey), boxed once.
+	upgrade any
 	// The requests of each operation, built once: the engine only reads them.
 	rlockReq, tryRLockReq, rdoReq, lockReq, tryLockReq, doReq lease.Request
 
@@ -41,7 +43,7 @@ type RWMutex struct {
 // arguments (nil q, empty name, a bad TTL) are reported by the methods as [ErrInvalidArgument], so
 // that New can be used where an RWMutex is declared.
 func New(q *lease.Quorum, name string, opts ...Option) *RWMutex {
-	rw := &RWMutex{q: q, name: name}
+	rw := &RWMutex{q: q, name: name, upgrade: upgradeKey{q, name}}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&rw.cfg)
@@ -148,16 +150,21 @@ func (rw *RWMutex) RUnlock(ctx context.Context) error {
 	return l.Release(ctx)
 }
 
-// upgradeKey marks the ctx an RDo gives its function: a write lock asked for with it would wait
-// for the read lock the function holds.
+// upgradeKey is the key under which the ctx an RDo gives its function carries the read lock it
+// holds: a write lock asked for with that ctx while the read lock is held would wait for it.
 type upgradeKey struct {
 	q    *lease.Quorum
 	name string
 }
 
-// upgrading reports whether ctx is (or derives from) the ctx of an RDo of rw's name.
+// upgrading reports whether ctx is (or derives from) the ctx of an RDo of rw's name whose read
+// lock is still held: a ctx kept, or detached, after RDo returned asks for a write lock freely.
 func (rw *RWMutex) upgrading(ctx context.Context) bool {
-	return ctx != nil && ctx.Value(upgradeKey{rw.q, rw.name}) != nil
+	if ctx == nil {
+		return false
+	}
+	l, _ := ctx.Value(rw.upgrade).(*lease.Lease)
+	return l != nil && l.Err() == nil
 }
 
 func (rw *RWMutex) errUpgrade() error { return fmt.Errorf("%w %q", ErrUpgrade, rw.name) }
@@ -267,9 +274,8 @@ func (rw *RWMutex) RDo(ctx context.Context, fn func(ctx context.Context) error) 
 	if err != nil {
 		return err
 	}
-	key := upgradeKey{rw.q, rw.name}
 	return lease.Run(ctx, l, fn, l.Release, func(ctx context.Context) context.Context {
-		return context.WithValue(ctx, key, true)
+		return context.WithValue(ctx, rw.upgrade, l)
 	})
 }
 

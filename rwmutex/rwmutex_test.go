@@ -275,6 +275,16 @@ func TestUpgradeReturnsItsError(t *testing.T) {
 		return other.Unlock(ctx)
 	})
 	require.NoError(t, err)
+
+	// Once RDo has returned, its read lock is gone: work it started, with its ctx detached, may
+	// take the write lock.
+	var kept context.Context
+	require.NoError(t, rw.RDo(context.Background(), func(ctx context.Context) error {
+		kept = context.WithoutCancel(ctx)
+		return nil
+	}))
+	require.NoError(t, rw.Lock(kept), "a write lock with the ctx of an RDo that has returned")
+	require.NoError(t, rw.Unlock(kept))
 	noKeysLeft(t, nodes, time.Second)
 }
 

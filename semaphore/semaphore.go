@@ -29,8 +29,15 @@ type Semaphore struct {
 	// base is the request every acquire copies, setting its weight and operation.
 	base lease.Request
 
-	mu   sync.Mutex
-	held []*lease.Lease // acquisitions made with Acquire and TryAcquire, oldest first
+	mu    sync.Mutex
+	held  []heldPermits // acquisitions made with Acquire and TryAcquire, oldest first
+	total int64         // the permits in held
+}
+
+// heldPermits is one acquisition and how many of its permits Release has not given back yet.
+type heldPermits struct {
+	l *lease.Lease
+	n int64
 }
 
 // New returns a Semaphore of capacity permits for name on q. Every process that uses the name must
@@ -108,7 +115,11 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 }
 
 // TryAcquire tries once to take n permits and returns at once: nil when held, an error matching
-// [ErrNotAcquired] when fewer than n are free, others queued first, or too few nodes answered.
+// [ErrNotAcquired] when fewer than n are free, others queued first, or too few nodes answered. With
+// more than one node it can also fail while n permits are free, when the nodes that answered hold
+// different slots free (after a node restarted, or while another holder's release reaches only
+// some of them) and granted different ones: [Semaphore.Acquire] converges on the same slots in a
+// further round.
 func (s *Semaphore) TryAcquire(ctx context.Context, n int64) error {
 	l, err := s.claim(ctx, n, false, "TryAcquire", true)
 	if err != nil {
@@ -119,8 +130,10 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) error {
 }
 
 func (s *Semaphore) add(l *lease.Lease) {
+	n := int64(len(l.Units()))
 	s.mu.Lock()
-	s.held = append(s.held, l)
+	s.held = append(s.held, heldPermits{l, n})
+	s.total += n
 	s.mu.Unlock()
 }
 
@@ -154,32 +167,32 @@ func (s *Semaphore) Release(ctx context.Context, n int64) error {
 	if n < 1 {
 		return errs.Invalid("n", "%d permits: want at least 1", n)
 	}
+	// Decide what goes back and count it as gone under the lock. Whole acquisitions are released
+	// after it, so that a slow node holds up neither the acquires nor the other releases; a
+	// partial release runs under it, so that no other Release takes that acquisition whole while
+	// its units are being given up.
 	s.mu.Lock()
-	var total int64
-	for _, l := range s.held {
-		total += int64(len(l.Units()))
-	}
-	if n > total {
+	if n > s.total {
+		total := s.total
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %d of %q, %d held", ErrReleaseTooMany, n, s.name, total)
 	}
+	s.total -= n
 	var whole []*lease.Lease
 	var part *lease.Lease
 	var partN int64
 	for left := n; left > 0; {
-		last := s.held[len(s.held)-1]
-		w := int64(len(last.Units()))
-		if left < w {
-			part, partN = last, left
+		last := &s.held[len(s.held)-1]
+		if left < last.n {
+			part, partN = last.l, left
+			last.n -= left
 			break
 		}
-		whole = append(whole, last)
-		s.held[len(s.held)-1] = nil
+		whole = append(whole, last.l)
+		left -= last.n
+		*last = heldPermits{}
 		s.held = s.held[:len(s.held)-1]
-		left -= w
 	}
-	// A partial release changes the lease's units before this returns (under the lease's own
-	// lock), so a concurrent Release counts them right.
 	var errs []error
 	if part != nil {
 		errs = append(errs, part.ReleaseUnits(ctx, partN))

@@ -542,3 +542,42 @@ func TestLockerIsWeightOne(t *testing.T) {
 	require.ErrorIs(t, <-reported, semaphore.ErrReleaseTooMany)
 	noKeysLeft(t, nodes, time.Second)
 }
+
+// Permits of a lost acquisition count as released whatever Release returns: a partial Release of
+// a lost acquisition reports the loss and gives its permits back, so the permits cannot be
+// released twice.
+func TestReleaseOfLostPermitsCountsThem(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	ctx := context.Background()
+	s := semaphore.New(newQuorum(t, nodes, lease.WithTTL(300*time.Millisecond), lease.WithNodeTimeout(20*time.Millisecond)), "lost", 3)
+	require.NoError(t, s.Acquire(ctx, 2))
+	c := nodes[0].Client()
+	defer c.Close()
+	require.NoError(t, c.FlushAll(ctx).Err()) // the servers forget the permits: renewal fails
+	time.Sleep(time.Second)                   // past the validity: lost
+	require.ErrorIs(t, s.Release(ctx, 1), semaphore.ErrLost)
+	require.ErrorIs(t, s.Release(ctx, 1), semaphore.ErrLost)
+	require.ErrorIs(t, s.Release(ctx, 1), semaphore.ErrReleaseTooMany, "a third permit released out of two")
+}
+
+// A try on nodes that hold different slots free fails while permits are free (its doc says so),
+// with an error that says what happened; a blocking acquire gets in.
+func TestTryAcquireOnNodesThatDisagree(t *testing.T) {
+	nodes := redistest.Start(t, 3)
+	ctx := context.Background()
+	// Slot 0 is held on node 1 only, by a semaphore of the same name over that node alone.
+	lone := semaphore.New(newQuorum(t, nodes[1:2]), "split", 2)
+	require.NoError(t, lone.Acquire(ctx, 1))
+	nodes[0].Stop() // hung: the others must agree
+	defer nodes[0].Continue()
+	s := semaphore.New(newQuorum(t, nodes, lease.WithNodeTimeout(50*time.Millisecond)), "split", 2)
+	// Node 1 grants slot 1, node 2 slot 0 (the lowest free on each).
+	err := s.TryAcquire(ctx, 1)
+	require.ErrorIs(t, err, semaphore.ErrNotAcquired)
+	assert.Contains(t, err.Error(), "no 1 of them the same units")
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	require.NoError(t, s.Acquire(actx, 1))
+	require.NoError(t, s.Release(ctx, 1))
+	require.NoError(t, lone.Release(ctx, 1))
+}

@@ -26,7 +26,6 @@ type Entry struct {
 	done       chan struct{}
 	doneClosed bool
 	until      time.Time
-	timer      *time.Timer
 	// capped is set once a renewal is cut short by the max hold time: the lease then ends with
 	// ErrMaxHold. last is set once such a renewal succeeded: there is nothing left to renew.
 	capped, last bool
@@ -54,9 +53,6 @@ func (e *Entry) Rebind(owner any, onLost func(error)) bool {
 	e.owner, e.onLost = owner, onLost
 	return true
 }
-
-// TTL returns the lease's TTL.
-func (e *Entry) TTL() time.Duration { return e.ttl }
 
 // Until returns the end of the lease's validity as last renewed. Past it, the lease is lost.
 func (e *Entry) Until() time.Time {
