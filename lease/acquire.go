@@ -531,8 +531,8 @@ func (q *Quorum) round(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 		res.detail = fmt.Sprintf("granted by a quorum, but only %v of its validity was left when the votes were in (%v after the request; at least TTL/4 needed)",
 			max(time.Until(until), 0).Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
 	case young > 0:
-		res.detail = fmt.Sprintf("granted by %d of %d nodes, %d needed: the votes of %d restarted less than %v ago are ignored (restart guard)",
-			some, len(q.nodes), q.quorum, young, q.cfg.guard)
+		res.detail = fmt.Sprintf("granted by %d of %d nodes, %d needed: the votes of %d not surely up for %v are ignored (restart guard)",
+			some, len(q.nodes), q.quorum, young, q.cfg.guardUp())
 	case weighted && some >= q.quorum:
 		// Enough nodes granted units, but not the same ones.
 		res.detail = fmt.Sprintf("%d of %d nodes granted %d units each, but no %d of them the same units by a quorum of %d: a blocking acquire asks again for those most nodes granted",
@@ -694,7 +694,7 @@ func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
 	if t.op == OpAcquire && q.cfg.guard > 0 {
 		var up time.Duration
 		cmd, up = runGuarded(ctx, c, t.call)
-		v.young = up < q.cfg.guard
+		v.young = up < q.cfg.guardUp()
 	} else {
 		cmd = run(ctx, c, t.call)
 	}

@@ -125,7 +125,7 @@
 //
 //   - A node restarted without persistence (AOF with appendfsync always) before the longest TTL
 //     has passed forgets the keys it held: another client can then win a majority that includes
-//     it.
+//     it. [WithRestartGuard] closes this gap; its doc says what it needs from the server.
 //   - A wall-clock jump on a Redis host makes its keys expire early.
 //   - A maxmemory-policy other than noeviction can drop lock keys when memory is full (volatile-*
 //     policies too: they evict keys that have a TTL, and lock keys have one). NewQuorum logs a

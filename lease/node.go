@@ -316,8 +316,9 @@ func queue(ctx context.Context, p redis.Pipeliner, call Call) *redis.Cmd {
 
 // runGuarded sends an acquire call inside MULTI with INFO server, so that the node's uptime is read
 // atomically with the acquire (the restart guard, [WithRestartGuard]). It returns the call's
-// command and the uptime (0 when it could not be read, which counts as young: the vote is
-// ignored). A node that lost its script cache gets the script and the transaction again.
+// command and the least time the node can have been up when it ran the call (0 when the uptime
+// could not be read, which counts as young: the vote is ignored). A node that lost its script
+// cache gets the script and the transaction again.
 func runGuarded(ctx context.Context, c redis.UniversalClient, call Call) (*redis.Cmd, time.Duration) {
 	for attempt := 0; ; attempt++ {
 		var info *redis.StringCmd
@@ -337,9 +338,21 @@ func runGuarded(ctx context.Context, c redis.UniversalClient, call Call) (*redis
 		if err != nil && cmd.Err() == nil {
 			cmd.SetErr(err)
 		}
-		secs, _ := strconv.ParseInt(infoField(info.Val(), "uptime_in_seconds"), 10, 64)
-		// Whole seconds, rounded down: the node has been up at least that long, and less than one
-		// second more. Counting only what it surely has errs on the side of ignoring a vote.
-		return cmd, time.Duration(secs) * time.Second
+		secs, perr := strconv.ParseInt(infoField(info.Val(), "uptime_in_seconds"), 10, 64)
+		if perr != nil {
+			return cmd, 0
+		}
+		return cmd, surelyUp(secs)
 	}
+}
+
+// surelyUp returns the least time a node that reports uptime_in_seconds:secs can have been up.
+// Redis computes the figure as the difference of two wall-clock times truncated to the second (its
+// cached time now, and its time at start), so it can read 1 a few milliseconds after the start:
+// the true uptime is more than secs−1 seconds and less than secs+1. Only the lower bound is sure.
+func surelyUp(secs int64) time.Duration {
+	if secs <= 1 {
+		return 0
+	}
+	return time.Duration(secs-1) * time.Second
 }

@@ -95,16 +95,23 @@ func WithErrorHandler(f func(error)) Option {
 	return optionFunc(func(c *config) { c.onError = f })
 }
 
-// WithRestartGuard ignores the vote of a node that has been up for less than longest, which must
-// be at least the longest TTL any process uses on these nodes. A node restarted without
-// persistence has forgotten the locks it held; until every lease that could have been granted
-// before its restart has expired, its vote could make a second majority for a name that is held.
-// With the guard, a node that restarts at once, empty, cannot cause a double grant: it takes part
-// again once no lease from before its restart can still be valid. The uptime is read with INFO in
-// the same MULTI as the acquire, so it is the node's uptime at the moment it granted (in whole
-// seconds, rounded down, which errs on the side of ignoring). The cost is the INFO and the
-// transaction on every acquire round, and acquires that cannot reach a majority of older nodes
-// wait (or fail) meanwhile. Without it the uncontended path is unchanged. Default: off.
+// WithRestartGuard ignores the vote of a node that has been up for less than longest plus the
+// drift margin, where longest must be at least the longest TTL any process uses on these nodes. A
+// node restarted without persistence has forgotten the locks it held; until every lease that could
+// have been granted before its restart has expired, its vote could make a second majority for a
+// name that is held. With the guard, a node that restarts at once, empty, cannot cause a double
+// grant: it takes part again once no lease from before its restart can still be valid.
+//
+// The uptime is the node's INFO uptime_in_seconds, read in the same MULTI as the acquire, so it is
+// the node's uptime at the moment it granted. Redis computes it from wall-clock seconds truncated
+// at both ends, so a reported u means more than u−1 seconds; the guard counts it as exactly that,
+// and a node takes part again once it reports at least longest + drift + 1s, between longest +
+// drift and longest + drift + 2s after its restart. What the guard needs from the server: an
+// uptime that never runs ahead of the time since the server started by a second or more (Redis
+// and Valkey compute it so) and a wall clock that does not step forward, which is a caveat of the
+// quorum anyway. The cost is the INFO and the transaction on every acquire round, and acquires
+// that cannot reach a majority of older nodes wait (or fail) meanwhile. Without it the uncontended
+// path is unchanged. Default: off.
 func WithRestartGuard(longest time.Duration) Option {
 	return optionFunc(func(c *config) { c.guard = longest; c.guardSet = true })
 }
@@ -212,6 +219,11 @@ func (c *config) checkTTL(errs *Errors, ttl time.Duration) error {
 // drift is the allowance for clock drift between this process and the servers over a lifetime of
 // ttl: 1% of it plus 2ms for timer granularity (the Redlock figure).
 func drift(ttl time.Duration) time.Duration { return ttl/100 + 2*time.Millisecond }
+
+// guardUp is how long a node must surely have been up for the restart guard to count its vote:
+// the longest TTL plus its drift margin, so that a node's clock running a little fast cannot end
+// the guard before the last lease from before the restart, which is valid only until TTL − drift.
+func (c *config) guardUp() time.Duration { return c.guard + drift(c.guard) }
 
 // minValidity is the least validity a grant must leave to be kept: a round that took longer than
 // about three quarters of the TTL (a stalled process, a node call that overran its timeout) is

@@ -212,7 +212,7 @@ func TestRestartGuardRefusesTheVoteOfAnEmptyRestartedNode(t *testing.T) {
 				return m, err
 			}
 			if guarded {
-				time.Sleep(3 * time.Second) // the fresh nodes are older than the guard
+				time.Sleep(4 * time.Second) // the fresh nodes surely older than the guard (2s + drift), reporting 4s
 			}
 			a, err := onMajority("a", 2)
 			require.NoError(t, err, "A on {0, 1}")

@@ -14,11 +14,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/quorumsync/quorumsync/internal/redistest"
 )
@@ -72,6 +75,9 @@ type Proc struct {
 	cmd   *exec.Cmd
 	lines chan string
 	done  chan struct{}
+
+	mu      sync.Mutex
+	printed []string // every line the child printed, in order
 }
 
 // Start runs the child function name with args in a new process of this test binary. The child is
@@ -99,6 +105,9 @@ func (p *Proc) read(out io.Reader) {
 	defer close(p.done)
 	s := bufio.NewScanner(out)
 	for s.Scan() {
+		p.mu.Lock()
+		p.printed = append(p.printed, s.Text())
+		p.mu.Unlock()
 		select {
 		case p.lines <- s.Text():
 		default: // nobody is waiting for so many lines
@@ -135,6 +144,40 @@ func (p *Proc) wait(match func(string) bool, what string, d time.Duration) strin
 			p.t.Fatalf("childproc: the child did not print %s within %v", what, d)
 		}
 	}
+}
+
+// Printed returns every line the child has printed so far, in order; after [Proc.Kill], every line
+// it printed before it died.
+func (p *Proc) Printed() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.printed)
+}
+
+// Last returns the last line the child has printed so far ("" if none).
+func (p *Proc) Last() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.printed) == 0 {
+		return ""
+	}
+	return p.printed[len(p.printed)-1]
+}
+
+// Mono returns CLOCK_MONOTONIC in nanoseconds. Every process on the machine reads the same clock,
+// so times a child prints compare directly with the parent's and other children's, which Go's own
+// monotonic readings (relative to each process's start) do not.
+func Mono() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		panic("childproc: clock_gettime(CLOCK_MONOTONIC): " + err.Error()) // cannot fail on Linux
+	}
+	return ts.Nano()
+}
+
+// MonoOf converts t, a time with Go's monotonic reading (a lease's Until), to the [Mono] clock.
+func MonoOf(t time.Time) int64 {
+	return Mono() + int64(time.Until(t))
 }
 
 // Pid is the child's process id.
