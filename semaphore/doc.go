@@ -41,7 +41,10 @@
 // watermark (those above it are free by construction), and each token's slots, so a script touches
 // only the slots it takes, renews or frees. The capacity is stored with the slots while the
 // semaphore is in use; an acquire with another capacity fails at once with
-// [ErrCapacityMismatch]. When nothing is held and nobody waits, every key of the name is deleted.
+// [ErrCapacityMismatch]: the capacity is forgotten with the rest of the name's state once no slot is
+// held or reserved. A release that leaves nothing held deletes the name's keys; otherwise they all
+// expire together, no sooner than the last slot held, so keys of a name whose holders crashed are
+// gone one TTL after the last of them (the fencing counters aside, which must persist).
 //
 // # Crash safety
 //

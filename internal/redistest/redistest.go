@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -337,6 +338,18 @@ func RequireNoKeys(t testing.TB, nodes []*Node, pattern string) {
 // some remain.
 func RequireNoKeysWithin(t testing.TB, nodes []*Node, pattern string, d time.Duration) {
 	t.Helper()
+	requireGone(t, nodes, pattern, d, func(string) bool { return true })
+}
+
+// RequireNoLockKeysWithin is [RequireNoKeysWithin] for every key but the fencing counters (keys
+// ending ":fence"), which must persist.
+func RequireNoLockKeysWithin(t testing.TB, nodes []*Node, pattern string, d time.Duration) {
+	t.Helper()
+	requireGone(t, nodes, pattern, d, func(k string) bool { return !strings.HasSuffix(k, ":fence") })
+}
+
+func requireGone(t testing.TB, nodes []*Node, pattern string, d time.Duration, counts func(string) bool) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		var left []string
@@ -348,8 +361,8 @@ func RequireNoKeysWithin(t testing.TB, nodes []*Node, pattern string, d time.Dur
 				t.Fatalf("scan node %d (%s): %v", i, n.Addr(), err)
 			}
 			for _, k := range keys {
-				if ok, _ := filepath.Match(pattern, k); ok {
-					left = append(left, k)
+				if ok, _ := filepath.Match(pattern, k); ok && counts(k) {
+					left = append(left, fmt.Sprintf("node %d: %s", i, k))
 				}
 			}
 		}
@@ -361,6 +374,33 @@ func RequireNoKeysWithin(t testing.TB, nodes []*Node, pattern string, d time.Dur
 			t.Fatalf("keys matching %q left on the nodes after %v: %q", pattern, d, left)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// RequireTTLs fails the test if a key matching the glob pattern has no TTL on some node, but the
+// fencing counters (keys ending ":fence"), which must persist.
+func RequireTTLs(t testing.TB, nodes []*Node, pattern string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i, n := range nodes {
+		keys, err := n.Keys(ctx)
+		if err != nil {
+			t.Fatalf("scan node %d (%s): %v", i, n.Addr(), err)
+		}
+		c := redis.NewClient(n.Options())
+		for _, k := range keys {
+			if ok, _ := filepath.Match(pattern, k); !ok || strings.HasSuffix(k, ":fence") {
+				continue
+			}
+			// -1: no TTL; -2: gone since the scan, which is fine.
+			if ttl, err := c.PTTL(ctx, k).Result(); err != nil {
+				t.Errorf("PTTL %s on node %d: %v", k, i, err)
+			} else if ttl == -1 {
+				t.Errorf("node %d (%s): key %q has no TTL; want every key of a lock to expire", i, n.Addr(), k)
+			}
+		}
+		_ = c.Close()
 	}
 }
 

@@ -34,7 +34,7 @@ local until_ms = now() + ttl
 local function done(got)
   set_slots(ARGV[1], got)
   dequeue(ARGV[1])
-  expire_all(ttl)
+  settle()
   local out = {0}
   for _, s in ipairs(got) do
     out[#out + 1] = s
@@ -53,7 +53,7 @@ local function wait_hint()
   if #first > 0 then
     w = math.min(w, tonumber(first[2]) - now())
   end
-  expire_all(ttl)
+  settle()
   return {math.max(w, 1)}
 end
 

@@ -16,5 +16,5 @@ for _, s in ipairs(slots_of(ARGV[1])) do
 end
 set_slots(ARGV[1], held)
 hand()
-tidy()
+settle()
 return removed

@@ -17,5 +17,5 @@ end
 set_slots(ARGV[1], {})
 dequeue(ARGV[1])
 hand()
-tidy()
+settle()
 return released

@@ -24,11 +24,8 @@ for _, s in ipairs(slots_of(ARGV[1])) do
   end
 end
 set_slots(ARGV[1], kept)
-if #kept > 0 then
-  expire_all(ttl)
-end
 if freed then
   hand()
 end
-tidy()
+settle()
 return kept

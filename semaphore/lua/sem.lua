@@ -11,7 +11,7 @@
 -- KEYS[7]  fencing counters: hash of slot -> its counter (no TTL: they must outlive every holder)
 -- ARGV[1]  the caller's token
 -- Returns nothing itself; it defines capacity(), slots_of(), set_slots(), free_slot(), purge(),
--- grab(), serve(), hand() and tidy(). Every operation costs O(slots it touches), never O(C):
+-- grab(), serve(), hand() and settle(). Every operation costs O(slots it touches), never O(C):
 -- free slots below the watermark are listed, those above it are free by construction.
 
 local function capacity()
@@ -139,13 +139,6 @@ local function grab(n, c, owner, until_ms, named)
   return got
 end
 
--- expire_all makes the semaphore's keys live at least ms more.
-local function expire_all(ms)
-  expire_set(KEYS[4], ms)
-  expire_set(KEYS[5], ms)
-  expire_set(KEYS[6], ms)
-end
-
 -- serve reserves, for one waiter, as many slots as its weight while enough are free, and goes on
 -- to the next waiter; it stops at the first that does not fit, so that a large request at the head
 -- of the queue is not overtaken by smaller ones behind it.
@@ -162,7 +155,6 @@ local function serve(token, alive, demand)
     return false, false
   end
   set_slots(token, grab(n, c, 'r:' .. token, alive, {}))
-  expire_all(alive - now())
   return true, true
 end
 
@@ -173,9 +165,24 @@ local function hand()
   end
 end
 
--- tidy drops the name's keys once nothing is held or reserved and nobody waits.
-local function tidy()
-  if redis.call('ZCARD', KEYS[4]) == 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+-- settle ends every script that changes the slots. With no slot held or reserved it deletes the
+-- name's keys (waiters, if any, find everything free). Otherwise it makes the three keys expire
+-- together, no sooner than the last slot held or reserved, and never sooner than before: a key of
+-- the name never outlives the last holder or reservation by more than the longest TTL that set it,
+-- and the free list and the watermark (in the hash) never part, which would lose the free slots
+-- below the watermark.
+local function settle()
+  local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
+  if #last == 0 then
     redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
+    return
+  end
+  local ms = tonumber(last[2]) - now()
+  for i = 4, 6 do
+    ms = math.max(ms, redis.call('PTTL', KEYS[i]))
+  end
+  ms = math.max(ms, 1)
+  for i = 4, 6 do
+    redis.call('PEXPIRE', KEYS[i], ms)
   end
 end

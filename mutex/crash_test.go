@@ -1,0 +1,48 @@
+package mutex_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/quorumsync/quorumsync/internal/childproc"
+	"github.com/quorumsync/quorumsync/internal/crashtest"
+	"github.com/quorumsync/quorumsync/internal/redistest"
+	"github.com/quorumsync/quorumsync/mutex"
+)
+
+func init() {
+	childproc.Register("crash", crashChild)
+}
+
+// crashChild locks and unlocks a mutex for ever (see crashtest.Loop).
+func crashChild(args []string) error {
+	a, err := crashtest.ParseArgs(args)
+	if err != nil {
+		return err
+	}
+	q, err := a.Quorum()
+	if err != nil {
+		return err
+	}
+	var opts []mutex.Option
+	if a.Fenced {
+		opts = append(opts, mutex.WithFencing())
+	}
+	m := mutex.New(q, a.Name, append(opts, mutex.WithErrorHandler(func(error) {}))...)
+	return crashtest.Loop(a.TTL, m.Lock, m.Unlock)
+}
+
+// Holders killed while holding, while queued, and between a release and the next acquire leave
+// nothing behind that outlives their TTL: every key of the name has a TTL while they run, and none
+// is left once the TTLs have passed (the fencing counter aside).
+func TestKilledHoldersAndWaitersLeaveNoKeyBehind(t *testing.T) {
+	for _, tc := range []struct {
+		n      int
+		fenced bool
+	}{{1, false}, {3, true}} {
+		t.Run(fmt.Sprintf("N=%d fenced=%v", tc.n, tc.fenced), func(t *testing.T) {
+			crashtest.Run(t, redistest.Start(t, tc.n), "crash", 500*time.Millisecond, "crash", tc.fenced, 2)
+		})
+	}
+}
