@@ -11,6 +11,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/quorumsync/quorumsync/internal/mutation"
 	"github.com/quorumsync/quorumsync/tracing"
 	"github.com/quorumsync/quorumsync/watchdog"
 )
@@ -488,7 +489,7 @@ func (q *Quorum) round(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 			a.Prefer = t.ranked(a.Prefer)
 		}
 	}
-	until := start.Add(l.claim.TTL - drift(l.claim.TTL))
+	until := validUntil(start, l.claim.TTL)
 	if granted && time.Until(until) >= minValidity(l.claim.TTL) {
 		l.claim.Units = keep
 		// Settle the grant before handing it over: give back the units a node granted beyond
@@ -585,7 +586,7 @@ func (q *Quorum) fence(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 			}
 		}
 	}
-	if len(q.nodes) > 1 {
+	if len(q.nodes) > 1 && !mutation.On(mutation.FenceOneRound) {
 		acks := make([]nodeVote, len(q.nodes))
 		q.each(ctx, w, l.kind.(Fencer).Fence(&l.claim, fences), OpFence, l, acks, nil, false)
 		t := q.count(ctx, acks, false, nil, nil)

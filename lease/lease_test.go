@@ -420,6 +420,44 @@ func TestHungNodeCostsTheTimeoutOnceNotOnEveryCall(t *testing.T) {
 	}, 5*time.Second, 50*time.Millisecond, "the recovered node never voted again")
 }
 
+// A node that answers again is used again within a tenth of the quorum's TTL plus one node timeout,
+// however long it was away: its probe's pauses stop growing at TTL/10. Here the quorum needs it
+// (the third node is hung too), so the first acquire to succeed after it resumes shows when it
+// came back. Three times, each after its probe has reached its longest pause.
+func TestAHealedNodeIsUsedAgainWithinATenthOfTheTTL(t *testing.T) {
+	const ttl, timeout = time.Second, 50 * time.Millisecond
+	nodes := redistest.Start(t, 3)
+	q := newQuorum(t, nodes, lease.WithTTL(ttl), lease.WithNodeTimeout(timeout))
+	ctx := context.Background()
+	nodes[2].Stop()
+	defer nodes[2].Continue()
+	l, err := q.TryAcquire(ctx, "suspect-2") // on nodes 0 and 1; node 2 is now skipped
+	require.NoError(t, err)
+	require.NoError(t, l.Release(ctx))
+	bound := ttl/10 + timeout
+	for i := range 3 {
+		nodes[1].Stop()
+		_, err := q.TryAcquire(ctx, fmt.Sprintf("suspect-1-%d", i))
+		require.ErrorIs(t, err, lease.ErrNotAcquired)
+		time.Sleep(ttl) // the probe's pauses grow to their longest
+		nodes[1].Continue()
+		resumed := time.Now()
+		var took time.Duration
+		for j := 0; ; j++ {
+			l, err := q.TryAcquire(ctx, fmt.Sprintf("back-%d-%d", i, j))
+			if err == nil {
+				took = time.Since(resumed)
+				require.NoError(t, l.Release(ctx))
+				break
+			}
+			require.Less(t, time.Since(resumed), 5*time.Second, "node 1 never voted again")
+			time.Sleep(2 * time.Millisecond)
+		}
+		t.Logf("resume %d: node 1 voted again %v after it resumed (bound %v)", i, took.Round(time.Millisecond), bound)
+		assert.Less(t, took, bound+150*time.Millisecond, "resume %d: node 1 used again %v after it answered again; want within TTL/10 + node timeout = %v (and a margin for a loaded machine)", i, took, bound)
+	}
+}
+
 func TestCloseEndsBlockedAcquires(t *testing.T) {
 	nodes := redistest.Start(t, 1)
 	holder := newQuorum(t, nodes)

@@ -45,9 +45,14 @@ type node struct {
 	probing bool   // a probe goroutine is running
 }
 
-// maxProbePause is the longest pause between two pings of a suspect node: how late, at most, a
-// node that answers again is used again and gets the cleanups it is owed.
-const maxProbePause = 500 * time.Millisecond
+// probePause is the longest pause between two pings of a suspect node: a tenth of the quorum's TTL,
+// between 10ms and 500ms. A node that answers again is used again, and gets the cleanups it is
+// owed, within that pause plus one node timeout (the ping in flight): a healed minority costs a
+// lease at most a tenth of its TTL of renewals, not one whole TTL, which could turn a minority
+// outage into a majority one for a client whose other nodes fail meanwhile.
+func (q *Quorum) probePause() time.Duration {
+	return min(max(q.cfg.ttl/10, 10*time.Millisecond), 500*time.Millisecond)
+}
 
 // maxDebts bounds the cleanups kept for one node; beyond it the oldest are dropped (what they
 // would clean up expires within its TTL anyway).
@@ -141,7 +146,7 @@ func (q *Quorum) markSuspect(n *node, err error) {
 }
 
 // startProbe starts the node's probe unless one runs: it pings the node with growing pauses (10ms
-// to maxProbePause) until it answers, pays the cleanups owed to it, and then lets calls use it again. The
+// to probePause) until it answers, pays the cleanups owed to it, and then lets calls use it again. The
 // probe belongs to the quorum: Close stops it and waits for it.
 func (q *Quorum) startProbe(n *node) {
 	q.mu.Lock()
@@ -164,7 +169,7 @@ func (q *Quorum) startProbe(n *node) {
 }
 
 func (q *Quorum) probe(n *node) {
-	pause := 10 * time.Millisecond
+	pause := min(10*time.Millisecond, q.probePause())
 	t := time.NewTimer(pause)
 	defer t.Stop()
 	for {
@@ -194,7 +199,7 @@ func (q *Quorum) probe(n *node) {
 				return
 			}
 		}
-		pause = min(2*pause, maxProbePause)
+		pause = min(2*pause, q.probePause())
 		t.Reset(pause)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/quorumsync/quorumsync/internal/mutation"
 	"github.com/quorumsync/quorumsync/tracing"
 )
 
@@ -218,7 +219,24 @@ func (c *config) checkTTL(errs *Errors, ttl time.Duration) error {
 
 // drift is the allowance for clock drift between this process and the servers over a lifetime of
 // ttl: 1% of it plus 2ms for timer granularity (the Redlock figure).
-func drift(ttl time.Duration) time.Duration { return ttl/100 + 2*time.Millisecond }
+func drift(ttl time.Duration) time.Duration {
+	if mutation.On(mutation.NoDrift) {
+		return 0
+	}
+	return ttl/100 + 2*time.Millisecond
+}
+
+// validUntil is the validity rule: a claim that a quorum granted or renewed in answer to requests
+// sent at start is valid until start + ttl − drift. Every node set it after start, so it expires
+// on each of them no earlier than start + ttl by that node's clock; drift allows for the nodes'
+// clocks running up to 1% fast against ours.
+func validUntil(start time.Time, ttl time.Duration) time.Time {
+	until := start.Add(ttl - drift(ttl))
+	if mutation.On(mutation.ValidityLong) {
+		until = until.Add(ttl / 100)
+	}
+	return until
+}
 
 // guardUp is how long a node must surely have been up for the restart guard to count its vote:
 // the longest TTL plus its drift margin, so that a node's clock running a little fast cannot end

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/quorumsync/quorumsync/internal/mutation"
 	"github.com/quorumsync/quorumsync/watchdog"
 )
 
@@ -56,6 +57,10 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 	}))
 	now := time.Now()
 	column := make([]nodeVote, len(q.nodes))
+	renewQuorum := q.quorum
+	if mutation.On(mutation.RenewMinority) {
+		renewQuorum = max(1, (len(q.nodes)-1)/2)
+	}
 	for j := range batch {
 		r := &batch[j]
 		l := leases[j]
@@ -66,9 +71,9 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 		// The units held now: one given up meanwhile (a partial release) is no renewal's business.
 		units := l.units()
 		t := q.count(ctx, column, weighted, units, nil)
-		until := start.Add(r.TTL - drift(r.TTL))
+		until := validUntil(start, r.TTL)
 		switch {
-		case t.holds(q.quorum, weighted, units) && now.Before(until):
+		case t.holds(renewQuorum, weighted, units) && now.Before(until):
 			r.OK, r.Until = true, until
 		case t.gone(len(q.nodes), q.quorum, weighted, units):
 			r.Final, r.Err = true, &opError{sentinel: l.errs.NotHeld, name: l.claim.Name,

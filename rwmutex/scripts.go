@@ -3,6 +3,7 @@ package rwmutex
 import (
 	_ "embed"
 
+	"github.com/quorumsync/quorumsync/internal/mutation"
 	"github.com/quorumsync/quorumsync/lease"
 )
 
@@ -24,9 +25,11 @@ var (
 	//go:embed lua/leave.lua
 	leaveLua string
 
-	racquireScript = lease.NewScript(rwLua + racquireLua)
+	racquireScript = lease.NewScript(rwLua + mutation.Lua(mutation.ReaderExpiry, racquireLua,
+		"redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])", "redis.call('ZADD', KEYS[5], now() + ttl - math.floor(ttl / 100), ARGV[1])"))
 	wacquireScript = lease.NewScript(rwLua + wacquireLua)
-	renewScript    = lease.NewScript(rwLua + renewLua)
-	releaseScript  = lease.NewScript(rwLua + releaseLua)
-	leaveScript    = lease.NewScript(rwLua + leaveLua)
+	renewScript    = lease.NewScript(rwLua + mutation.Lua(mutation.ReaderExpiry, renewLua,
+		"now() + ttl, ARGV[1])", "now() + ttl - math.floor(ttl / 100), ARGV[1])"))
+	releaseScript = lease.NewScript(rwLua + releaseLua)
+	leaveScript   = lease.NewScript(rwLua + leaveLua)
 )

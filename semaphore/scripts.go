@@ -3,6 +3,7 @@ package semaphore
 import (
 	_ "embed"
 
+	"github.com/quorumsync/quorumsync/internal/mutation"
 	"github.com/quorumsync/quorumsync/lease"
 )
 
@@ -24,8 +25,10 @@ var (
 	//go:embed lua/fence.lua
 	fenceLua string
 
-	acquireScript = lease.NewScript(semLua + acquireLua)
-	renewScript   = lease.NewScript(semLua + renewLua)
+	acquireScript = lease.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, acquireLua,
+		"local until_ms = now() + ttl", "local until_ms = now() + ttl - math.floor(ttl / 3)"))
+	renewScript = lease.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, renewLua,
+		"'XX', now() + ttl, s)", "'XX', now() + ttl - math.floor(ttl / 3), s)"))
 	releaseScript = lease.NewScript(semLua + releaseLua)
 	leaveScript   = lease.NewScript(semLua + leaveLua)
 	fenceScript   = lease.NewScript(semLua + fenceLua)
