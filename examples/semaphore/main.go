@@ -79,6 +79,9 @@ type config struct {
 	Permits int64    // the semaphore's capacity
 	JobTime time.Duration
 	TTL     time.Duration
+	// NodeTimeout is the per-node timeout; 0: the quorum's default (a tenth of the TTL, at most
+	// 250ms).
+	NodeTimeout time.Duration
 }
 
 func defaultConfig() config {
@@ -105,7 +108,11 @@ func newClient(ctx context.Context, addrs []string, cfg config) (*client, error)
 	for _, a := range addrs {
 		c.rdbs = append(c.rdbs, redis.NewClient(&redis.Options{Addr: a, ContextTimeoutEnabled: true}))
 	}
-	q, err := lease.NewQuorum(ctx, c.rdbs, lease.WithTTL(cfg.TTL))
+	opts := []lease.Option{lease.WithTTL(cfg.TTL)}
+	if cfg.NodeTimeout > 0 {
+		opts = append(opts, lease.WithNodeTimeout(cfg.NodeTimeout))
+	}
+	q, err := lease.NewQuorum(ctx, c.rdbs, opts...)
 	if err != nil {
 		c.closeClients()
 		return nil, err
