@@ -35,6 +35,8 @@ type Option interface{ apply(*config) }
 type config struct {
 	appendOnly bool
 	extra      []string
+	clockRate  float64   // the nodes' wall-clock rate (WithClockRate); 0: real time
+	clockEpoch time.Time // when the fast clocks start
 }
 
 type optionFunc func(*config)
@@ -79,6 +81,10 @@ func Start(t testing.TB, n int, opts ...Option) []*Node {
 	}
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found in PATH: these tests need real Redis servers; install it with: %s", InstallHint)
+	}
+	cfg.setClockEpoch()
+	if _, err := cfg.clockEnv(); err != nil {
+		t.Fatalf("redistest: %v", err)
 	}
 	nodes := make([]*Node, n)
 	for i := range nodes {
@@ -457,6 +463,13 @@ func (n *Node) exec() error {
 	args = append(args, n.cfg.extra...)
 	cmd := exec.Command("redis-server", args...)
 	cmd.Dir = n.dir
+	clock, err := n.cfg.clockEnv()
+	if err != nil {
+		return err
+	}
+	if clock != nil {
+		cmd.Env = append(os.Environ(), clock...)
+	}
 	DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return err

@@ -1,0 +1,126 @@
+package redistest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// WithClockRate runs every node's wall clock at rate times real time (1.009: 0.9% fast), from the
+// moment Start is called; a restarted node goes on along the same fast timeline. Redis expires
+// keys and answers TIME by its wall clock, so a fast node lets lock keys go early by real time: the
+// clock drift a lease's validity must allow for (DESIGN §2), which servers sharing one machine's
+// clock never show otherwise. It preloads a small library into redis-server that scales
+// gettimeofday, time and clock_gettime(CLOCK_REALTIME) (monotonic clocks are left alone), built
+// from C on first use with the system's C compiler; Start fails the test when it cannot be built.
+func WithClockRate(rate float64) Option {
+	return optionFunc(func(c *config) { c.clockRate = rate })
+}
+
+// fastClockC is the preloaded library. It reads the time with the raw system call, never through
+// the C library or the dynamic linker, which the allocator may call into while it starts up.
+const fastClockC = `
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static double rate = 1.0;
+static int64_t epoch;
+
+__attribute__((constructor)) static void init(void) {
+	const char *r = getenv("REDISTEST_CLOCK_RATE"), *e = getenv("REDISTEST_CLOCK_EPOCH_NS");
+	if (r) rate = strtod(r, NULL);
+	if (e) epoch = strtoll(e, NULL, 10);
+}
+
+static int64_t wall_ns(void) {
+	struct timespec ts;
+	syscall(SYS_clock_gettime, CLOCK_REALTIME, &ts);
+	int64_t ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (epoch == 0 || rate == 1.0) return ns;
+	return epoch + (int64_t)((double)(ns - epoch) * rate);
+}
+
+int clock_gettime(clockid_t id, struct timespec *ts) {
+	if (id != CLOCK_REALTIME && id != CLOCK_REALTIME_COARSE) return syscall(SYS_clock_gettime, id, ts);
+	int64_t ns = wall_ns();
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	return 0;
+}
+
+int gettimeofday(struct timeval *tv, void *tz) {
+	(void)tz;
+	int64_t ns = wall_ns();
+	tv->tv_sec = ns / 1000000000;
+	tv->tv_usec = (ns % 1000000000) / 1000;
+	return 0;
+}
+
+time_t time(time_t *t) {
+	time_t s = (time_t)(wall_ns() / 1000000000);
+	if (t) *t = s;
+	return s;
+}
+`
+
+var fastClock struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// fastClockLib builds the preloaded library once per process and returns its path.
+func fastClockLib() (string, error) {
+	fastClock.once.Do(func() {
+		cc := os.Getenv("CC")
+		if cc == "" {
+			cc = "cc"
+		}
+		if _, err := exec.LookPath(cc); err != nil {
+			fastClock.err = fmt.Errorf("a C compiler (%s) is needed to build the fast-clock library: %w", cc, err)
+			return
+		}
+		dir, err := os.MkdirTemp("", "redistest-clock")
+		if err != nil {
+			fastClock.err = err
+			return
+		}
+		src, lib := filepath.Join(dir, "fastclock.c"), filepath.Join(dir, "fastclock.so")
+		if err := os.WriteFile(src, []byte(fastClockC), 0o644); err != nil {
+			fastClock.err = err
+			return
+		}
+		if out, err := exec.Command(cc, "-O2", "-shared", "-fPIC", "-o", lib, src).CombinedOutput(); err != nil {
+			fastClock.err = fmt.Errorf("build the fast-clock library: %v: %s", err, out)
+			return
+		}
+		fastClock.path = lib
+	})
+	return fastClock.path, fastClock.err
+}
+
+// clockEnv returns the environment that runs a node's clock at the configured rate from epoch.
+func (c *config) clockEnv() ([]string, error) {
+	if c.clockRate == 0 || c.clockRate == 1 {
+		return nil, nil
+	}
+	lib, err := fastClockLib()
+	if err != nil {
+		return nil, err
+	}
+	return []string{"LD_PRELOAD=" + lib,
+		"REDISTEST_CLOCK_RATE=" + strconv.FormatFloat(c.clockRate, 'f', -1, 64),
+		"REDISTEST_CLOCK_EPOCH_NS=" + strconv.FormatInt(c.clockEpoch.UnixNano(), 10)}, nil
+}
+
+// setClockEpoch fixes the moment the fast clocks start from.
+func (c *config) setClockEpoch() { c.clockEpoch = time.Now() }

@@ -1,0 +1,53 @@
+package redistest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/quorumsync/quorumsync/internal/redistest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// A node started WithClockRate(1.5) answers TIME 1.5 times as fast as real time, and expires keys
+// by that clock: a key set for 600ms is gone after 400ms of real time, and still there after
+// 300ms. It keeps its fast timeline across a restart.
+func TestWithClockRateRunsTheNodesWallClockFast(t *testing.T) {
+	nodes := redistest.Start(t, 1, redistest.WithClockRate(1.5))
+	ctx := context.Background()
+	for round := range 2 {
+		c := nodes[0].Client()
+		t0, err := c.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		real0 := time.Now()
+		if err := c.Set(ctx, "k", "v", 600*time.Millisecond).Err(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if n, _ := c.Exists(ctx, "k").Result(); n != 1 {
+			t.Errorf("round %d: a key set for 600ms of the node's time is gone after 300ms of real time; want it there (450ms on the node)", round)
+		}
+		time.Sleep(130 * time.Millisecond)
+		if n, _ := c.Exists(ctx, "k").Result(); n != 0 {
+			t.Errorf("round %d: a key set for 600ms of the node's time is there after 430ms of real time; want it gone (645ms on the node)", round)
+		}
+		t1, err := c.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rate := float64(t1.Sub(t0)) / float64(time.Since(real0))
+		if rate < 1.4 || rate > 1.6 {
+			t.Errorf("round %d: TIME advanced %.2f times as fast as real time; want 1.5", round, rate)
+		}
+		if offset := t1.Sub(time.Now()); offset < 0 {
+			t.Errorf("round %d: the node's clock is %v behind real time; want it ahead (it runs fast)", round, -offset)
+		}
+		_ = c.Close()
+		nodes[0].Restart()
+	}
+}
