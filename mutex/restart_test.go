@@ -79,7 +79,7 @@ func guardHolder(args []string) error {
 	}
 }
 
-// guardContender tries for the lock "restart" every 2ms and holds it 1ms each time it gets it. It
+// guardContender tries for the lock "restart" every 5ms and holds it 1ms each time it gets it. It
 // prints "ready" once its quorum is made, and "enter <t>" for every section it enters (t on
 // [childproc.Mono], taken once the lock is held). args: see guardQuorum.
 func guardContender(args []string) error {
@@ -95,7 +95,7 @@ func guardContender(args []string) error {
 			time.Sleep(time.Millisecond)
 			_ = m.Unlock(context.Background())
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

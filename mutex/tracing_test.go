@@ -433,12 +433,14 @@ func TestTryLockWithMajorityPausedIsAnErrorWithNodeTimeoutEvents(t *testing.T) {
 
 func TestLockThatWaitedForUnlockRecordsRetryAndPubSubWakeUp(t *testing.T) {
 	nodes := redistest.Start(t, 3)
-	holder := mutex.New(newQuorum(t, nodes), "queue")
+	// Node timeouts of 2s: a load spike on a shared machine must not make a node miss the
+	// holder's grant (the waiter would then see a split vote) or the waiter's attempts.
+	holder := mutex.New(newQuorum(t, nodes, lease.WithNodeTimeout(2*time.Second)), "queue")
 	if err := holder.Lock(context.Background()); err != nil {
 		t.Fatalf("holder Lock: got %v; want nil", err)
 	}
 	r := newOtelRecorder(t)
-	m := mutex.New(r.quorum(t, nodes), "queue")
+	m := mutex.New(r.quorum(t, nodes, lease.WithNodeTimeout(2*time.Second)), "queue")
 	ctx, parent := r.startSpan("request")
 	// The default 10s TTL makes the waiter's fallback timer about 5s: a wake-up within the test
 	// can only come from pub/sub.

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ const (
 	CheckLiveness   = "liveness"    // a client did not acquire after healing, or a name stayed taken
 	CheckKeysLeft   = "keys-left"   // keys or queue entries left on a node at the end
 	CheckLeak       = "leak"        // a child process was not reaped
+	CheckLateEntry  = "late-entry"  // a section entered with its validity already over
 )
 
 // Violation is one broken property, with the sections that show it.
@@ -29,11 +31,17 @@ type Violation struct {
 	Name    string
 	Detail  string
 	Excerpt []Section
+	// Caveat, when set, says why the violation is a documented caveat, not a bug: a holder whose
+	// process was paused past its validity uses its lease late (DESIGN §7).
+	Caveat string
 }
 
 func (v Violation) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s on %q: %s", v.Check, v.Name, v.Detail)
+	if v.Caveat != "" {
+		fmt.Fprintf(&b, " [caveat: %s]", v.Caveat)
+	}
 	for _, s := range v.Excerpt {
 		fmt.Fprintf(&b, "\n    %s", s)
 	}
@@ -227,6 +235,50 @@ func CheckLeases(sections []Section, slack time.Duration) []Violation {
 		}
 	}
 	return out
+}
+
+// CheckEntries flags every section that entered with its validity already over: the library hands
+// out a lease with at least TTL/4 of validity left, so a holder that finds none at once was
+// granted a lease that had ended (or was paused between the grant and its first look).
+func CheckEntries(sections []Section) []Violation {
+	var out []Violation
+	for _, s := range sections {
+		if s.Granted != 0 && s.Granted <= s.Enter {
+			out = append(out, Violation{Check: CheckLateEntry, Name: s.Name,
+				Detail: fmt.Sprintf("entered %s after its validity ended", ms(s.Enter-s.Granted)), Excerpt: []Section{s}})
+		}
+	}
+	return out
+}
+
+// pauseCaveats are the checks a process paused past its validity trips by design (DESIGN §7): it
+// looks at its lease late, so it enters, writes or sees Done late. Exclusion, fencing and the
+// resource's history still hold: the lock never granted twice, and the fenced resource refused
+// the stale writes.
+var pauseCaveats = []string{CheckLeaseUse, CheckDoneLate, CheckLateEntry}
+
+// Attribute marks as caveats the violations of pauseCaveats whose section belongs to a process
+// that a client-pause fault stopped while the section was under way.
+func Attribute(vs []Violation, faults []Fault) []Violation {
+	for i := range vs {
+		v := &vs[i]
+		if !slices.Contains(pauseCaveats, v.Check) || len(v.Excerpt) != 1 {
+			continue
+		}
+		s := v.Excerpt[0]
+		end := s.Exit
+		if end == 0 {
+			end = max(s.Until, s.Enter)
+		}
+		for _, f := range faults {
+			if f.Kind == ClientPause && f.Client != "" && strings.HasPrefix(s.Client, f.Client+".") &&
+				f.Start <= end && f.End >= s.AcquireStart {
+				v.Caveat = fmt.Sprintf("its process was paused for %s during the section (a holder paused past its validity)", ms(f.End-f.Start))
+				break
+			}
+		}
+	}
+	return vs
 }
 
 // CheckAcquiredAfter checks the first half of rule 5: every client in clients entered at least

@@ -29,13 +29,19 @@ type Env struct {
 	links   map[string][]*Proxy // client id -> its proxy to each node, in node order
 	clients []string            // in order of creation
 	procs   map[string]*Proc
+	long    map[string]int // client id -> its goroutines in a long section now
 }
 
-// NewEnv starts n nodes and the resource server.
+// NewEnv starts n nodes and the resource server. With lc.ClockRate the nodes' wall clocks run that
+// much faster than real time (see redistest.WithClockRate).
 func NewEnv(t testing.TB, n int, lc LeaseConfig, seed uint64) *Env {
 	t.Helper()
-	e := &Env{t: t, Lease: lc, seed: seed, links: map[string][]*Proxy{}, procs: map[string]*Proc{}}
-	e.Nodes = redistest.Start(t, n, redistest.WithAppendOnly(), redistest.WithDebugCommand())
+	e := &Env{t: t, Lease: lc, seed: seed, links: map[string][]*Proxy{}, procs: map[string]*Proc{}, long: map[string]int{}}
+	opts := []redistest.Option{redistest.WithAppendOnly(), redistest.WithDebugCommand()}
+	if lc.ClockRate != 0 {
+		opts = append(opts, redistest.WithClockRate(lc.ClockRate))
+	}
+	e.Nodes = redistest.Start(t, n, opts...)
 	e.Resource = redistest.Start(t, 1)[0]
 	t.Cleanup(e.closeLinks)
 	return e
@@ -68,6 +74,30 @@ func (e *Env) Proxies(id string) []*Proxy {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.links[id]
+}
+
+// InLong records that one of client id's goroutines started (true) or ended (false) a long section.
+func (e *Env) InLong(id string, on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if on {
+		e.long[id]++
+	} else {
+		e.long[id]--
+	}
+}
+
+// LongHolders returns the clients in the test process with a goroutine in a long section now.
+func (e *Env) LongHolders() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, id := range e.clients {
+		if e.long[id] > 0 {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // LinkedClients returns every client id linked so far, in order.

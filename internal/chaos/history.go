@@ -53,8 +53,9 @@ type Section struct {
 	Enter        int64 `json:"enter"`          // after Lock returned
 	Exit         int64 `json:"exit,omitempty"` // before Unlock was called; 0: never recorded
 	// Until is the lease's validity end: as last renewed when read at Exit, or as granted when
-	// Exit is 0.
-	Until int64 `json:"until"`
+	// Exit is 0. Granted is the validity end as granted, read at Enter.
+	Until   int64 `json:"until"`
+	Granted int64 `json:"granted,omitempty"`
 	// DoneAt is when the holder saw Done close while it held the lease (an upper bound of the
 	// moment it closed); 0 if it did not close before Exit. DoneUntil is Until read then.
 	DoneAt    int64 `json:"done,omitempty"`

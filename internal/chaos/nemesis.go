@@ -25,6 +25,15 @@ const (
 	NetCut       FaultKind = "net-cut"       // one client cut off from the nodes
 	ClientPause  FaultKind = "client-pause"  // SIGSTOP a client process
 	ClientKill   FaultKind = "client-kill"   // SIGKILL a client process; a new one starts at heal
+	// HolderCut cuts one client off from a majority of the nodes, but not from all, for TTL/4 to
+	// TTL: a holder-side outage that loses its leases mid-section. It picks a client in a long
+	// section when one is (see Env.LongHolders). It hits no node for the others, so it is outside
+	// the nodes' fault budget.
+	HolderCut FaultKind = "holder-cut"
+	// NetRing gives every client a view of its own: client k is cut off from a minority of the
+	// nodes starting at node k (Jepsen's majorities ring), so two clients use different majorities.
+	// It runs alone: no node fault starts while it is on, and it waits for them to heal.
+	NetRing FaultKind = "net-ring"
 	// NodeRestartEmpty restarts a node with its data wiped. Unsafe by design (DESIGN §7): only the
 	// expected-violation scenario uses it, never the random schedule.
 	NodeRestartEmpty FaultKind = "node-restart-empty"
@@ -69,8 +78,10 @@ type NemesisConfig struct {
 	MaxActive int
 	// Gap is the longest wait between two injections (uniform in [Gap/4, Gap]).
 	Gap time.Duration
-	// ClientPauseMax caps a client pause (a pause past the lease is unsafe by design).
-	ClientPauseMax time.Duration
+	// ClientPauseMin and ClientPauseMax bound a client pause. A pause past the lease is the
+	// documented caveat of a holder paused past its validity: its late looks at the lease are
+	// marked as caveats (Attribute), and only the fenced resource keeps its writes out.
+	ClientPauseMin, ClientPauseMax time.Duration
 }
 
 // Nemesis injects a seeded random schedule of faults and heals each after 0.5–2× TTL.
@@ -95,6 +106,7 @@ type active struct {
 	f      Fault
 	nodes  []int // nodes it counts against the budget
 	node   bool  // a node-level fault (at most one per node)
+	ring   bool  // a majorities ring: no other fault on nodes meanwhile
 	client int   // proc slot under a client fault, or -1
 	healAt time.Time
 	heal   func()
@@ -207,7 +219,65 @@ func (n *Nemesis) inject(act []*active) *active {
 	d := n.duration()
 	a := &active{f: Fault{Kind: kind}, client: -1}
 	env := n.env
+	ringOn, nodesOn := false, false
+	for _, b := range act {
+		ringOn = ringOn || b.ring
+		nodesOn = nodesOn || len(b.nodes) > 0
+	}
+	switch {
+	case kind == NetRing && nodesOn, kind != NetRing && kind != HolderCut && kind != ClientPause && kind != ClientKill && ringOn:
+		return nil
+	}
 	switch kind {
+	case HolderCut:
+		ids := env.LongHolders()
+		if len(ids) == 0 {
+			ids = env.LinkedClients()
+		}
+		a.f.Client = ids[n.rng.IntN(len(ids))]
+		nodes := len(env.Nodes)
+		cut := n.rng.Perm(nodes)[:min(nodes/2+1, max(nodes-1, 1))]
+		sort.Ints(cut)
+		var ps []*Proxy
+		for _, i := range cut {
+			ps = append(ps, env.Proxies(a.f.Client)[i])
+		}
+		for _, p := range ps {
+			p.SetCut(true)
+		}
+		a.heal = func() {
+			for _, p := range ps {
+				p.Heal()
+			}
+		}
+		d = n.ttl()/4 + time.Duration(n.rng.Int64N(int64(n.ttl()*3/4)))
+		a.f.Nodes = cut
+		a.f.Start = Mono()
+		a.f.End = a.f.Start + int64(d)
+		a.healAt = time.Now().Add(d)
+		return a
+	case NetRing:
+		nodes := len(env.Nodes)
+		size := max((nodes-1)/2, 1)
+		var ps []*Proxy
+		for k, id := range env.LinkedClients() {
+			for j := range size {
+				ps = append(ps, env.Proxies(id)[(k+j)%nodes])
+			}
+		}
+		for _, p := range ps {
+			p.SetCut(true)
+		}
+		a.heal = func() {
+			for _, p := range ps {
+				p.Heal()
+			}
+		}
+		a.ring = true
+		a.f.Start = Mono()
+		a.f.End = a.f.Start + int64(d)
+		a.healAt = time.Now().Add(d)
+		return a
 	case NodePause, NodeKill, NodeSlow:
 		a.node = true
 		a.nodes = n.pickNodes(act, n.pickSize(), true)
@@ -302,7 +372,11 @@ func (n *Nemesis) inject(act []*active) *active {
 		a.f.Client = n.procs.ProcID(slot)
 		if kind == ClientPause {
 			if n.cfg.ClientPauseMax > 0 {
-				d = min(d, n.cfg.ClientPauseMax/2+time.Duration(n.rng.Int64N(int64(n.cfg.ClientPauseMax/2))))
+				lo := n.cfg.ClientPauseMin
+				if lo <= 0 || lo >= n.cfg.ClientPauseMax {
+					lo = n.cfg.ClientPauseMax / 2
+				}
+				d = lo + time.Duration(n.rng.Int64N(int64(n.cfg.ClientPauseMax-lo)))
 			}
 			if err := n.procs.PauseProc(slot); err != nil {
 				return nil // it exited: nothing to pause

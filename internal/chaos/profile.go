@@ -35,7 +35,7 @@ type Profile struct {
 }
 
 // RandomKinds are the faults the random schedule draws from.
-var RandomKinds = []FaultKind{NodePause, NodeKill, NodeSlow, ScriptFlush, NetLatency, NetReset, NetBlackhole, NetCut, ClientPause, ClientKill}
+var RandomKinds = []FaultKind{NodePause, NodeKill, NodeSlow, ScriptFlush, NetLatency, NetReset, NetBlackhole, NetCut, ClientPause, ClientKill, HolderCut, NetRing}
 
 // LoadProfile reads ProfileEnv, SeedEnv and SeedsEnv.
 func LoadProfile() (Profile, error) {
@@ -78,19 +78,23 @@ func LoadProfile() (Profile, error) {
 	return p, nil
 }
 
-// The CI profile: 3 nodes, short TTLs and holds, mostly goroutine clients and two processes; it
-// must finish within 4 minutes on 2 cores under -race with at least 20,000 sections.
+// The CI profile: 3 nodes whose clocks run 0.9% fast (within the 1% + 2ms the validity rule
+// allows for), a TTL of 1s, short holds, mostly goroutine clients and two processes; it must
+// finish within 4 minutes on 2 cores under -race with at least 20,000 sections.
 func ciProfile() Profile {
-	lc := LeaseConfig{TTL: 500 * time.Millisecond, NodeTimeout: 50 * time.Millisecond}
+	lc := LeaseConfig{TTL: time.Second, NodeTimeout: 50 * time.Millisecond, ClockRate: 1.009}
 	work := Workload{Names: []string{"hot", "a", "b", "c", "d", "e", "f", "g"}, HotShare: 0.3, Hold: time.Millisecond,
 		AcquireTimeout: 5 * time.Second, Mode: Exclusive,
-		// One section in 200 holds across renewals, so that renewal and loss happen under faults.
-		LongShare: 0.005, LongHold: lc.TTL, CarefulMargin: 20 * time.Millisecond}
+		// One section in 100 holds across renewals, so that renewal and loss happen under faults
+		// (holder-cut faults pick such holders).
+		LongShare: 0.01, LongHold: lc.TTL, CarefulMargin: 20 * time.Millisecond}
 	base := Scenario{Primitive: PrimMutex, Nodes: 3, Lease: lc, GoClients: 4, Goroutines: 6,
 		ProcClients: 2, ProcGoroutines: 2, Work: work, Quiesce: 3 * time.Second, DoneSlack: 150 * time.Millisecond,
-		// A process paused longer than its validity is unsafe by design (the expected-violation
-		// scenario shows it); the random schedule pauses processes for at most TTL/10, a GC pause.
-		Nemesis: NemesisConfig{Kinds: RandomKinds, MaxActive: 2, Gap: time.Second, ClientPauseMax: lc.TTL / 10}}
+		// A process paused longer than its validity writes an unfenced resource late by design (the
+		// expected-violation scenario shows it): with the unfenced resource the random schedule
+		// pauses processes for at most TTL/10, a GC pause; the fenced scenarios pause them for
+		// TTL/4 to TTL, which loses their leases mid-section.
+		Nemesis: NemesisConfig{Kinds: RandomKinds, MaxActive: 2, Gap: time.Second, ClientPauseMin: lc.TTL / 20, ClientPauseMax: lc.TTL / 10}}
 	minority := base
 	minority.Name, minority.Faults = "minority-faults", 40*time.Second
 	majority := base
@@ -100,6 +104,7 @@ func ciProfile() Profile {
 	fenced := base
 	fenced.Name, fenced.Faults = "fenced-minority-faults", 25*time.Second
 	fenced.Lease.Fencing = true
+	fenced.Nemesis.ClientPauseMin, fenced.Nemesis.ClientPauseMax = lc.TTL/4, lc.TTL
 	// An rwmutex: one claim in five a (fenced) writer, the rest readers, which only read.
 	rw := fenced
 	rw.Name, rw.Primitive = "rwmutex-minority-faults", PrimRWMutex

@@ -49,6 +49,9 @@ type Client struct {
 	OnEnter func(Section)
 	// OnExit is called with every section once it has ended, before the release.
 	OnExit func(Section)
+	// OnLong, if set, is called with true when a long section starts holding and with false when
+	// it stops: the nemesis cuts such holders off (see HolderCut).
+	OnLong func(bool)
 
 	seq              int
 	Failed, Released atomic.Int64 // acquires that failed; releases that returned an error
@@ -116,6 +119,7 @@ func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
 	}
 	s.Enter = Mono()
 	s.Until = MonoOf(h.Until())
+	s.Granted = s.Until
 	if token, ok := h.Fence(); ok {
 		s.Fenced, s.Fence = true, token
 	}
@@ -147,7 +151,13 @@ func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
 		careful := c.Work.LongShare > 0 && c.Rng.Float64() < c.Work.LongShare
 		switch hold := c.Work.Hold - c.Work.HoldMin; {
 		case careful:
+			if c.OnLong != nil {
+				c.OnLong(true)
+			}
 			time.Sleep(c.Work.LongHold/2 + time.Duration(c.Rng.Int64N(int64(c.Work.LongHold)+1)))
+			if c.OnLong != nil {
+				c.OnLong(false)
+			}
 		case hold >= 0 && c.Work.Hold > 0:
 			time.Sleep(c.Work.HoldMin + time.Duration(c.Rng.Int64N(int64(hold)+1)))
 		}
