@@ -3,6 +3,8 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"sort"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,13 +32,15 @@ type Env struct {
 	clients []string            // in order of creation
 	procs   map[string]*Proc
 	long    map[string]int // client id -> its goroutines in a long section now
+	names   map[string]int // name -> the long sections on it now
+	starts  chan string    // client ids, as one of their goroutines starts a long section
 }
 
 // NewEnv starts n nodes and the resource server. With lc.ClockRate the nodes' wall clocks run that
 // much faster than real time (see redistest.WithClockRate).
 func NewEnv(t testing.TB, n int, lc LeaseConfig, seed uint64) *Env {
 	t.Helper()
-	e := &Env{t: t, Lease: lc, seed: seed, links: map[string][]*Proxy{}, procs: map[string]*Proc{}, long: map[string]int{}}
+	e := &Env{t: t, Lease: lc, seed: seed, links: map[string][]*Proxy{}, procs: map[string]*Proc{}, long: map[string]int{}, names: map[string]int{}, starts: make(chan string, 16)}
 	opts := []redistest.Option{redistest.WithAppendOnly(), redistest.WithDebugCommand()}
 	if lc.ClockRate != 0 {
 		opts = append(opts, redistest.WithClockRate(lc.ClockRate))
@@ -76,16 +80,47 @@ func (e *Env) Proxies(id string) []*Proxy {
 	return e.links[id]
 }
 
-// InLong records that one of client id's goroutines started (true) or ended (false) a long section.
-func (e *Env) InLong(id string, on bool) {
+// InLong records that one of client id's goroutines started (true) or ended (false) a long section
+// on name.
+func (e *Env) InLong(id, name string, on bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if on {
+		e.names[name]++
+	} else {
+		e.names[name]--
+	}
+	if on {
 		e.long[id]++
+		select {
+		case e.starts <- id:
+		default: // the nemesis is busy: this one goes untargeted
+		}
 	} else {
 		e.long[id]--
 	}
 }
+
+// LongName returns a name that a long section holds now, chosen with rng, if any does.
+func (e *Env) LongName(rng *rand.Rand) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var names []string
+	for n, k := range e.names {
+		if k > 0 {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return "", false
+	}
+	sort.Strings(names)
+	return names[rng.IntN(len(names))], true
+}
+
+// LongStarts delivers the id of a client in the test process as one of its goroutines starts a
+// long section.
+func (e *Env) LongStarts() <-chan string { return e.starts }
 
 // LongHolders returns the clients in the test process with a goroutine in a long section now.
 func (e *Env) LongHolders() []string {
@@ -231,7 +266,7 @@ func (e *Env) KeysLeft(bound time.Duration) []Violation {
 	}
 }
 
-func first(s []string, n int) []string { return s[:min(n, len(s))] }
+func first[T any](s []T, n int) []T { return s[:min(n, len(s))] }
 
 // NewProcClient starts a child process with id running cfg over the proxies of link (linked on
 // first use: a child started again after a kill reuses the links of the one it replaces). cfg's

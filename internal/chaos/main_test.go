@@ -44,6 +44,15 @@ func TestMain(m *testing.M) {
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "chaos: write the report:", err)
 		}
+		if path := os.Getenv(SummaryEnv); path != "" {
+			var s strings.Builder
+			if err := report.WriteSummary(&s); err == nil {
+				err = os.WriteFile(path, []byte(s.String()), 0o644)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "chaos: write the summary:", err)
+			}
+		}
 	}
 	if code == 0 && flag.Lookup("test.run").Value.String() == "" && report.Total() < profile.MinSections {
 		fmt.Fprintf(os.Stderr, "chaos: profile %s completed %d critical sections; want at least %d\n", profile.Name, report.Total(), profile.MinSections)

@@ -103,13 +103,15 @@ func NewNemesis(env *Env, procs ProcTargets, cfg NemesisConfig, seed uint64) *Ne
 }
 
 type active struct {
-	f      Fault
-	nodes  []int // nodes it counts against the budget
-	node   bool  // a node-level fault (at most one per node)
-	ring   bool  // a majorities ring: no other fault on nodes meanwhile
-	client int   // proc slot under a client fault, or -1
-	healAt time.Time
-	heal   func()
+	f     Fault
+	nodes []int // nodes it counts against the budget
+	node  bool  // a node-level fault (at most one per node)
+	ring  bool  // a majorities ring: no other fault on nodes meanwhile
+	// targeted: a holder cut answering a long section (outside MaxActive)
+	targeted bool
+	client   int // proc slot under a client fault, or -1
+	healAt   time.Time
+	heal     func()
 }
 
 // Run injects faults until ctx ends, then heals every active fault and waits for the slow-downs
@@ -133,6 +135,19 @@ func (n *Nemesis) Run(ctx context.Context) {
 			}
 			n.bg.Wait()
 			return
+		case id := <-n.env.LongStarts():
+			// Outside MaxActive: it hits one client, no node.
+			t.Stop()
+			cut := false
+			for _, a := range act {
+				cut = cut || a.f.Kind == HolderCut && a.f.Client == id
+			}
+			if slices.Contains(n.cfg.Kinds, HolderCut) && !cut {
+				a := n.cutHolder(id, n.ttl()*9/10+time.Duration(n.rng.Int64N(int64(n.ttl()*6/10))))
+				a.targeted = true
+				act = append(act, a)
+			}
+			continue
 		case <-t.C:
 		}
 		now := time.Now()
@@ -146,7 +161,13 @@ func (n *Nemesis) Run(ctx context.Context) {
 		}
 		act = kept
 		if !next.After(now) {
-			if len(act) < max(n.cfg.MaxActive, 1) {
+			random := 0 // the holder cuts that answer long sections are outside MaxActive
+			for _, a := range act {
+				if !a.targeted {
+					random++
+				}
+			}
+			if random < max(n.cfg.MaxActive, 1) {
 				if a := n.inject(act); a != nil {
 					act = append(act, a)
 				}
@@ -234,28 +255,7 @@ func (n *Nemesis) inject(act []*active) *active {
 		if len(ids) == 0 {
 			ids = env.LinkedClients()
 		}
-		a.f.Client = ids[n.rng.IntN(len(ids))]
-		nodes := len(env.Nodes)
-		cut := n.rng.Perm(nodes)[:min(nodes/2+1, max(nodes-1, 1))]
-		sort.Ints(cut)
-		var ps []*Proxy
-		for _, i := range cut {
-			ps = append(ps, env.Proxies(a.f.Client)[i])
-		}
-		for _, p := range ps {
-			p.SetCut(true)
-		}
-		a.heal = func() {
-			for _, p := range ps {
-				p.Heal()
-			}
-		}
-		d = n.ttl()/4 + time.Duration(n.rng.Int64N(int64(n.ttl()*3/4)))
-		a.f.Nodes = cut
-		a.f.Start = Mono()
-		a.f.End = a.f.Start + int64(d)
-		a.healAt = time.Now().Add(d)
-		return a
+		return n.cutHolder(ids[n.rng.IntN(len(ids))], n.ttl()/4+time.Duration(n.rng.Int64N(int64(n.ttl()*3/4))))
 	case NetRing:
 		nodes := len(env.Nodes)
 		size := max((nodes-1)/2, 1)
@@ -399,6 +399,32 @@ func (n *Nemesis) inject(act []*active) *active {
 	if a.heal == nil {
 		a.heal = func() {}
 	}
+	return a
+}
+
+// cutHolder cuts client id off from a majority of the nodes, not all, for d: its leases are lost
+// unless a renewal gets through before their Until. Besides the random HolderCut (TTL/4 to TTL),
+// the nemesis answers half of the long sections starting in the test process with one of 0.9 to
+// 1.5 TTL from the start, which loses the lease while the section holds on for the longer of them.
+func (n *Nemesis) cutHolder(id string, d time.Duration) *active {
+	nodes := len(n.env.Nodes)
+	cut := n.rng.Perm(nodes)[:min(nodes/2+1, max(nodes-1, 1))]
+	sort.Ints(cut)
+	var ps []*Proxy
+	for _, i := range cut {
+		ps = append(ps, n.env.Proxies(id)[i])
+	}
+	for _, p := range ps {
+		p.SetCut(true)
+	}
+	a := &active{f: Fault{Kind: HolderCut, Client: id, Nodes: cut}, client: -1, heal: func() {
+		for _, p := range ps {
+			p.Heal()
+		}
+	}}
+	a.f.Start = Mono()
+	a.f.End = a.f.Start + int64(d)
+	a.healAt = time.Now().Add(d)
 	return a
 }
 

@@ -18,6 +18,8 @@ const (
 	// ReportEnv names the file the table is also written to (default: quorumsync-chaos-report.txt
 	// in the temporary directory), since go test shows a passing package's output only with -v.
 	ReportEnv = "CHAOS_REPORT"
+	// SummaryEnv, when set, names a file for a JSON line per scenario run (see Report.WriteSummary).
+	SummaryEnv = "CHAOS_SUMMARY"
 )
 
 // Profile is a set of randomized scenarios, the seeds to run them with, and the figures of the
@@ -85,11 +87,11 @@ func ciProfile() Profile {
 	lc := LeaseConfig{TTL: time.Second, NodeTimeout: 50 * time.Millisecond, ClockRate: 1.009}
 	work := Workload{Names: []string{"hot", "a", "b", "c", "d", "e", "f", "g"}, HotShare: 0.3, Hold: time.Millisecond,
 		AcquireTimeout: 5 * time.Second, Mode: Exclusive,
-		// One section in 100 holds across renewals, so that renewal and loss happen under faults
+		// One section in 50 (off the hot name) holds across renewals, so that renewal and loss happen under faults
 		// (holder-cut faults pick such holders).
-		LongShare: 0.01, LongHold: lc.TTL, CarefulMargin: 20 * time.Millisecond}
+		LongShare: 0.02, LongHold: lc.TTL, CarefulMargin: 20 * time.Millisecond}
 	base := Scenario{Primitive: PrimMutex, Nodes: 3, Lease: lc, GoClients: 4, Goroutines: 6,
-		ProcClients: 2, ProcGoroutines: 2, Work: work, Quiesce: 3 * time.Second, DoneSlack: 150 * time.Millisecond,
+		Pollers: 2, ProcClients: 2, ProcGoroutines: 2, Work: work, Quiesce: 3 * time.Second, DoneSlack: 150 * time.Millisecond,
 		// A process paused longer than its validity writes an unfenced resource late by design (the
 		// expected-violation scenario shows it): with the unfenced resource the random schedule
 		// pauses processes for at most TTL/10, a GC pause; the fenced scenarios pause them for

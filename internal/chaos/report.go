@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -60,6 +61,32 @@ func (rp *Report) Write(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "total\t\t\t%d\t\t\t%d\t%d\t\t%v\n", sections, expected, unexpected, wall.Round(100*time.Millisecond))
 	tw.Flush()
+}
+
+// SummaryLine is one scenario's outcome in the machine-readable summary (see SummaryEnv).
+type SummaryLine struct {
+	Scenario   string         `json:"scenario"`
+	Sections   int            `json:"sections"`
+	Lost       int            `json:"lost"`
+	Unexpected map[string]int `json:"unexpected"` // by check
+}
+
+// WriteSummary writes one JSON line per scenario run: its sections, lost leases and unexpected
+// violations by check. scripts/mutations.sh reads it to tell which scenarios caught a planted bug.
+func (rp *Report) WriteSummary(w io.Writer) error {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	enc := json.NewEncoder(w)
+	for _, r := range rp.results {
+		line := SummaryLine{Scenario: r.Scenario, Sections: r.Sections, Lost: r.Lost, Unexpected: map[string]int{}}
+		for _, v := range r.Unexpected() {
+			line.Unexpected[v.Check]++
+		}
+		if err := enc.Encode(line); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checksFound lists the distinct checks among r's expected or allowed violations.

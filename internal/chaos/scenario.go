@@ -19,8 +19,9 @@ type Scenario struct {
 	Primitive string
 	Nodes     int
 	Lease     LeaseConfig
-	// GoClients quorums in the test process, each shared by Goroutines goroutines.
-	GoClients, Goroutines int
+	// GoClients quorums in the test process, each shared by Goroutines goroutines, and Pollers
+	// more of one goroutine each, a poller (see Client.Poll).
+	GoClients, Goroutines, Pollers int
 	// ProcClients child processes, each running ProcGoroutines goroutines over one quorum.
 	ProcClients, ProcGoroutines int
 	Work                        Workload
@@ -51,11 +52,16 @@ type Result struct {
 	P99          time.Duration
 	DuringFaults int
 	Wall         time.Duration
+	// Margins are, for each section that held on past the end of a lost lease, how long after
+	// that end the next holder of the name entered: how close the suite came to seeing a lease
+	// that ended too late. A validity bug of x shows as an overlap when a margin is below x.
+	Margins []time.Duration
 }
 
 // newResult starts a result over a finished history.
 func newResult(scenario, primitive string, seed uint64, sections []Section, faults []Fault) *Result {
-	r := &Result{Scenario: scenario, Primitive: primitive, Seed: seed, Sections: len(sections), Faults: faults}
+	r := &Result{Scenario: scenario, Primitive: primitive, Seed: seed, Sections: len(sections), Faults: faults,
+		Margins: margins(sections)}
 	for _, s := range sections {
 		if s.Lost || s.DoneAt != 0 {
 			r.Lost++
@@ -224,13 +230,30 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 	var goIDs []string
 	var clients []*Client
 	var gcs []*GoClient
-	for i := range sc.GoClients {
-		g := env.NewGoClient(fmt.Sprintf("g%d", i), sc.Primitive)
+	for i := range sc.GoClients + sc.Pollers {
+		prefix, goroutines := "g", sc.Goroutines
+		if i >= sc.GoClients {
+			// A poller has a quorum of its own: goroutines of one process queue at its local gate,
+			// and a try would fail there while they wait.
+			prefix, goroutines = "q", 1
+		}
+		g := env.NewGoClient(fmt.Sprintf("%s%d", prefix, i), sc.Primitive)
 		gcs = append(gcs, g)
-		for j := range sc.Goroutines {
-			c := &Client{ID: fmt.Sprintf("g%d.%d", i, j), Locker: g.Locker, Res: res, Work: sc.Work,
+		for j := range goroutines {
+			c := &Client{ID: fmt.Sprintf("%s.%d", g.ID, j), Locker: g.Locker, Res: res, Work: sc.Work,
 				Rng: rand.New(rand.NewPCG(seed, uint64(i*100+j))), OnExit: hist.Add,
-				OnLong: func(on bool) { env.InLong(g.ID, on) }}
+				OnLong: func(name string, on bool) { env.InLong(g.ID, name, on) }}
+			if prefix == "q" {
+				c.Poll = func() (Claim, bool) {
+					name, ok := env.LongName(c.Rng)
+					claim := c.pick()
+					claim.Name = name
+					if claim.Mode == Shared {
+						claim.Mode = Exclusive // a writer: what a reader's lost lease must keep out
+					}
+					return claim, ok
+				}
+			}
 			goIDs = append(goIDs, c.ID)
 			clients = append(clients, c)
 			wg.Go(func() { c.Run(ctx) })
@@ -269,9 +292,37 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 	r.Violations = append(r.Violations, unreaped...)
 	r.P99, r.DuringFaults = acquireP99(sections, r.Faults)
 	r.Wall = time.Since(began)
-	t.Logf("chaos: %s: %d sections (%d lost leases, %d abandoned writes, %d failed acquires), faults %s, p99 acquire during faults %v over %d",
-		sc.Name, r.Sections, r.Lost, r.Abandoned, r.Failed, CountFaults(r.Faults), r.P99, r.DuringFaults)
+	t.Logf("chaos: %s: %d sections (%d lost leases, %d abandoned writes, %d failed acquires), faults %s, p99 acquire during faults %v over %d; next holder after a lease that ended mid-section: %v",
+		sc.Name, r.Sections, r.Lost, r.Abandoned, r.Failed, CountFaults(r.Faults), r.P99, r.DuringFaults, first(r.Margins, 8))
 	return r
+}
+
+// margins returns, for every exclusive section still inside when its lease's validity ended, how
+// long after that end the next section of the name entered, smallest first.
+func margins(sections []Section) []time.Duration {
+	byName := map[string][]Section{}
+	for _, s := range sections {
+		byName[s.Name] = append(byName[s.Name], s)
+	}
+	var out []time.Duration
+	for _, ss := range byName {
+		sort.SliceStable(ss, func(i, j int) bool { return ss[i].Enter < ss[j].Enter })
+		for i, s := range ss {
+			if s.Mode != Exclusive && s.Mode != Weighted || s.Exit != 0 && s.Exit <= s.Until {
+				continue
+			}
+			for _, next := range ss[i+1:] {
+				if next.Enter > s.Until-int64(time.Second) && next.Client != s.Client {
+					if next.Enter >= s.Until {
+						out = append(out, time.Duration(next.Enter-s.Until))
+					}
+					break
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // acquireP99 returns the 99th percentile of acquire latency over the sections whose acquire

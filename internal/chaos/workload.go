@@ -18,8 +18,8 @@ type Workload struct {
 	// [HoldMin, Hold]).
 	HoldMin time.Duration `json:"holdMin,omitempty"`
 	Hold    time.Duration `json:"hold"`
-	// LongShare is the share of long sections, which hold for 0.5–1.5× LongHold: long enough to
-	// be renewed (and, under faults, to lose the lease). A long section is careful: it looks at
+	// LongShare is the share of long sections (on names other than the hot one), which hold for
+	// 0.5–1.5× LongHold: long enough to be renewed (and, under faults, to lose the lease). A long section is careful: it looks at
 	// the lease just before its write and abandons the write if Done has closed or less than
 	// CarefulMargin of validity is left.
 	LongShare     float64       `json:"longShare,omitempty"`
@@ -49,9 +49,15 @@ type Client struct {
 	OnEnter func(Section)
 	// OnExit is called with every section once it has ended, before the release.
 	OnExit func(Section)
-	// OnLong, if set, is called with true when a long section starts holding and with false when
-	// it stops: the nemesis cuts such holders off (see HolderCut).
-	OnLong func(bool)
+	// OnLong, if set, is called with the name and true when a long section starts holding, and
+	// with false when it stops: the nemesis cuts such holders off (see HolderCut), and pollers
+	// try for the name.
+	OnLong func(name string, on bool)
+	// Poll, if set, makes Run a poller: it tries (TryAcquire) every millisecond for a name that
+	// Poll returns, else for the usual pick, so that it enters within about a round trip of the
+	// moment the name's holder lets go or its lease expires on the servers. Its failed tries are
+	// not counted as failed acquires.
+	Poll func() (Claim, bool)
 
 	seq              int
 	Failed, Released atomic.Int64 // acquires that failed; releases that returned an error
@@ -59,6 +65,18 @@ type Client struct {
 
 // Run enters sections until ctx ends.
 func (c *Client) Run(ctx context.Context) {
+	if c.Poll != nil {
+		for ctx.Err() == nil {
+			claim, ok := c.Poll()
+			if !ok {
+				claim = c.pick()
+			}
+			if _, err := c.section(ctx, claim, true); err != nil {
+				pause(ctx, time.Millisecond)
+			}
+		}
+		return
+	}
 	for ctx.Err() == nil {
 		if _, err := c.Section(ctx, c.pick()); err != nil && ctx.Err() == nil {
 			c.Failed.Add(1)
@@ -104,6 +122,10 @@ func (c *Client) pick() Claim {
 // that is what the unfenced resource is for. A claim that others may hold at the same time (a
 // reader, a permit) reads only: its writes would race by design.
 func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
+	return c.section(ctx, claim, false)
+}
+
+func (c *Client) section(ctx context.Context, claim Claim, try bool) (Section, error) {
 	mode := claim.Mode
 	if mode == "" {
 		mode = Exclusive
@@ -112,7 +134,11 @@ func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
 		Weight: claim.Weight, Capacity: claim.Capacity}
 	s.AcquireStart = Mono()
 	actx, cancel := context.WithTimeout(ctx, c.Work.AcquireTimeout)
-	h, err := c.Locker.Acquire(actx, claim)
+	acquire := c.Locker.Acquire
+	if try {
+		acquire = c.Locker.TryAcquire
+	}
+	h, err := acquire(actx, claim)
 	cancel()
 	if err != nil {
 		return s, err
@@ -148,15 +174,16 @@ func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
 	case errors.Is(rerr, ErrFenced):
 		s.Wrote = WriteRefused
 	case rerr == nil:
-		careful := c.Work.LongShare > 0 && c.Rng.Float64() < c.Work.LongShare
+		// Long sections keep off the hot name, whose throughput they would take.
+		careful := c.Work.LongShare > 0 && c.Rng.Float64() < c.Work.LongShare && (len(c.Work.Names) == 1 || claim.Name != c.Work.Names[0])
 		switch hold := c.Work.Hold - c.Work.HoldMin; {
 		case careful:
 			if c.OnLong != nil {
-				c.OnLong(true)
+				c.OnLong(claim.Name, true)
 			}
 			time.Sleep(c.Work.LongHold/2 + time.Duration(c.Rng.Int64N(int64(c.Work.LongHold)+1)))
 			if c.OnLong != nil {
-				c.OnLong(false)
+				c.OnLong(claim.Name, false)
 			}
 		case hold >= 0 && c.Work.Hold > 0:
 			time.Sleep(c.Work.HoldMin + time.Duration(c.Rng.Int64N(int64(hold)+1)))
