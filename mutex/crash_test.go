@@ -1,13 +1,10 @@
 package mutex_test
 
 import (
-	"fmt"
 	"testing"
-	"time"
 
 	"github.com/quorumsync/quorumsync/internal/childproc"
 	"github.com/quorumsync/quorumsync/internal/crashtest"
-	"github.com/quorumsync/quorumsync/internal/redistest"
 	"github.com/quorumsync/quorumsync/mutex"
 )
 
@@ -37,12 +34,5 @@ func crashChild(args []string) error {
 // nothing behind that outlives their TTL: every key of the name has a TTL while they run, and none
 // is left once the TTLs have passed (the fencing counter aside).
 func TestKilledHoldersAndWaitersLeaveNoKeyBehind(t *testing.T) {
-	for _, tc := range []struct {
-		n      int
-		fenced bool
-	}{{1, false}, {3, true}} {
-		t.Run(fmt.Sprintf("N=%d fenced=%v", tc.n, tc.fenced), func(t *testing.T) {
-			crashtest.Run(t, redistest.Start(t, tc.n), "crash", 500*time.Millisecond, "crash", tc.fenced, 2)
-		})
-	}
+	crashtest.Test(t, "crash")
 }

@@ -2,14 +2,11 @@ package rwmutex_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/quorumsync/quorumsync/internal/childproc"
 	"github.com/quorumsync/quorumsync/internal/crashtest"
-	"github.com/quorumsync/quorumsync/internal/redistest"
 	"github.com/quorumsync/quorumsync/rwmutex"
 )
 
@@ -54,12 +51,5 @@ func crashChild(args []string) error {
 // acquire leave nothing behind that outlives their TTL: every key of the name has a TTL while they
 // run, and none is left once the TTLs have passed (the writers' fencing counter aside).
 func TestKilledHoldersAndWaitersLeaveNoKeyBehind(t *testing.T) {
-	for _, tc := range []struct {
-		n      int
-		fenced bool
-	}{{1, false}, {3, true}} {
-		t.Run(fmt.Sprintf("N=%d fenced=%v", tc.n, tc.fenced), func(t *testing.T) {
-			crashtest.Run(t, redistest.Start(t, tc.n), "crash", 500*time.Millisecond, "crash", tc.fenced, 2)
-		})
-	}
+	crashtest.Test(t, "crash")
 }

@@ -46,6 +46,9 @@ type Held interface {
 	// LeaseConfig.Fencing, a mutex's and an rwmutex writer's; the workload then uses the fenced
 	// resource. Readers and semaphore permits have none here (a semaphore's are per slot).
 	Fence() (uint64, bool)
+	// Slots returns a semaphore permit's slots and, when it has them, each slot's fencing token
+	// (nil for other claims).
+	Slots() ([]int64, []uint64)
 	// Release gives the claim up.
 	Release(ctx context.Context) error
 }
@@ -91,7 +94,7 @@ func NewLocker(ctx context.Context, primitive string, nodes []redis.UniversalCli
 	case PrimRWMutex:
 		return &rwLocker{q: q, fencing: cfg.Fencing}, nil
 	case PrimSemaphore:
-		return &semLocker{q: q}, nil
+		return &semLocker{q: q, fencing: cfg.Fencing}, nil
 	default:
 		_ = q.Close(ctx)
 		return nil, fmt.Errorf("chaos: no primitive %q", primitive)
@@ -147,6 +150,17 @@ func (h *leaseHeld) Fence() (uint64, bool) {
 	t, err := h.l.Fence()
 	return t, err == nil
 }
+func (h *leaseHeld) Slots() ([]int64, []uint64) {
+	units := h.l.Units()
+	if len(units) == 0 {
+		return nil, nil
+	}
+	fences, err := h.l.Fences()
+	if err != nil {
+		fences = nil
+	}
+	return units, fences
+}
 func (h *leaseHeld) Release(ctx context.Context) error { return h.release(ctx) }
 
 // rwLocker takes Shared claims as read locks and Exclusive ones as write locks, each on an RWMutex
@@ -197,8 +211,12 @@ func (l *rwLocker) acquire(ctx context.Context, c Claim, wait bool) (Held, error
 
 func (l *rwLocker) Close(ctx context.Context) error { return l.q.Close(ctx) }
 
-// semLocker takes Weighted claims as one acquisition's permits (a handle of their own).
-type semLocker struct{ q *lease.Quorum }
+// semLocker takes Weighted claims as one acquisition's permits (a handle of their own), with a
+// fencing token per slot when fencing is on.
+type semLocker struct {
+	q       *lease.Quorum
+	fencing bool
+}
 
 func (l *semLocker) Primitive() string { return PrimSemaphore }
 
@@ -214,7 +232,11 @@ func (l *semLocker) acquire(ctx context.Context, c Claim, wait bool) (Held, erro
 	if c.Mode != Weighted {
 		return nil, fmt.Errorf("chaos: a semaphore takes only weighted claims, not %q", c.Mode)
 	}
-	s := semaphore.New(l.q, c.Name, int64(c.Capacity), semaphore.WithErrorHandler(quiet))
+	opts := []semaphore.Option{semaphore.WithErrorHandler(quiet)}
+	if l.fencing {
+		opts = append(opts, semaphore.WithFencing())
+	}
+	s := semaphore.New(l.q, c.Name, int64(c.Capacity), opts...)
 	take := s.TryAcquirePermits
 	if wait {
 		take = s.AcquirePermits

@@ -69,9 +69,10 @@ func TestExpectedDoubleGrantAfterEmptyRestart(t *testing.T) {
 	r.Expected = []string{CheckExclusion}
 	// The two holders both read and wrote the counter: the lost update follows from the double
 	// grant.
-	r.Allowed = []string{CheckLostUpdate}
+	r.Allowed = []string{CheckLostUpdate, CheckLinear}
 	r.Violations = append(r.Violations, CheckExclusive(sections)...)
 	r.Violations = append(r.Violations, CheckUpdates(sections, env.Finals())...)
+	r.Violations = append(r.Violations, CheckLinearizable(sections, LinearizeTimeout)...)
 	r.Violations = append(r.Violations, CheckLeases(sections, profile.DoneSlack)...)
 	r.Violations = append(r.Violations, env.KeysLeft(2*lc.TTL+time.Second)...)
 	r.P99, r.DuringFaults = acquireP99(sections, faults)
@@ -141,11 +142,12 @@ func TestExpectedLostUpdateWhenProcessPausedPastLease(t *testing.T) {
 	hist.AddAll(ps)
 	sections := hist.Sections()
 	r := newResult("expected: process paused past lease", PrimMutex, seed, sections, faults)
-	r.Expected = []string{CheckLostUpdate, CheckLeaseUse}
+	r.Expected = []string{CheckLostUpdate, CheckLinear, CheckLeaseUse}
 	// Frozen, p's own timer could not close Done on time either.
 	r.Allowed = []string{CheckDoneLate}
 	r.Violations = append(r.Violations, CheckExclusive(sections)...)
 	r.Violations = append(r.Violations, CheckUpdates(sections, env.Finals())...)
+	r.Violations = append(r.Violations, CheckLinearizable(sections, LinearizeTimeout)...)
 	r.Violations = append(r.Violations, CheckLeases(sections, profile.DoneSlack)...)
 	r.Violations = append(r.Violations, env.KeysLeft(2*lc.TTL+time.Second)...)
 	if !p.Reaped() {
@@ -214,6 +216,7 @@ func TestNameFreeAfterMajorityHangHeals(t *testing.T) {
 	r := newResult("majority hang, then heal", PrimMutex, seed, sections, []Fault{hang})
 	r.Violations = append(r.Violations, CheckExclusive(sections)...)
 	r.Violations = append(r.Violations, CheckUpdates(sections, env.Finals())...)
+	r.Violations = append(r.Violations, CheckLinearizable(sections, LinearizeTimeout)...)
 	r.Violations = append(r.Violations, CheckLeases(sections, profile.DoneSlack)...)
 	r.Violations = append(r.Violations, CheckAcquiredAfter(sections, []string{"b"}, hang.End, FreeBound(lc))...)
 	r.Violations = append(r.Violations, env.KeysLeft(2*lc.TTL+time.Second)...)

@@ -14,15 +14,16 @@ import (
 
 // Check names, as they appear in violations and in the report.
 const (
-	CheckExclusion  = "exclusion"   // holders overlapped inside their validity
-	CheckFencing    = "fencing"     // fencing tokens did not increase in order of entry
-	CheckLostUpdate = "lost-update" // the resource's final value disagrees with the writes
-	CheckLeaseUse   = "lease-use"   // a lease was used past Until or after Done closed
-	CheckDoneLate   = "done-late"   // Done closed (or had not closed) later than Until + slack
-	CheckLiveness   = "liveness"    // a client did not acquire after healing, or a name stayed taken
-	CheckKeysLeft   = "keys-left"   // keys or queue entries left on a node at the end
-	CheckLeak       = "leak"        // a child process was not reaped
-	CheckLateEntry  = "late-entry"  // a section entered with its validity already over
+	CheckExclusion  = "exclusion"    // holders overlapped inside their validity
+	CheckFencing    = "fencing"      // fencing tokens did not increase in order of entry
+	CheckLostUpdate = "lost-update"  // the resource's final value disagrees with the writes
+	CheckLeaseUse   = "lease-use"    // a lease was used past Until or after Done closed
+	CheckDoneLate   = "done-late"    // Done closed (or had not closed) later than Until + slack
+	CheckLiveness   = "liveness"     // a client did not acquire after healing, or a name stayed taken
+	CheckKeysLeft   = "keys-left"    // keys or queue entries left on a node at the end
+	CheckLeak       = "leak"         // a child process was not reaped
+	CheckLateEntry  = "late-entry"   // a section entered with its validity already over
+	CheckLinear     = "linearizable" // a counter's reads and writes have no order one holder at a time explains
 )
 
 // Violation is one broken property, with the sections that show it.
@@ -124,12 +125,21 @@ func weight(s Section) int {
 
 // CheckFencingOrder checks rule 2: among a name's fenced sections in order of entry, the tokens of
 // exclusive claims strictly increase, and no claim's token is below one handed out before it.
-// (Shared and weighted holders may share a token with each other.)
+// (Shared holders may share a token with each other.) A semaphore's slot tokens are checked per
+// slot, each slot an exclusive claim.
 func CheckFencingOrder(sections []Section) []Violation {
 	byName := map[string][]Section{}
 	for _, s := range sections {
 		if s.Fenced {
 			byName[s.Name] = append(byName[s.Name], s)
+		}
+		// A permit's slots: each slot is an exclusive claim with tokens of its own.
+		if len(s.SlotFences) == len(s.Slots) {
+			for i, u := range s.Slots {
+				slot := s
+				slot.Name, slot.Mode, slot.Fence, slot.Fenced = fmt.Sprintf("%s/slot %d", s.Name, u), Exclusive, s.SlotFences[i], true
+				byName[slot.Name] = append(byName[slot.Name], slot)
+			}
 		}
 	}
 	var out []Violation
@@ -149,29 +159,33 @@ func CheckFencingOrder(sections []Section) []Violation {
 	return out
 }
 
-// CheckUpdates checks rule 3: each resource (a name's unfenced or fenced counter, see
-// [Section.Resource]) ends at the number of writes it accepted. Every write is "read v, write
-// v+1", so a lower final value means an update was lost (two writers read the same value). A write
-// that failed, and one a killed client may have sent, can each add one; final is keyed by
-// [Section.Resource], and a resource written by nobody is expected to be absent (0).
+// CheckUpdates checks rule 3: each counter (see [ResourceKey]) ends at the number of writes it
+// accepted. Every write is "read v, write v+1", so a lower final value means an update was lost
+// (two writers read the same value). A write that failed, and one a killed client may have sent
+// after its read, can each add one; final is keyed by counter, and a counter written by nobody is
+// expected to be absent (0). CheckLinearizable sees more: every read and write in order.
 func CheckUpdates(sections []Section, final map[string]int64) []Violation {
 	type tally struct {
 		ok, maybe int64
 		writes    []Section
+		values    []int64
 	}
 	per := map[string]*tally{}
 	for _, s := range sections {
-		t := per[s.Resource()]
-		if t == nil {
-			t = &tally{}
-			per[s.Resource()] = t
-		}
-		switch {
-		case s.Wrote == WriteOK:
-			t.ok++
-			t.writes = append(t.writes, s)
-		case s.Wrote == WriteFailed || (s.Exit == 0 && s.Wrote == WriteNone):
-			t.maybe++
+		for _, op := range s.Ops {
+			t := per[op.Key]
+			if t == nil {
+				t = &tally{}
+				per[op.Key] = t
+			}
+			switch {
+			case op.Wrote == WriteOK:
+				t.ok++
+				t.writes = append(t.writes, s)
+				t.values = append(t.values, op.Value+1)
+			case op.Wrote == WriteFailed || maybeWrote(s, op):
+				t.maybe++
+			}
 		}
 	}
 	var out []Violation
@@ -183,7 +197,7 @@ func CheckUpdates(sections []Section, final map[string]int64) []Violation {
 			out = append(out, Violation{Check: CheckLostUpdate, Name: res,
 				Detail: fmt.Sprintf("final value %d; want %d (accepted writes): %d update(s) lost", got, t.ok, t.ok-got),
 				// The first writes that wrote a value someone else had written show it.
-				Excerpt: duplicateWrites(t.writes, 4)})
+				Excerpt: duplicateWrites(t.writes, t.values, 4)})
 		case got > t.ok+t.maybe:
 			out = append(out, Violation{Check: CheckLostUpdate, Name: res,
 				Detail: fmt.Sprintf("final value %d; want at most %d (%d accepted + %d unknown writes)", got, t.ok+t.maybe, t.ok, t.maybe)})
@@ -197,16 +211,22 @@ func CheckUpdates(sections []Section, final map[string]int64) []Violation {
 	return out
 }
 
+// maybeWrote reports whether op of s may have written without the record saying so: its client
+// was killed inside a section that writes, after its read (or before the read was journaled).
+func maybeWrote(s Section, op Op) bool {
+	return s.Exit == 0 && s.Mode != Shared && op.WriteCall == 0 && op.Read != WriteRefused && op.Read != WriteFailed
+}
+
 // duplicateWrites returns up to n pairs of accepted writes that wrote the same value.
-func duplicateWrites(writes []Section, n int) []Section {
+func duplicateWrites(writes []Section, values []int64, n int) []Section {
 	first := map[int64]Section{}
 	var out []Section
-	for _, s := range writes {
-		if f, ok := first[s.Value]; ok && len(out) < 2*n {
+	for i, s := range writes {
+		if f, ok := first[values[i]]; ok && len(out) < 2*n {
 			out = append(out, f, s)
 			continue
 		}
-		first[s.Value] = s
+		first[values[i]] = s
 	}
 	return out
 }

@@ -96,7 +96,7 @@ func runChild(path string) error {
 	var wg sync.WaitGroup
 	for g := range max(cfg.Goroutines, 1) {
 		c := &Client{ID: fmt.Sprintf("%s.%d", cfg.ID, g), Locker: l, Res: NewResource(rc), Work: cfg.Work,
-			Rng: rand.New(rand.NewPCG(cfg.Seed, uint64(g))), OnEnter: record, OnExit: record}
+			Rng: rand.New(rand.NewPCG(cfg.Seed, uint64(g))), OnEnter: record, OnRead: record, OnExit: record}
 		wg.Go(func() {
 			if cfg.Sections > 0 {
 				c.RunN(ctx, cfg.Sections)

@@ -66,17 +66,52 @@ type Section struct {
 	// Fence is the fencing token when Fenced; the resource write was then the fenced one.
 	Fence  uint64 `json:"fence,omitempty"`
 	Fenced bool   `json:"fenced,omitempty"`
+	// Slots and SlotFences are a semaphore permit's slots and, fenced, each slot's token.
+	Slots      []int64  `json:"slots,omitempty"`
+	SlotFences []uint64 `json:"slotFences,omitempty"`
 
-	// UseAt is when the write to the resource was sent, UseUntil the lease's Until read just
+	// Ops are the section's uses of the resource, planned at entry (see Op).
+	Ops []Op `json:"ops,omitempty"`
+	// UseAt is when the first write to the resource was sent, UseUntil the lease's Until read just
 	// before, UseDone whether Done had closed by then. UseAt 0: no write was sent.
 	UseAt    int64 `json:"use,omitempty"`
 	UseUntil int64 `json:"useUntil,omitempty"`
 	UseDone  bool  `json:"useDone,omitempty"`
-	Wrote    Write `json:"wrote,omitempty"`
 	// Abandoned: a careful section found its lease gone or about to go and did not write.
 	Abandoned bool `json:"abandoned,omitempty"`
-	// Value is what the section wrote (the value it read plus one).
-	Value int64 `json:"value,omitempty"`
+}
+
+// Op is one use of the resource by a section: a read of a counter, and, for a claim that writes
+// (an exclusive claim, a permit's slot), a write of the value read plus one. Times are on the Mono
+// clock; a zero time was never reached, or never recorded (the client was killed).
+type Op struct {
+	Key   string `json:"key"`             // the counter (see Resource)
+	Fence uint64 `json:"fence,omitempty"` // the token the read and write carry; 0: plain GET and SET
+
+	ReadCall int64 `json:"rc,omitempty"`
+	ReadRet  int64 `json:"rr,omitempty"`
+	Read     Write `json:"r,omitempty"` // ok, refused (a newer token was seen) or failed
+	Value    int64 `json:"v,omitempty"` // what the read returned
+
+	WriteCall int64 `json:"wc,omitempty"`
+	WriteRet  int64 `json:"wr,omitempty"`
+	Wrote     Write `json:"w,omitempty"`
+}
+
+// Wrote reports the outcome of the section's writes: the first that was not WriteOK, or WriteOK
+// when all were; WriteNone when it sent none.
+func (s Section) Wrote() Write {
+	out := WriteNone
+	for _, op := range s.Ops {
+		switch {
+		case op.Wrote == WriteNone:
+		case op.Wrote != WriteOK:
+			return op.Wrote
+		default:
+			out = WriteOK
+		}
+	}
+	return out
 }
 
 // End returns the end of the section's validity: the earlier of its exit and its Until, or its
@@ -88,12 +123,17 @@ func (s Section) End() int64 {
 	return s.Exit
 }
 
-// Resource names the resource key a section wrote: fenced and unfenced writes go to separate keys.
-func (s Section) Resource() string {
-	if s.Fenced {
-		return "fenced:" + s.Name
+// ResourceKey names the counter of a name (and of a semaphore's slot, when slot >= 0): fenced and
+// unfenced counters are separate keys.
+func ResourceKey(name string, fenced bool, slot int64) string {
+	key := "unfenced:" + name
+	if fenced {
+		key = "fenced:" + name
 	}
-	return "unfenced:" + s.Name
+	if slot >= 0 {
+		key += fmt.Sprintf("/%d", slot)
+	}
+	return key
 }
 
 func (s Section) String() string {
@@ -108,8 +148,14 @@ func (s Section) String() string {
 	if s.Fenced {
 		out += fmt.Sprintf(" fence=%d", s.Fence)
 	}
+	for _, op := range s.Ops {
+		out += fmt.Sprintf(" %s:read=%s(%d)", op.Key, op.Read, op.Value)
+		if op.WriteCall != 0 {
+			out += fmt.Sprintf(",wrote=%s(%d)", op.Wrote, op.Value+1)
+		}
+	}
 	if s.UseAt != 0 {
-		out += fmt.Sprintf(" write@%+s-of-until wrote=%s value=%d", ms(s.UseAt-s.UseUntil), s.Wrote, s.Value)
+		out += fmt.Sprintf(" write@%+s-of-until", ms(s.UseAt-s.UseUntil))
 	}
 	if s.DoneAt != 0 {
 		out += fmt.Sprintf(" done@%+s-of-until", ms(s.DoneAt-s.DoneUntil))

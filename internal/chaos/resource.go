@@ -40,21 +40,22 @@ type Resource struct{ c redis.UniversalClient }
 // NewResource wraps a client of the resource server.
 func NewResource(c redis.UniversalClient) *Resource { return &Resource{c: c} }
 
-// fenceKey is where the highest token seen by a name's fenced counter is kept. Its prefix differs
-// from the counters' ("fenced:", "unfenced:"), which Finals lists.
-func fenceKey(name string) string { return "fence-max:" + name }
+// fenceKey is where the highest token seen by a fenced counter is kept. Its prefix differs from the
+// counters' ("fenced:", "unfenced:"), which Finals lists.
+func fenceKey(key string) string { return "fence-max:" + key }
 
-// Read returns the counter s writes to (see [Section.Resource]); a fenced read raises the fence to
-// s.Fence, or returns ErrFenced.
-func (r *Resource) Read(ctx context.Context, s *Section) (int64, error) {
-	if !s.Fenced {
-		v, err := r.c.Get(ctx, s.Resource()).Int64()
+// Read returns the counter key (see [ResourceKey]). With a token, the read is fenced: it raises
+// the counter's fence to the token, or returns ErrFenced when a higher one was seen; without one
+// (0) it is a plain GET.
+func (r *Resource) Read(ctx context.Context, key string, token uint64) (int64, error) {
+	if token == 0 {
+		v, err := r.c.Get(ctx, key).Int64()
 		if errors.Is(err, redis.Nil) {
 			return 0, nil
 		}
 		return v, err
 	}
-	res, err := fencedRead.Run(ctx, r.c, []string{s.Resource(), fenceKey(s.Name)}, s.Fence).Int64Slice()
+	res, err := fencedRead.Run(ctx, r.c, []string{key, fenceKey(key)}, token).Int64Slice()
 	if err != nil {
 		return 0, err
 	}
@@ -62,27 +63,28 @@ func (r *Resource) Read(ctx context.Context, s *Section) (int64, error) {
 		return 0, fmt.Errorf("chaos: fenced read replied %v", res)
 	}
 	if res[0] == 0 {
-		return 0, fmt.Errorf("%w (token %d, highest %d)", ErrFenced, s.Fence, res[1])
+		return 0, fmt.Errorf("%w (token %d, highest %d)", ErrFenced, token, res[1])
 	}
 	return res[1], nil
 }
 
-// Write sets the counter s writes to; a fenced write returns ErrFenced when refused.
-func (r *Resource) Write(ctx context.Context, s *Section, v int64) error {
-	if !s.Fenced {
-		return r.c.Set(ctx, s.Resource(), v, 0).Err()
+// Write sets the counter key to v; with a token the write is fenced, and returns ErrFenced when
+// refused.
+func (r *Resource) Write(ctx context.Context, key string, token uint64, v int64) error {
+	if token == 0 {
+		return r.c.Set(ctx, key, v, 0).Err()
 	}
-	ok, err := fencedWrite.Run(ctx, r.c, []string{s.Resource(), fenceKey(s.Name)}, s.Fence, v).Int64()
+	ok, err := fencedWrite.Run(ctx, r.c, []string{key, fenceKey(key)}, token, v).Int64()
 	if err != nil {
 		return err
 	}
 	if ok == 0 {
-		return fmt.Errorf("%w (token %d)", ErrFenced, s.Fence)
+		return fmt.Errorf("%w (token %d)", ErrFenced, token)
 	}
 	return nil
 }
 
-// Finals returns every counter's value, keyed as [Section.Resource] names them.
+// Finals returns every counter's value, keyed as [ResourceKey] names them.
 func (r *Resource) Finals(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, pattern := range []string{"unfenced:*", "fenced:*"} {

@@ -35,6 +35,9 @@ type Workload struct {
 	// rest Shared. MaxWeight, when positive, draws each Weighted claim's weight in [1, MaxWeight].
 	WriteShare float64 `json:"writeShare,omitempty"`
 	MaxWeight  int     `json:"maxWeight,omitempty"`
+	// FencedWriters says the writers of a name (an rwmutex's) use the fenced counter, so that its
+	// readers read that one.
+	FencedWriters bool `json:"fencedWriters,omitempty"`
 }
 
 // Client runs a workload with one Locker and records every section it enters.
@@ -47,6 +50,9 @@ type Client struct {
 	// OnEnter, if set, is called when a section is entered (Exit still 0), before any write;
 	// process clients journal it, so that a section cut short by a kill still shows.
 	OnEnter func(Section)
+	// OnRead, if set, is called once the section has read the resource, before any write;
+	// process clients journal it, so that a section killed before its write shows what it read.
+	OnRead func(Section)
 	// OnExit is called with every section once it has ended, before the release.
 	OnExit func(Section)
 	// OnLong, if set, is called with the name and true when a long section starts holding, and
@@ -119,8 +125,34 @@ func (c *Client) pick() Claim {
 // Section acquires claim, reads the resource, pauses up to Hold, writes the value read plus one,
 // and releases; it records the section. It returns the acquire's error, if any (then nothing was
 // recorded). The write is blind — no look at the lease before it — as most code under a lock is:
-// that is what the unfenced resource is for. A claim that others may hold at the same time (a
-// reader, a permit) reads only: its writes would race by design.
+// that is what the unfenced resource is for (a long section is careful, and looks first). What it
+// uses (plan): an exclusive claim, the name's counter, fenced with its token when it has one; a
+// reader, the counter its name's writers write (fenced when Work.FencedWriters), read only; a
+// permit, one counter per slot it holds, fenced with each slot's token when it has them.
+func (c *Client) plan(s Section) []Op {
+	switch s.Mode {
+	case Exclusive:
+		op := Op{Key: ResourceKey(s.Name, s.Fenced, -1)}
+		if s.Fenced {
+			op.Fence = s.Fence
+		}
+		return []Op{op}
+	case Shared:
+		return []Op{{Key: ResourceKey(s.Name, c.Work.FencedWriters, -1)}}
+	case Weighted:
+		ops := make([]Op, len(s.Slots))
+		for i, u := range s.Slots {
+			fenced := len(s.SlotFences) == len(s.Slots)
+			ops[i] = Op{Key: ResourceKey(s.Name, fenced, u)}
+			if fenced {
+				ops[i].Fence = s.SlotFences[i]
+			}
+		}
+		return ops
+	}
+	return nil
+}
+
 func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
 	return c.section(ctx, claim, false)
 }
@@ -149,6 +181,8 @@ func (c *Client) section(ctx context.Context, claim Claim, try bool) (Section, e
 	if token, ok := h.Fence(); ok {
 		s.Fenced, s.Fence = true, token
 	}
+	s.Slots, s.SlotFences = h.Slots()
+	s.Ops = c.plan(s)
 	c.seq++
 	if c.OnEnter != nil {
 		c.OnEnter(s)
@@ -169,11 +203,26 @@ func (c *Client) section(ctx context.Context, claim Claim, try bool) (Section, e
 
 	// The resource is never faulted: a generous timeout only guards against a hung test.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	v, rerr := c.Res.Read(rctx, &s)
-	switch {
-	case errors.Is(rerr, ErrFenced):
-		s.Wrote = WriteRefused
-	case rerr == nil:
+	read := false
+	for i := range s.Ops {
+		op := &s.Ops[i]
+		op.ReadCall = Mono()
+		v, err := c.Res.Read(rctx, op.Key, op.Fence)
+		op.ReadRet = Mono()
+		switch {
+		case errors.Is(err, ErrFenced):
+			op.Read = WriteRefused
+		case err != nil:
+			op.Read = WriteFailed
+		default:
+			op.Read, op.Value = WriteOK, v
+			read = true
+		}
+	}
+	if c.OnRead != nil && len(s.Ops) > 0 {
+		c.OnRead(s)
+	}
+	if read {
 		// Long sections keep off the hot name, whose throughput they would take.
 		careful := c.Work.LongShare > 0 && c.Rng.Float64() < c.Work.LongShare && (len(c.Work.Names) == 1 || claim.Name != c.Work.Names[0])
 		switch hold := c.Work.Hold - c.Work.HoldMin; {
@@ -188,23 +237,33 @@ func (c *Client) section(ctx context.Context, claim Claim, try bool) (Section, e
 		case hold >= 0 && c.Work.Hold > 0:
 			time.Sleep(c.Work.HoldMin + time.Duration(c.Rng.Int64N(int64(hold)+1)))
 		}
-		s.UseUntil = MonoOf(h.Until())
-		s.UseDone = isClosed(h.Done())
-		s.Value = v + 1
-		s.UseAt = Mono()
+		until, done, now := MonoOf(h.Until()), isClosed(h.Done()), Mono()
 		switch {
-		case mode != Exclusive:
-			s.UseAt = 0 // read-only: nothing written, nothing to check against the lease
-		case careful && (s.UseDone || s.UseUntil-s.UseAt < int64(c.Work.CarefulMargin)):
-			s.UseAt, s.Abandoned = 0, true
+		case mode == Shared:
+			// read-only: nothing written, nothing to check against the lease
+		case careful && (done || until-now < int64(c.Work.CarefulMargin)):
+			s.Abandoned = true
 		default:
-			switch werr := c.Res.Write(rctx, &s, s.Value); {
-			case werr == nil:
-				s.Wrote = WriteOK
-			case errors.Is(werr, ErrFenced):
-				s.Wrote = WriteRefused
-			default:
-				s.Wrote = WriteFailed
+			s.UseUntil, s.UseDone = until, done
+			for i := range s.Ops {
+				op := &s.Ops[i]
+				if op.Read != WriteOK {
+					continue
+				}
+				op.WriteCall = Mono()
+				if s.UseAt == 0 {
+					s.UseAt = op.WriteCall
+				}
+				err := c.Res.Write(rctx, op.Key, op.Fence, op.Value+1)
+				op.WriteRet = Mono()
+				switch {
+				case err == nil:
+					op.Wrote = WriteOK
+				case errors.Is(err, ErrFenced):
+					op.Wrote = WriteRefused
+				default:
+					op.Wrote = WriteFailed
+				}
 			}
 		}
 	}

@@ -124,6 +124,20 @@ func Run(t *testing.T, nodes []*redistest.Node, child string, ttl time.Duration,
 	redistest.RequireNoLockKeysWithin(t, nodes, pattern, 2*ttl+time.Second)
 }
 
+// Test runs [Run] twice, as subtests: on one node, and fenced on three (the fencing counters must
+// stay; nothing else may).
+func Test(t *testing.T, child string) {
+	t.Helper()
+	for _, tc := range []struct {
+		n      int
+		fenced bool
+	}{{1, false}, {3, true}} {
+		t.Run(fmt.Sprintf("N=%d fenced=%v", tc.n, tc.fenced), func(t *testing.T) {
+			Run(t, redistest.Start(t, tc.n), child, 500*time.Millisecond, "crash", tc.fenced, 2)
+		})
+	}
+}
+
 // waitPhase returns a child whose last line is phase — for Acquiring, one that has been acquiring
 // for at least a tenth of the TTL, so that it is queued on the servers, not about to send its
 // first request.

@@ -324,17 +324,9 @@ func (n *Node) Keys(ctx context.Context) ([]string, error) {
 // RequireNoKeys fails the test if any node holds a key matching the glob pattern.
 func RequireNoKeys(t testing.TB, nodes []*Node, pattern string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for i, n := range nodes {
-		keys, err := n.Keys(ctx)
-		if err != nil {
-			t.Fatalf("scan node %d (%s): %v", i, n.Addr(), err)
-		}
+	for i, keys := range matching(t, nodes, pattern, allKeys) {
 		for _, k := range keys {
-			if ok, _ := filepath.Match(pattern, k); ok {
-				t.Errorf("node %d (%s) still holds key %q; want no key matching %q", i, n.Addr(), k, pattern)
-			}
+			t.Errorf("node %d (%s) still holds key %q; want no key matching %q", i, nodes[i].Addr(), k, pattern)
 		}
 	}
 }
@@ -344,35 +336,51 @@ func RequireNoKeys(t testing.TB, nodes []*Node, pattern string) {
 // some remain.
 func RequireNoKeysWithin(t testing.TB, nodes []*Node, pattern string, d time.Duration) {
 	t.Helper()
-	requireGone(t, nodes, pattern, d, func(string) bool { return true })
+	requireGone(t, nodes, pattern, d, allKeys)
 }
 
 // RequireNoLockKeysWithin is [RequireNoKeysWithin] for every key but the fencing counters (keys
 // ending ":fence"), which must persist.
 func RequireNoLockKeysWithin(t testing.TB, nodes []*Node, pattern string, d time.Duration) {
 	t.Helper()
-	requireGone(t, nodes, pattern, d, func(k string) bool { return !strings.HasSuffix(k, ":fence") })
+	requireGone(t, nodes, pattern, d, lockKeys)
 }
 
-func requireGone(t testing.TB, nodes []*Node, pattern string, d time.Duration, counts func(string) bool) {
+func allKeys(string) bool { return true }
+
+// lockKeys is every key of a lock but its fencing counter.
+func lockKeys(k string) bool { return !strings.HasSuffix(k, ":fence") }
+
+// matching returns, per node, the keys that match the glob pattern and that keep keeps.
+func matching(t testing.TB, nodes []*Node, pattern string, keep func(string) bool) [][]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out := make([][]string, len(nodes))
+	for i, n := range nodes {
+		keys, err := n.Keys(ctx)
+		if err != nil {
+			t.Fatalf("scan node %d (%s): %v", i, n.Addr(), err)
+		}
+		for _, k := range keys {
+			if ok, _ := filepath.Match(pattern, k); ok && keep(k) {
+				out[i] = append(out[i], k)
+			}
+		}
+	}
+	return out
+}
+
+func requireGone(t testing.TB, nodes []*Node, pattern string, d time.Duration, keep func(string) bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		var left []string
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		for i, n := range nodes {
-			keys, err := n.Keys(ctx)
-			if err != nil {
-				cancel()
-				t.Fatalf("scan node %d (%s): %v", i, n.Addr(), err)
-			}
+		for i, keys := range matching(t, nodes, pattern, keep) {
 			for _, k := range keys {
-				if ok, _ := filepath.Match(pattern, k); ok && counts(k) {
-					left = append(left, fmt.Sprintf("node %d: %s", i, k))
-				}
+				left = append(left, fmt.Sprintf("node %d: %s", i, k))
 			}
 		}
-		cancel()
 		if len(left) == 0 {
 			return
 		}
@@ -389,21 +397,14 @@ func RequireTTLs(t testing.TB, nodes []*Node, pattern string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for i, n := range nodes {
-		keys, err := n.Keys(ctx)
-		if err != nil {
-			t.Fatalf("scan node %d (%s): %v", i, n.Addr(), err)
-		}
-		c := redis.NewClient(n.Options())
+	for i, keys := range matching(t, nodes, pattern, lockKeys) {
+		c := redis.NewClient(nodes[i].Options())
 		for _, k := range keys {
-			if ok, _ := filepath.Match(pattern, k); !ok || strings.HasSuffix(k, ":fence") {
-				continue
-			}
 			// -1: no TTL; -2: gone since the scan, which is fine.
 			if ttl, err := c.PTTL(ctx, k).Result(); err != nil {
 				t.Errorf("PTTL %s on node %d: %v", k, i, err)
 			} else if ttl == -1 {
-				t.Errorf("node %d (%s): key %q has no TTL; want every key of a lock to expire", i, n.Addr(), k)
+				t.Errorf("node %d (%s): key %q has no TTL; want every key of a lock to expire", i, nodes[i].Addr(), k)
 			}
 		}
 		_ = c.Close()
