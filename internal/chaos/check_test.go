@@ -150,7 +150,7 @@ func TestUpdatesFlagsALostUpdate(t *testing.T) {
 func TestUpdatesAllowsUnknownWritesEitherWay(t *testing.T) {
 	h := []Section{
 		wrote(sec("a", 0, 5, 100), WriteOK, 1),
-		wrote(sec("b", 5, 10, 100), WriteFailed, 2), // timed out: applied or not
+		wrote(sec("b", 5, 10, 100), WriteFailed, 2),                                        // timed out: applied or not
 		with(sec("k", 10, 0, 100), func(s *Section) { s.Ops = []Op{{Key: "unfenced:n"}} }), // killed inside before writing, or after
 		wrote(sec("f", 20, 25, 100), WriteRefused, 3),
 	}
