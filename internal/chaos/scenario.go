@@ -330,8 +330,8 @@ func (sc Scenario) checkBounds(r *Result) []Violation {
 	return out
 }
 
-// margins returns, for every exclusive section still inside when its lease's validity ended, how
-// long after that end the next section of the name entered, smallest first.
+// margins returns, for every section still inside when its lease's validity ended, how long after
+// that end the next section of the name that it excludes entered, smallest first.
 func margins(sections []Section) []time.Duration {
 	byName := map[string][]Section{}
 	for _, s := range sections {
@@ -341,10 +341,15 @@ func margins(sections []Section) []time.Duration {
 	for _, ss := range byName {
 		sort.SliceStable(ss, func(i, j int) bool { return ss[i].Enter < ss[j].Enter })
 		for i, s := range ss {
-			if s.Mode != Exclusive && s.Mode != Weighted || s.Exit != 0 && s.Exit <= s.Until {
+			if s.Exit != 0 && s.Exit <= s.Until {
 				continue
 			}
 			for _, next := range ss[i+1:] {
+				// The next holder that s excludes: anyone after an exclusive claim, a writer after a
+				// reader, any permit after a permit.
+				if s.Mode == Shared && next.Mode == Shared {
+					continue
+				}
 				if next.Enter > s.Until-int64(time.Second) && next.Client != s.Client {
 					if next.Enter >= s.Until {
 						out = append(out, time.Duration(next.Enter-s.Until))

@@ -62,7 +62,9 @@ type Client struct {
 	// Poll, if set, makes Run a poller: it tries (TryAcquire) every millisecond for a name that
 	// Poll returns, else for the usual pick, so that it enters within about a round trip of the
 	// moment the name's holder lets go or its lease expires on the servers. Its failed tries are
-	// not counted as failed acquires.
+	// not counted as failed acquires. A writer polling an rwmutex's name waits instead (a try
+	// leaves no writer intent, so a stream of new readers would keep it out): the library's
+	// waiter also retries within about a round trip of the last reader's expiry.
 	Poll func() (Claim, bool)
 
 	seq              int
@@ -77,7 +79,8 @@ func (c *Client) Run(ctx context.Context) {
 			if !ok {
 				claim = c.pick()
 			}
-			if _, err := c.section(ctx, claim, true); err != nil {
+			try := !ok || c.Work.WriteShare == 0 || claim.Mode != Exclusive
+			if _, err := c.section(ctx, claim, try); err != nil {
 				pause(ctx, time.Millisecond)
 			}
 		}
