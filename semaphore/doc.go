@@ -43,8 +43,9 @@
 // semaphore is in use; an acquire with another capacity fails at once with
 // [ErrCapacityMismatch]: the capacity is forgotten with the rest of the name's state once no slot is
 // held or reserved. A release that leaves nothing held deletes the name's keys; otherwise they all
-// expire together, no sooner than the last slot held, so keys of a name whose holders crashed are
-// gone one TTL after the last of them (the fencing counters aside, which must persist).
+// expire together, no sooner than the last slot held: the keys of holders that crashed are gone
+// one TTL after their last renewal, and the queue's keys two TTLs after its last waiter's last
+// attempt (the fencing counters aside, which must persist).
 //
 // # Crash safety
 //
