@@ -45,8 +45,9 @@ type node struct {
 	probing bool   // a probe goroutine is running
 }
 
-// probePause is the longest pause between two pings of a suspect node: a tenth of the quorum's TTL,
-// between 10ms and 500ms. A node that answers again is used again, and gets the cleanups it is
+// probePause is the longest pause between two pings of a suspect node: a tenth of the quorum's TTL
+// (WithTTL; a primitive with a shorter TTL of its own gets no shorter pause), between 10ms and
+// 500ms. A node that answers again is used again, and gets the cleanups it is
 // owed, within that pause plus one node timeout (the ping in flight): a healed minority costs a
 // lease at most a tenth of its TTL of renewals, not one whole TTL, which could turn a minority
 // outage into a majority one for a client whose other nodes fail meanwhile.

@@ -42,10 +42,10 @@
 // only the slots it takes, renews or frees. The capacity is stored with the slots while the
 // semaphore is in use; an acquire with another capacity fails at once with
 // [ErrCapacityMismatch]: the capacity is forgotten with the rest of the name's state once no slot is
-// held or reserved. A release that leaves nothing held deletes the name's keys; otherwise they all
-// expire together, no sooner than the last slot held: the keys of holders that crashed are gone
-// one TTL after their last renewal, and the queue's keys two TTLs after its last waiter's last
-// attempt (the fencing counters aside, which must persist).
+// held or reserved and nobody waits. A release that leaves it so deletes the name's keys; otherwise
+// they all expire together, with the last slot or with the queue, whichever lasts longer: the keys
+// of holders and waiters that crashed are gone within two TTLs of the last renewal or attempt (the
+// fencing counters aside, which must persist).
 //
 // # Crash safety
 //

@@ -246,7 +246,7 @@ func (n *Nemesis) inject(act []*active) *active {
 		nodesOn = nodesOn || len(b.nodes) > 0
 	}
 	switch {
-	case kind == NetRing && nodesOn, kind != NetRing && kind != HolderCut && kind != ClientPause && kind != ClientKill && ringOn:
+	case kind == NetRing && (nodesOn || ringOn), kind != NetRing && kind != HolderCut && kind != ClientPause && kind != ClientKill && ringOn:
 		return nil
 	}
 	switch kind {
@@ -270,7 +270,7 @@ func (n *Nemesis) inject(act []*active) *active {
 		}
 		a.heal = func() {
 			for _, p := range ps {
-				p.Heal()
+				p.SetCut(false)
 			}
 		}
 		a.ring = true
@@ -355,7 +355,14 @@ func (n *Nemesis) inject(act []*active) *active {
 		}
 		a.heal = func() {
 			for _, p := range ps {
-				p.Heal()
+				switch kind {
+				case NetLatency:
+					p.SetLatency(0, 0)
+				case NetBlackhole:
+					p.SetBlackhole(false)
+				case NetCut:
+					p.SetCut(false)
+				}
 			}
 		}
 	case ClientPause, ClientKill:
@@ -404,7 +411,7 @@ func (n *Nemesis) inject(act []*active) *active {
 
 // cutHolder cuts client id off from a majority of the nodes, not all, for d: its leases are lost
 // unless a renewal gets through before their Until. Besides the random HolderCut (TTL/4 to TTL),
-// the nemesis answers half of the long sections starting in the test process with one of 0.9 to
+// the nemesis answers every long section starting in the test process with one of 0.9 to
 // 1.5 TTL from the start, which loses the lease while the section holds on for the longer of them.
 func (n *Nemesis) cutHolder(id string, d time.Duration) *active {
 	nodes := len(n.env.Nodes)
@@ -419,7 +426,7 @@ func (n *Nemesis) cutHolder(id string, d time.Duration) *active {
 	}
 	a := &active{f: Fault{Kind: HolderCut, Client: id, Nodes: cut}, client: -1, heal: func() {
 		for _, p := range ps {
-			p.Heal()
+			p.SetCut(false)
 		}
 	}}
 	a.f.Start = Mono()

@@ -99,10 +99,12 @@ func ciProfile() Profile {
 		// pauses processes for at most TTL/10, a GC pause; the fenced scenarios pause them for
 		// TTL/4 to TTL, which loses their leases mid-section.
 		Nemesis: NemesisConfig{Kinds: RandomKinds, MaxActive: 2, Gap: time.Second, ClientPauseMin: lc.TTL / 20, ClientPauseMax: lc.TTL / 10}}
-	// While a minority of the nodes is faulted, every client but the one cut off gets in: at most
-	// 2% of acquires give up (after 5s), and 99% get in within 6 TTLs (a name's holder cut off
-	// or killed keeps it one TTL, a long section up to 1.5, and a waiter may queue behind several).
-	base.MaxFailedShare, base.MaxP99 = 0.02, 6*lc.TTL
+	// While a minority of the nodes is faulted, clients get in: at most 2% of acquires give up
+	// (after 5s), and 99% of those that start while a fault is on get in within 4.5 TTLs, below
+	// the 5s at which an acquire gives up (a name's holder cut off or killed keeps it one TTL, a
+	// long section up to 1.5, and a waiter may queue behind several). In the runs measured the
+	// p99 was 2.6-3.5s.
+	base.MaxFailedShare, base.MaxP99 = 0.02, 4500*time.Millisecond
 	minority := base
 	minority.Name, minority.Faults = "minority-faults", 40*time.Second
 	majority := base

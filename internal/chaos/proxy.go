@@ -22,14 +22,16 @@ type Proxy struct {
 	done     chan struct{}
 	wg       sync.WaitGroup
 
-	mu        sync.Mutex
-	links     map[*link]struct{}
-	latency   time.Duration
-	jitter    time.Duration
-	blackhole bool
-	cut       bool
-	closed    bool
-	rng       *rand.Rand
+	mu      sync.Mutex
+	links   map[*link]struct{}
+	latency time.Duration
+	jitter  time.Duration
+	// holes and cuts count the faults that turned the black hole or the cut on: faults that
+	// overlap on one proxy each undo only their own.
+	holes  int
+	cuts   int
+	closed bool
+	rng    *rand.Rand
 }
 
 type link struct {
@@ -67,12 +69,17 @@ func (p *Proxy) SetLatency(latency, jitter time.Duration) {
 
 // SetBlackhole turns the black hole on or off. While on, the proxy still accepts connections and
 // reads from both sides but forwards nothing, like a network that drops packets. Turning it off
-// resets the connections whose bytes it dropped.
+// resets the connections whose bytes it dropped. Each on needs its own off: the hole stays while
+// another fault still wants it.
 func (p *Proxy) SetBlackhole(on bool) {
 	p.mu.Lock()
-	p.blackhole = on
+	if on {
+		p.holes++
+	} else {
+		p.holes = max(p.holes-1, 0)
+	}
 	var stale []*link
-	if !on {
+	if p.holes == 0 {
 		for l := range p.links {
 			if l.dropped.Load() {
 				stale = append(stale, l)
@@ -86,10 +93,15 @@ func (p *Proxy) SetBlackhole(on bool) {
 }
 
 // SetCut cuts the client off from the node (on) or reconnects it (off). While cut, new connections
-// are reset at once and the open ones are reset now: the client sees the node as down.
+// are reset at once and the open ones are reset now: the client sees the node as down. Each on
+// needs its own off: the cut stays while another fault still wants it.
 func (p *Proxy) SetCut(on bool) {
 	p.mu.Lock()
-	p.cut = on
+	if on {
+		p.cuts++
+	} else {
+		p.cuts = max(p.cuts-1, 0)
+	}
 	p.mu.Unlock()
 	if on {
 		p.Reset()
@@ -109,10 +121,12 @@ func (p *Proxy) Reset() {
 	}
 }
 
-// Heal clears every fault.
+// Heal clears every fault, whoever set it.
 func (p *Proxy) Heal() {
 	p.SetLatency(0, 0)
-	p.SetCut(false)
+	p.mu.Lock()
+	p.cuts, p.holes = 0, 1
+	p.mu.Unlock()
 	p.SetBlackhole(false)
 }
 
@@ -143,7 +157,7 @@ func (p *Proxy) accept() {
 			continue
 		}
 		p.mu.Lock()
-		refuse := p.cut || p.closed
+		refuse := p.cuts > 0 || p.closed
 		p.mu.Unlock()
 		if refuse {
 			resetConn(c)
@@ -156,7 +170,7 @@ func (p *Proxy) accept() {
 		}
 		l := &link{client: c, server: s}
 		p.mu.Lock()
-		if p.closed || p.cut {
+		if p.closed || p.cuts > 0 {
 			p.mu.Unlock()
 			l.reset()
 			continue
@@ -178,7 +192,7 @@ func (p *Proxy) pump(l *link, src, dst net.Conn, toServer bool) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			hole := p.blackhole
+			hole := p.holes > 0
 			delay := time.Duration(0)
 			if toServer && (p.latency > 0 || p.jitter > 0) {
 				delay = p.latency

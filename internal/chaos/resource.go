@@ -18,8 +18,7 @@ import (
 // Unfenced, that is GET then SET. Fenced, the read and the write both go through scripts that
 // refuse a token below the highest the counter has seen (lua/fenced_read.lua and
 // lua/fenced_write.lua): a stale holder that wakes up after a newer one read cannot write. The
-// fenced path needs tokens from the lock (DESIGN §6), which do not exist yet: until then it is
-// exercised by its own test with tokens chosen by hand.
+// tokens come from the lock (DESIGN §6): a mutex's or an rwmutex writer's, or a semaphore slot's.
 var (
 	//go:embed lua/fenced_read.lua
 	fencedReadLua string

@@ -125,13 +125,10 @@ func (c *Client) pick() Claim {
 	return claim
 }
 
-// Section acquires claim, reads the resource, pauses up to Hold, writes the value read plus one,
-// and releases; it records the section. It returns the acquire's error, if any (then nothing was
-// recorded). The write is blind — no look at the lease before it — as most code under a lock is:
-// that is what the unfenced resource is for (a long section is careful, and looks first). What it
-// uses (plan): an exclusive claim, the name's counter, fenced with its token when it has one; a
-// reader, the counter its name's writers write (fenced when Work.FencedWriters), read only; a
-// permit, one counter per slot it holds, fenced with each slot's token when it has them.
+// plan says what a section uses of the resource: an exclusive claim, the name's counter, fenced
+// with its token when it has one; a reader, the counter its name's writers write (fenced when
+// Work.FencedWriters), read only; a permit, one counter per slot it holds, fenced with each slot's
+// token when it has them.
 func (c *Client) plan(s Section) []Op {
 	switch s.Mode {
 	case Exclusive:
@@ -156,6 +153,11 @@ func (c *Client) plan(s Section) []Op {
 	return nil
 }
 
+// Section acquires claim, reads the resource, pauses up to Hold, writes the value read plus one,
+// and releases; it records the section. It returns the acquire's error, if any (then nothing was
+// recorded). The write is blind — no look at the lease before it — as most code under a lock is:
+// that is what the unfenced resource is for (a long section is careful, and looks first). What it
+// reads and writes is the plan's.
 func (c *Client) Section(ctx context.Context, claim Claim) (Section, error) {
 	return c.section(ctx, claim, false)
 }

@@ -5,7 +5,7 @@
 // left.
 //
 // A test package registers a child function that makes its primitive from [Args] and calls
-// [Loop]; the test calls [Run] with that child's name.
+// [Loop]; the test calls [Test] (or [Run]) with that child's name.
 package crashtest
 
 import (

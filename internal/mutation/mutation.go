@@ -19,9 +19,10 @@ const (
 	NoDrift = "no-drift"
 	// RenewMinority counts a renewal that a minority of the nodes granted.
 	RenewMinority = "renew-minority"
-	// ReaderExpiry scores an rwmutex reader's expiry on the server 1% of the TTL off, in the
-	// unsafe direction: the server lets a writer in 1% of the TTL before the reader's validity
-	// allows.
+	// ReaderExpiry scores an rwmutex reader's expiry on the server 1% of the TTL early (a later
+	// score is the safe direction: the reader is only kept longer). The drift margin still covers
+	// it on servers that share the client's clock; with a node's clock running fast it lets a
+	// writer in while the reader's lease is valid.
 	ReaderExpiry = "rw-reader-expiry-1pct"
 	// SlotFreeEarly counts a semaphore slot free on the server one renewal (TTL/3) before its
 	// holder's validity ends.

@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -78,15 +79,18 @@ var fastClock struct {
 	err  error
 }
 
-// fastClockLib builds the preloaded library once per process and returns its path.
+// fastClockLib builds the preloaded library once (it is kept in the temporary directory, named
+// after its source, for every later test process) and returns its path.
 func fastClockLib() (string, error) {
 	fastClock.once.Do(func() {
-		cc := os.Getenv("CC")
-		if cc == "" {
-			cc = "cc"
+		sum := sha256.Sum256([]byte(fastClockC))
+		lib := filepath.Join(os.TempDir(), fmt.Sprintf("redistest-fastclock-%x.so", sum[:8]))
+		if _, err := os.Stat(lib); err == nil {
+			fastClock.path = lib
+			return
 		}
-		if _, err := exec.LookPath(cc); err != nil {
-			fastClock.err = fmt.Errorf("a C compiler (%s) is needed to build the fast-clock library: %w", cc, err)
+		if _, err := exec.LookPath("cc"); err != nil {
+			fastClock.err = fmt.Errorf("a C compiler (cc) is needed to build the fast-clock library: %w", err)
 			return
 		}
 		dir, err := os.MkdirTemp("", "redistest-clock")
@@ -94,13 +98,19 @@ func fastClockLib() (string, error) {
 			fastClock.err = err
 			return
 		}
-		src, lib := filepath.Join(dir, "fastclock.c"), filepath.Join(dir, "fastclock.so")
+		defer os.RemoveAll(dir)
+		src, tmp := filepath.Join(dir, "fastclock.c"), filepath.Join(dir, "fastclock.so")
 		if err := os.WriteFile(src, []byte(fastClockC), 0o644); err != nil {
 			fastClock.err = err
 			return
 		}
-		if out, err := exec.Command(cc, "-O2", "-shared", "-fPIC", "-o", lib, src).CombinedOutput(); err != nil {
+		if out, err := exec.Command("cc", "-O2", "-shared", "-fPIC", "-o", tmp, src).CombinedOutput(); err != nil {
 			fastClock.err = fmt.Errorf("build the fast-clock library: %v: %s", err, out)
+			return
+		}
+		// A rename is atomic: test processes building it at once each put a whole library there.
+		if err := os.Rename(tmp, lib); err != nil {
+			fastClock.err = err
 			return
 		}
 		fastClock.path = lib

@@ -13,8 +13,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // A node started WithClockRate(1.5) answers TIME 1.5 times as fast as real time, and expires keys
-// by that clock: a key set for 600ms is gone after 400ms of real time, and still there after
-// 300ms. It keeps its fast timeline across a restart.
+// by that clock: a key set for 600ms is gone 500ms of real time later (750ms on the node), and
+// still there after 300ms (450ms). It keeps its fast timeline across a restart.
 func TestWithClockRateRunsTheNodesWallClockFast(t *testing.T) {
 	nodes := redistest.Start(t, 1, redistest.WithClockRate(1.5))
 	ctx := context.Background()
@@ -28,13 +28,14 @@ func TestWithClockRateRunsTheNodesWallClockFast(t *testing.T) {
 		if err := c.Set(ctx, "k", "v", 600*time.Millisecond).Err(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond)
+		set := time.Now() // the key was set between real0 and set
+		time.Sleep(time.Until(real0.Add(300 * time.Millisecond)))
 		if n, _ := c.Exists(ctx, "k").Result(); n != 1 {
-			t.Errorf("round %d: a key set for 600ms of the node's time is gone after 300ms of real time; want it there (450ms on the node)", round)
+			t.Errorf("round %d: a key set for 600ms of the node's time is gone 300ms of real time after it was set; want it there (450ms on the node)", round)
 		}
-		time.Sleep(130 * time.Millisecond)
+		time.Sleep(time.Until(set.Add(500 * time.Millisecond)))
 		if n, _ := c.Exists(ctx, "k").Result(); n != 0 {
-			t.Errorf("round %d: a key set for 600ms of the node's time is there after 430ms of real time; want it gone (645ms on the node)", round)
+			t.Errorf("round %d: a key set for 600ms of the node's time is there 500ms of real time after it was set; want it gone (750ms on the node)", round)
 		}
 		t1, err := c.Time(ctx).Result()
 		if err != nil {

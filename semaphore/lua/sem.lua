@@ -165,23 +165,21 @@ local function hand()
   end
 end
 
--- settle ends every script that changes the slots. With no slot held or reserved it deletes the
--- name's keys (waiters, if any, find everything free). Otherwise it makes the three keys expire
--- together, no sooner than the last slot held or reserved, and never sooner than before: a key of
--- the name never outlives the last holder or reservation by more than the longest TTL that set it,
--- and the free list and the watermark (in the hash) never part, which would lose the free slots
--- below the watermark.
+-- settle ends every script that changes the slots. The three keys always expire together, so the
+-- free list and the watermark (in the hash) never part, which would lose the free slots below the
+-- watermark: at the last slot's end (held or reserved), or at the queue's when waiters outlive it
+-- (a release must still find the capacity to serve them). When neither is left, it deletes them.
 local function settle()
+  local ms = 0
   local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
-  if #last == 0 then
+  if #last > 0 then
+    ms = tonumber(last[2]) - now()
+  end
+  ms = math.max(ms, redis.call('PTTL', KEYS[1]))
+  if ms <= 0 then
     redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
     return
   end
-  local ms = tonumber(last[2]) - now()
-  for i = 4, 6 do
-    ms = math.max(ms, redis.call('PTTL', KEYS[i]))
-  end
-  ms = math.max(ms, 1)
   for i = 4, 6 do
     redis.call('PEXPIRE', KEYS[i], ms)
   end
