@@ -73,7 +73,7 @@ func TestServerUptimeRunsAheadByLessThanOneSecond(t *testing.T) {
 			return
 		}
 		if attempt == 3 {
-			t.Fatalf("uptime_in_seconds never ran ahead of the time since the restart in %d restarts late in a second; want it to (the rounding the guard allows for)", attempt)
+			t.Fatalf("uptime_in_seconds never ran ahead of the time since the restart in %d restarts in mid-second; want it to (the rounding the guard allows for)", attempt)
 		}
 	}
 }

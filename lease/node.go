@@ -47,10 +47,10 @@ type node struct {
 
 // probePause is the longest pause between two pings of a suspect node: a tenth of the quorum's TTL
 // (WithTTL; a primitive with a shorter TTL of its own gets no shorter pause), between 10ms and
-// 500ms. A node that answers again is used again, and gets the cleanups it is
-// owed, within that pause plus one node timeout (the ping in flight): a healed minority costs a
-// lease at most a tenth of its TTL of renewals, not one whole TTL, which could turn a minority
-// outage into a majority one for a client whose other nodes fail meanwhile.
+// 500ms. A node that answers again is used again, and gets the cleanups it is owed, within that
+// pause plus one node timeout (the ping in flight): a healed minority costs a lease at most a
+// tenth of its TTL of renewals, not one whole TTL, which could turn a minority outage into a
+// majority one for a client whose other nodes fail meanwhile.
 func (q *Quorum) probePause() time.Duration {
 	return min(max(q.cfg.ttl/10, 10*time.Millisecond), 500*time.Millisecond)
 }
