@@ -92,9 +92,9 @@
 // TTL (at most 500ms), until it answers. A node that hangs therefore costs the whole timeout once,
 // on the first call that meets it, not on every call; and a node that answers again is used again
 // within a tenth of the TTL plus one node timeout. (Every call waits for every node before it
-// returns, and go-redis interrupts socket
-// reads only at deadlines, not on cancellation; a shorter timeout would not help either, since
-// after a timeout go-redis drops the connection and dials again.) A cleanup — an undo, a release,
+// returns, and go-redis interrupts socket reads only at deadlines, not on cancellation; a shorter
+// timeout would not help either, since after a timeout go-redis drops the connection and dials
+// again.) A cleanup — an undo, a release,
 // a queue leave — that a node cannot get now, because it is suspect or its call failed, is owed to
 // it and sent once it answers a ping: the request it timed out on may still execute when it wakes,
 // and the cleanup comes after that, so nothing a failed or cancelled call wrote outlives it by
