@@ -88,23 +88,23 @@ func LoadProfile() (Profile, error) {
 func ciProfile() Profile {
 	lc := LeaseConfig{TTL: time.Second, NodeTimeout: 50 * time.Millisecond, ClockRate: 1.009}
 	work := Workload{Names: []string{"hot", "a", "b", "c", "d", "e", "f", "g"}, HotShare: 0.3, Hold: time.Millisecond,
-		AcquireTimeout: 10 * time.Second, Mode: Exclusive,
+		AcquireTimeout: 12 * time.Second, Mode: Exclusive,
 		// One section in 50 (off the hot name) holds across renewals, so that renewal and loss happen under faults
 		// (holder-cut faults pick such holders).
 		LongShare: 0.02, LongHold: lc.TTL, CarefulMargin: 20 * time.Millisecond}
 	base := Scenario{Primitive: PrimMutex, Nodes: 3, Lease: lc, GoClients: 4, Goroutines: 6,
-		Pollers: 2, ProcClients: 2, ProcGoroutines: 2, Work: work, Quiesce: 3 * time.Second, DoneSlack: 150 * time.Millisecond,
+		Pollers: 2, ProcClients: 2, ProcGoroutines: 2, Work: work, Quiesce: 5 * time.Second, DoneSlack: 150 * time.Millisecond,
 		// A process paused longer than its validity writes an unfenced resource late by design (the
 		// expected-violation scenario shows it): with the unfenced resource the random schedule
 		// pauses processes for at most TTL/10, a GC pause; the fenced scenarios pause them for
 		// TTL/4 to TTL, which loses their leases mid-section.
 		Nemesis: NemesisConfig{Kinds: RandomKinds, MaxActive: 2, Gap: time.Second, ClientPauseMin: lc.TTL / 20, ClientPauseMax: lc.TTL / 10}}
 	// While a minority of the nodes is faulted, clients get in: at most 2% of acquires give up
-	// (after 10s), and 99% of those that start while a fault is on get in within 6s, well below
-	// the 10s at which an acquire gives up (a name's holder cut off or killed keeps it one TTL, a
+	// (after 12s), and 99% of those that start while a fault is on get in within 8s, well below
+	// the 12s at which an acquire gives up (a name's holder cut off or killed keeps it one TTL, a
 	// long section up to 1.5, and a waiter may queue behind several). In the runs measured the
-	// p99 was 2.6-4.6s.
-	base.MaxFailedShare, base.MaxP99 = 0.02, 6*time.Second
+	// p99 was 2.6-5.7s.
+	base.MaxFailedShare, base.MaxP99 = 0.02, 8*time.Second
 	minority := base
 	minority.Name, minority.Faults = "minority-faults", 40*time.Second
 	majority := base
