@@ -1,33 +1,25 @@
 package mutex_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/quorumsync/quorumsync/internal/childproc"
 	"github.com/quorumsync/quorumsync/internal/crashtest"
+	"github.com/quorumsync/quorumsync/lease"
 	"github.com/quorumsync/quorumsync/mutex"
 )
 
 func init() {
-	childproc.Register("crash", crashChild)
-}
-
-// crashChild locks and unlocks a mutex for ever (see crashtest.Loop).
-func crashChild(args []string) error {
-	a, err := crashtest.ParseArgs(args)
-	if err != nil {
-		return err
-	}
-	q, err := a.Quorum()
-	if err != nil {
-		return err
-	}
-	var opts []mutex.Option
-	if a.Fenced {
-		opts = append(opts, mutex.WithFencing())
-	}
-	m := mutex.New(q, a.Name, append(opts, mutex.WithErrorHandler(func(error) {}))...)
-	return crashtest.Loop(a.TTL, m.Lock, m.Unlock)
+	// A child that locks and unlocks a mutex for ever (see crashtest.Loop).
+	childproc.Register("crash", crashtest.Child(func(q *lease.Quorum, a crashtest.Args) (acquire, release func(context.Context) error) {
+		opts := []mutex.Option{mutex.WithErrorHandler(func(error) {})}
+		if a.Fenced {
+			opts = append(opts, mutex.WithFencing())
+		}
+		m := mutex.New(q, a.Name, opts...)
+		return m.Lock, m.Unlock
+	}))
 }
 
 // Holders killed while holding, while queued, and between a release and the next acquire leave

@@ -7,44 +7,35 @@ import (
 
 	"github.com/quorumsync/quorumsync/internal/childproc"
 	"github.com/quorumsync/quorumsync/internal/crashtest"
+	"github.com/quorumsync/quorumsync/lease"
 	"github.com/quorumsync/quorumsync/rwmutex"
 )
 
 func init() {
-	childproc.Register("crash", crashChild)
-}
-
-// crashChild takes and gives up an rwmutex for ever, a writer one time in three and a reader
-// otherwise (see crashtest.Loop).
-func crashChild(args []string) error {
-	a, err := crashtest.ParseArgs(args)
-	if err != nil {
-		return err
-	}
-	q, err := a.Quorum()
-	if err != nil {
-		return err
-	}
-	var opts []rwmutex.Option
-	if a.Fenced {
-		opts = append(opts, rwmutex.WithFencing())
-	}
-	rw := rwmutex.New(q, a.Name, append(opts, rwmutex.WithErrorHandler(func(error) {}))...)
-	var writer bool
-	acquire := func(ctx context.Context) error {
-		writer = rand.N(3) == 0
-		if writer {
-			return rw.Lock(ctx)
+	// A child that takes and gives up an rwmutex for ever, a writer one time in three and a reader
+	// otherwise (see crashtest.Loop).
+	childproc.Register("crash", crashtest.Child(func(q *lease.Quorum, a crashtest.Args) (acquire, release func(context.Context) error) {
+		opts := []rwmutex.Option{rwmutex.WithErrorHandler(func(error) {})}
+		if a.Fenced {
+			opts = append(opts, rwmutex.WithFencing())
 		}
-		return rw.RLock(ctx)
-	}
-	release := func(ctx context.Context) error {
-		if writer {
-			return rw.Unlock(ctx)
+		rw := rwmutex.New(q, a.Name, opts...)
+		var writer bool
+		acquire = func(ctx context.Context) error {
+			writer = rand.N(3) == 0
+			if writer {
+				return rw.Lock(ctx)
+			}
+			return rw.RLock(ctx)
 		}
-		return rw.RUnlock(ctx)
-	}
-	return crashtest.Loop(a.TTL, acquire, release)
+		release = func(ctx context.Context) error {
+			if writer {
+				return rw.Unlock(ctx)
+			}
+			return rw.RUnlock(ctx)
+		}
+		return acquire, release
+	}))
 }
 
 // Readers and writers killed while holding, while queued, and between a release and the next

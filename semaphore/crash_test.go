@@ -17,32 +17,22 @@ import (
 )
 
 func init() {
-	childproc.Register("crash", crashChild)
-}
-
-// crashChild takes and gives back 1 or 2 permits of a semaphore of capacity 3, for ever (see
-// crashtest.Loop).
-func crashChild(args []string) error {
-	a, err := crashtest.ParseArgs(args)
-	if err != nil {
-		return err
-	}
-	q, err := a.Quorum()
-	if err != nil {
-		return err
-	}
-	var opts []semaphore.Option
-	if a.Fenced {
-		opts = append(opts, semaphore.WithFencing())
-	}
-	s := semaphore.New(q, a.Name, 3, append(opts, semaphore.WithErrorHandler(func(error) {}))...)
-	var n int64
-	acquire := func(ctx context.Context) error {
-		n = 1 + rand.Int64N(2)
-		return s.Acquire(ctx, n)
-	}
-	release := func(ctx context.Context) error { return s.Release(ctx, n) }
-	return crashtest.Loop(a.TTL, acquire, release)
+	// A child that takes and gives back 1 or 2 permits of a semaphore of capacity 3, for ever (see
+	// crashtest.Loop).
+	childproc.Register("crash", crashtest.Child(func(q *lease.Quorum, a crashtest.Args) (acquire, release func(context.Context) error) {
+		opts := []semaphore.Option{semaphore.WithErrorHandler(func(error) {})}
+		if a.Fenced {
+			opts = append(opts, semaphore.WithFencing())
+		}
+		s := semaphore.New(q, a.Name, 3, opts...)
+		var n int64
+		acquire = func(ctx context.Context) error {
+			n = 1 + rand.Int64N(2)
+			return s.Acquire(ctx, n)
+		}
+		release = func(ctx context.Context) error { return s.Release(ctx, n) }
+		return acquire, release
+	}))
 }
 
 // Holders and waiters killed while holding, while queued, and between a release and the next

@@ -98,22 +98,6 @@ type Op struct {
 	Wrote     Write `json:"w,omitempty"`
 }
 
-// Wrote reports the outcome of the section's writes: the first that was not WriteOK, or WriteOK
-// when all were; WriteNone when it sent none.
-func (s Section) Wrote() Write {
-	out := WriteNone
-	for _, op := range s.Ops {
-		switch {
-		case op.Wrote == WriteNone:
-		case op.Wrote != WriteOK:
-			return op.Wrote
-		default:
-			out = WriteOK
-		}
-	}
-	return out
-}
-
 // End returns the end of the section's validity: the earlier of its exit and its Until, or its
 // Until when the exit is unknown.
 func (s Section) End() int64 {

@@ -57,8 +57,8 @@ func TestFencedResourceRefusesAStaleHolder(t *testing.T) {
 		}
 		got := append(CheckUpdates([]Section{p, q}, finals), CheckLinearizable([]Section{p, q}, 10*time.Second)...)
 		if fencedRun {
-			if p.Wrote() != WriteRefused || q.Wrote() != WriteOK || len(got) != 0 {
-				t.Errorf("fenced: p %s, q %s, violations %v; want p refused, q ok, none", p.Wrote(), q.Wrote(), got)
+			if p.Ops[0].Wrote != WriteRefused || q.Ops[0].Wrote != WriteOK || len(got) != 0 {
+				t.Errorf("fenced: p %s, q %s, violations %v; want p refused, q ok, none", p.Ops[0].Wrote, q.Ops[0].Wrote, got)
 			}
 			// A read by the stale holder is refused too.
 			if _, err := res.Read(ctx, p.Ops[0].Key, p.Fence); !errors.Is(err, ErrFenced) {

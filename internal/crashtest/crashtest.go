@@ -4,8 +4,8 @@
 // counters aside, which must persist), and once their TTLs have passed, no key of the name is
 // left.
 //
-// A test package registers a child function that makes its primitive from [Args] and calls
-// [Loop]; the test calls [Test] (or [Run]) with that child's name.
+// A test package registers, as a child process function, [Child] with how to take and give up its
+// primitive; the test calls [Test] (or [Run]) with that child's name.
 package crashtest
 
 import (
@@ -38,9 +38,27 @@ type Args struct {
 	Addrs  []string
 }
 
-// ParseArgs reads the arguments [Run] gives a child: the TTL, the name, "fenced" or "plain", then
+// Child returns a child process function (for childproc.Register): it reads the arguments [Run]
+// gives a child, makes the child's quorum, and runs [Loop] with the acquire and release that
+// primitive returns for that quorum and those arguments.
+func Child(primitive func(q *lease.Quorum, a Args) (acquire, release func(context.Context) error)) func([]string) error {
+	return func(args []string) error {
+		a, err := parseArgs(args)
+		if err != nil {
+			return err
+		}
+		q, err := a.quorum()
+		if err != nil {
+			return err
+		}
+		acquire, release := primitive(q, a)
+		return Loop(a.TTL, acquire, release)
+	}
+}
+
+// parseArgs reads the arguments [Run] gives a child: the TTL, the name, "fenced" or "plain", then
 // the node addresses.
-func ParseArgs(args []string) (Args, error) {
+func parseArgs(args []string) (Args, error) {
 	if len(args) < 4 {
 		return Args{}, fmt.Errorf("crashtest: want a TTL, a name, fenced or plain, and node addresses; got %q", args)
 	}
@@ -51,9 +69,9 @@ func ParseArgs(args []string) (Args, error) {
 	return Args{TTL: ttl, Name: args[1], Fenced: args[2] == "fenced", Addrs: args[3:]}, nil
 }
 
-// Quorum makes the child's quorum over its own clients, with the TTL and a node timeout of a tenth
+// quorum makes the child's quorum over its own clients, with the TTL and a node timeout of a tenth
 // of it, logging nothing.
-func (a Args) Quorum() (*lease.Quorum, error) {
+func (a Args) quorum() (*lease.Quorum, error) {
 	var clients []redis.UniversalClient
 	for _, addr := range a.Addrs {
 		clients = append(clients, redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}))

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // WithClockRate runs every node's wall clock at rate times real time (1.009: 0.9% fast), from the
@@ -131,6 +130,3 @@ func (c *config) clockEnv() ([]string, error) {
 		"REDISTEST_CLOCK_RATE=" + strconv.FormatFloat(c.clockRate, 'f', -1, 64),
 		"REDISTEST_CLOCK_EPOCH_NS=" + strconv.FormatInt(c.clockEpoch.UnixNano(), 10)}, nil
 }
-
-// setClockEpoch fixes the moment the fast clocks start from.
-func (c *config) setClockEpoch() { c.clockEpoch = time.Now() }

@@ -82,7 +82,7 @@ func Start(t testing.TB, n int, opts ...Option) []*Node {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found in PATH: these tests need real Redis servers; install it with: %s", InstallHint)
 	}
-	cfg.setClockEpoch()
+	cfg.clockEpoch = time.Now() // the fast clocks start from here, and go on from it after a restart
 	if _, err := cfg.clockEnv(); err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
