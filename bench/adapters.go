@@ -231,7 +231,7 @@ type pollLocker struct{ m *mutex.Mutex }
 func (p pollLocker) Lock(ctx context.Context) error {
 	for {
 		err := p.m.TryLock(ctx)
-		if !errors.Is(err, mutex.ErrNotAcquired) || ctx.Err() != nil {
+		if !errors.Is(err, lease.ErrNotAcquired) || ctx.Err() != nil {
 			return err
 		}
 		select {

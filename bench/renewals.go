@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/mutex"
 )
 
 // The renewal-cost measurement (go run . -renewals): how many round trips per node it costs to
@@ -109,7 +110,7 @@ func measureRenewals(ctx context.Context, addrs []string, n int) (renewalResult,
 					return
 				}
 				time.Sleep(time.Until(start.Add(time.Duration(i) * renewSpread / time.Duration(n))))
-				l, err := q.Acquire(ctx, fmt.Sprintf("renewals:%d:%d", n, i))
+				l, err := mutex.New(q, fmt.Sprintf("renewals:%d:%d", n, i)).Obtain(ctx)
 				if err != nil {
 					errs <- err
 					return

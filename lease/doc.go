@@ -1,26 +1,27 @@
-// Package lease is the quorum engine of quorumsync: it grants time-bounded claims on names from a
-// quorum of independent Redis masters (Redlock), renews them from one watchdog goroutine, and tells
-// each holder when its claim is lost. Packages mutex, rwmutex and semaphore are built on it; use
-// it directly when you want the lease itself ([Quorum.Acquire]) or a claim of your own making
-// ([Kind], [Quorum.Claim]).
+// Package lease is what an application configures and holds when it uses quorumsync: the
+// [Quorum] of Redis masters that grants time-bounded claims on names by majority (Redlock), the
+// [Lease] a holder gets, which the quorum's watchdog renews and which tells its holder when it is
+// lost, and the errors every package of the library returns. Packages mutex, rwmutex and semaphore
+// take a Quorum and return Leases; this page is the spec of what they all promise.
 //
-// # The engine and the kinds of claim
+//	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{rdb}, lease.WithTTL(10*time.Second))
+//	...
+//	defer q.Close(ctx)
+//	l, err := mutex.New(q, "orders:42").Obtain(ctx)
 //
-// The engine knows nothing about what a claim means. It owns the nodes and their health, the
-// parallel fan-out (always joined before a call returns), the vote tally, the validity rule, the
-// undo of a failed round and the cleanups owed to nodes that could not be reached, the renewal
-// batches it hands to the watchdog, the loss signal, the servers' waiter queue and the pub/sub
-// wake-ups, and the local admission of the process's goroutines. A [Kind] says what a claim is:
-// its keys, the call each step sends ([Call]: acquire, renew, release, leave), how one node's
-// reply reads ([Reply]), how the process admits its goroutines ([Admission]: one at a time,
-// shared, or by weight), and — in its scripts — whom a release wakes. [Exclusive] is the kind of a
-// plain lease and of package mutex; an rwmutex's readers and writers and a semaphore's slots are
-// kinds of their packages. A claim of a weighted kind is several units (a permit of weight n is n
-// slots), each needing its own quorum: the engine tallies each unit's votes.
+// # What a claim is
+//
+// A claim is a set of units on a name, each granted by a majority of the nodes: a mutex or an
+// rwmutex writer is one exclusive unit, an rwmutex reader a shared one, and a semaphore permit of
+// weight n is n of its slots, taken all or none in one round. The quorum owns the nodes and their
+// health, the parallel requests (always joined before a call returns), the vote count, the
+// validity rule, the undo of a failed round, renewal, loss, the servers' waiter queue and the
+// wake-ups, and the local admission of the process's goroutines; what a claim means on the servers
+// is each primitive's (its Lua scripts).
 //
 // # How a claim is granted
 //
-// [Quorum.Claim] takes a start time from the monotonic clock, sends the kind's acquire call to all
+// An acquire takes a start time from the monotonic clock, sends the claim's acquire request to all
 // N nodes in parallel (each under the per-node timeout, [WithNodeTimeout]), and holds the claim iff
 // at least N/2+1 nodes granted it (every unit of it) and validity = TTL − elapsed − drift is still
 // at least TTL/4, with drift = TTL/100 + 2ms. The claim is valid until start + TTL − drift: every
@@ -33,15 +34,15 @@
 //
 // # Waiting
 //
-// The first attempt is the kind's cheapest request: for [Exclusive] a plain SET NX PX, and a
-// release is one short script. A blocking acquire that finds the name taken does not poll.
-// Goroutines of one process queue FIFO on a local gate (shared by every claim of the same name and
-// kind family), and only those admitted talk to Redis; an admitted waiter joins the name's queue on
+// The first attempt is the claim's cheapest request: for a mutex a plain SET NX PX, and a release
+// is one short script. A blocking acquire that finds the name taken does not poll.
+// Goroutines of one process queue FIFO on a local gate (shared by every primitive of the same
+// quorum, kind and name), and only those admitted talk to Redis; an admitted waiter joins the name's queue on
 // the servers — a sorted set ordered by arrival — and sleeps. A release that frees what waiters
 // wait for reserves it for them in queue order ("r:" and the waiter's token, expiring with that
 // waiter's liveness) and publishes their tokens on the name's channel, so exactly the waiters it
 // served wake, newcomers' requests fail meanwhile, and processes are served in the order they
-// arrived. For [Exclusive] a waiting acquisition costs four requests (the SET NX, the queue script
+// arrived. For a mutex a waiting acquisition costs four requests (the SET NX, the queue script
 // that enqueues it, the one that takes the lock, and the release) or three when it waited at the
 // local gate first (it skips the SET NX), and none when the lease was passed to it (below). The
 // process keeps one pub/sub connection per node for
@@ -52,21 +53,33 @@
 // TTL of the holder or of the reservation (at most TTL/2), with jitter. A waiter also re-checks
 // when its subscription is confirmed and whenever the pub/sub connection fails or reconnects. When
 // nodes fail, its subscriptions could not be made, or the name is held by a key with no TTL (not
-// set by this library), it backs off instead ([WithBackOff]), still at most TTL/2 between tries.
+// set by this library), it backs off instead (exponentially, from 2ms to 100ms), still at most TTL/2
+// between tries.
 // A waiter that gives up (ctx) leaves the queue at once and passes on a reservation made for it;
 // one whose process crashed holds up the name for at most one TTL, the same as a crashed holder.
-// [Quorum.TryAcquire] is the SET NX alone: it never jumps the queue, except in the moment after a
-// reservation ran out unused.
+// A try (TryLock, TryRLock, TryAcquire) is the first request alone: it never jumps the queue,
+// except in the moment after a reservation ran out unused.
 //
-// A release of an exclusive claim without fencing may hand the lease straight to the next
-// goroutine of its process that waits at the local gate, with no request to the servers: the
-// claim stays as it is on the nodes, renewed by the same watchdog entry, under a new [Lease]
-// handle with the same token (the old one reads as released): a direct handoff to the next local
-// waiter, in FIFO order, which costs no request at all, so goroutines of one process take turns
-// at local speed. It is bounded so that a busy process cannot keep a name from
-// the others: only within [WithHandoff] (1ms by default) of the servers' grant, and only with at
-// least half the TTL of validity left; after that the release goes to the servers, which serve
-// the processes in the order they queued. WithHandoff(0) turns it off.
+// # Local handoff
+//
+// This is the one statement of the rule; the primitives' docs and [WithHandoff] link here. A
+// release may pass its claim straight to the goroutine of the same process that waits first for
+// the name at the local gate, with no request to the servers: the claim stays as it is on the
+// nodes, renewed by the same watchdog entry, under a new [Lease] handle with the same token (the
+// old one reads as released). Goroutines of one process thus take turns at the speed of a local
+// mutex. It is bounded so that a busy process cannot keep a name from the others: only within the
+// handoff budget after the servers' grant ([WithHandoff], 1ms by default), only with at least half
+// the TTL of validity left, and only to a waiter that asks for the same kind and TTL; after that
+// the release goes to the servers, which serve processes in the order they queued, so a waiting
+// process waits about the budget plus one critical section per process ahead of it.
+//
+// It applies to one-at-a-time claims (a mutex, an rwmutex writer) without fencing. A fenced claim
+// is never passed: the next holder needs a token larger than its predecessor's, and a passed claim
+// keeps its token. Shared claims (rwmutex readers) are never passed either, since they do not wait
+// for each other: a reader waits only for a writer, whose release goes to the servers so that the
+// writer-intent marker is cleared there. Semaphore permits are not passed (not yet): it would be
+// safe for a waiter whose weight fits in the slots being released, which would keep their token
+// and their renewal, but it is not built.
 //
 // # Renewal and loss
 //
@@ -79,7 +92,7 @@
 //
 // A claim that is not renewed by [Lease.Until] is lost: [Lease.Done] closes at Until, on the
 // watchdog's loss clock (a goroutine with a timer of its own), with [Lease.Err] already saying why. What a loss sets off beyond that — the tracing
-// spans, the holder's [OnLost], the primitives' error handlers — runs afterwards on a goroutine of
+// spans, the primitives' error handlers — runs afterwards on a goroutine of
 // the quorum's (the notifier), so a slow handler or span exporter delays neither a Done nor another
 // claim's renewal, and a handler may call [Quorum.Close]. With [WithMaxHold], renewals never
 // extend a claim past acquisition + the cap: the last one asks only for the time left, so the claim
@@ -114,14 +127,15 @@
 //   - Every goroutine a call starts is joined before it returns; the watchdog, the probes, the
 //     pub/sub receivers and the notifier are joined by [Quorum.Close].
 //   - Tokens are 128 random bits from crypto/rand, one per grant by the servers (a lease passed
-//     between goroutines keeps its token), followed in the value the
-//     servers store by the holder's host, pid and start time ([ParseHolder]); every script checks
-//     the token before it changes anything.
+//     between goroutines keeps its token), followed in the value the servers store by the
+//     holder's host, pid and start time ([Holder]); every script checks the token before it
+//     changes anything.
 //   - Keys of one name share a hash tag, so the scripts work on Redis Cluster. Any non-empty name
 //     works: one that would break the tag (a leading '}') is escaped.
-//   - Errors name the package the caller called ([Request.Errors], [NewErrors]) and match the
-//     lease sentinels too; a per-node timeout matches [ErrNodeTimeout], not
-//     context.DeadlineExceeded.
+//   - Errors name the package the caller called and the lock, say what happened once, on one line,
+//     and match this package's sentinels; an acquire's four outcomes — busy, unavailable,
+//     misconfigured, the caller's ctx — are told apart with errors.Is (see [ErrNotAcquired]). A
+//     per-node timeout matches [ErrNodeTimeout], not context.DeadlineExceeded.
 //
 // # Caveats (what breaks exclusion; each is demonstrated by a test of package mutex)
 //

@@ -1,298 +1,54 @@
 package lease
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
-	"time"
-)
+import "github.com/quorumsync/quorumsync/internal/engine"
 
-// sentinel is the type of the sentinel errors. Its ErrorType names the error for tracing (the
-// error.type attribute of OpenTelemetry), which otherwise sees only wrapper types. A sentinel made
-// by [NewErrors] for another package also matches the lease sentinel it derives from.
-type sentinel struct {
-	msg, typ string
-	parent   error
-}
-
-func (e *sentinel) Error() string { return e.msg }
-
-// ErrorType returns a stable, low-cardinality name for the error, such as "mutex.not_acquired".
-func (e *sentinel) ErrorType() string { return e.typ }
-
-// Is makes the sentinels of one meaning match each other: lease's and every package's derived from
-// it (mutex.ErrNotAcquired, rwmutex.ErrNotAcquired and lease.ErrNotAcquired are one condition).
-func (e *sentinel) Is(target error) bool {
-	t, ok := target.(*sentinel)
-	return ok && t.root() == e.root()
-}
-
-func (e *sentinel) root() *sentinel {
-	if e.parent != nil {
-		return e.parent.(*sentinel)
-	}
-	return e
-}
-
+// The sentinel errors of every package of quorumsync, matched with errors.Is. An error returned by
+// a primitive names that package and the lock ("mutex: not acquired \"orders:42\": ..."), and
+// matches these.
+//
+// An acquire that fails has one of four outcomes, told apart with errors.Is on every primitive,
+// blocking and try:
+//   - busy ([ErrNotAcquired]): enough nodes answered "taken" that no quorum was possible;
+//   - unavailable ([ErrUnavailable]): too few nodes answered for a quorum; the error carries
+//     their [NodeError]s;
+//   - misconfigured ([ErrMisconfigured]): a node refused for a reason no retry can heal; a
+//     blocking acquire returns it at once;
+//   - the caller's ctx ended: the error matches ctx's error, and also whichever of the three
+//     above the last round found, if one ran (a goroutine still queued in its own process when
+//     ctx ended matches [ErrNotAcquired]: it was waiting for a holder).
 var (
-	// ErrNotAcquired reports that a quorum was not reached: the name is held elsewhere, too few
-	// nodes answered, or the ctx ended first (then the error also matches the ctx's error).
-	ErrNotAcquired error = &sentinel{msg: "lease: not acquired", typ: "lease.not_acquired"}
+	// ErrNotAcquired reports that the name was busy: held, reserved for a waiter, or queued for
+	// by others first, on so many nodes that no quorum was possible — or, for a goroutine that
+	// waited in its own process, held by another goroutine there.
+	ErrNotAcquired = engine.ErrNotAcquired
+	// ErrUnavailable reports an acquire that too few nodes answered for a quorum: they are down,
+	// hung (the per-node timeout ran out) or unreachable. The error carries the [NodeError]s.
+	ErrUnavailable = engine.ErrUnavailable
+	// ErrMisconfigured reports a refusal that no retry can heal, and says which node refused
+	// what: a missing permission (NOPERM, a command the ACL does not allow), rejected credentials
+	// (NOAUTH, WRONGPASS), a TLS/plain-text mismatch, a CROSSSLOT refusal, a semaphore's capacity
+	// that differs from the one in use. Blocking acquires return it at once; a sync.Locker panics
+	// with it; NewQuorum returns it for a node that answers.
+	ErrMisconfigured = engine.ErrMisconfigured
 	// ErrNotHeld reports that a release or renewal found the lease gone (expired, or taken by
-	// another holder after it expired) on too many nodes. A nil *Lease's Err returns it too.
-	ErrNotHeld error = &sentinel{msg: "lease: not held", typ: "lease.not_held"}
-	// ErrLost is matched by [Lease.Err] and by a release once the lease was lost: it expired before
-	// it could be renewed, it was found gone on the servers, it reached its max hold time, or its
-	// quorum was closed. The error also carries the cause.
-	ErrLost error = &sentinel{msg: "lease: lost", typ: "lease.lost"}
+	// another holder after it expired) on too many nodes.
+	ErrNotHeld = engine.ErrNotHeld
+	// ErrLost is matched by [Lease.Err] and by a release once the lease was lost: it expired
+	// before it could be renewed, it was found gone on the servers, it reached its max hold time,
+	// or its quorum was closed. The error also carries the cause.
+	ErrLost = engine.ErrLost
 	// ErrNotReleased reports a release that too few nodes answered: what is left on the others
 	// expires within the TTL (and nodes that come back get the release then). The error carries
 	// the node errors.
-	ErrNotReleased error = &sentinel{msg: "lease: not released", typ: "lease.not_released"}
+	ErrNotReleased = engine.ErrNotReleased
 	// ErrReleased is returned by a second [Lease.Release], and by [Lease.Err] after a release.
-	ErrReleased error = &sentinel{msg: "lease: already released", typ: "lease.released"}
+	ErrReleased = engine.ErrReleased
 	// ErrClosed reports a call on a closed [Quorum].
-	ErrClosed error = &sentinel{msg: "lease: quorum closed", typ: "lease.closed"}
-	// ErrInvalidArgument reports bad input. The error is an [ArgumentError] naming the argument.
-	ErrInvalidArgument error = &sentinel{msg: "lease: invalid argument", typ: "lease.invalid_argument"}
-	// ErrNoFencing reports a fencing token asked of a lease acquired without fencing.
-	ErrNoFencing error = &sentinel{msg: "lease: no fencing token", typ: "lease.no_fencing"}
+	ErrClosed = engine.ErrClosed
+	// ErrInvalidArgument reports bad input; the error names the argument.
+	ErrInvalidArgument = engine.ErrInvalidArgument
 	// ErrNodeTimeout is matched by the [NodeError] of a node that did not answer within the
 	// per-node timeout. It does not match context.DeadlineExceeded: the caller's deadline did not
 	// pass.
-	ErrNodeTimeout error = &sentinel{msg: "timed out", typ: "lease.node_timeout"}
+	ErrNodeTimeout = engine.ErrNodeTimeout
 )
-
-// Errors is the set of sentinel errors of a package built on lease, such as mutex. Each has the
-// package's name in its text ("mutex: not acquired") and also matches the lease sentinel it
-// derives from, so errors.Is(err, mutex.ErrNotAcquired) and errors.Is(err, lease.ErrNotAcquired)
-// agree. Pass it in [Request.Errors]: the errors of that request then name the package the caller
-// called.
-type Errors struct {
-	Package         string
-	NotAcquired     error
-	NotHeld         error
-	Lost            error
-	NotReleased     error
-	Released        error
-	NoFencing       error
-	Closed          error
-	InvalidArgument error
-}
-
-// NewErrors returns the sentinels of package pkg. Call it once, in a package-level var. Sentinels
-// of one meaning match each other whatever their package: errors.Is(lease.ErrLost, mutex.ErrLost)
-// is true, and so is the converse.
-func NewErrors(pkg string) *Errors {
-	d := func(parent error, what, typ string) error {
-		return &sentinel{msg: pkg + ": " + what, typ: pkg + "." + typ, parent: parent}
-	}
-	return &Errors{
-		Package:         pkg,
-		NotAcquired:     d(ErrNotAcquired, "not acquired", "not_acquired"),
-		NotHeld:         d(ErrNotHeld, "not held", "not_held"),
-		Lost:            d(ErrLost, "lost", "lost"),
-		NotReleased:     d(ErrNotReleased, "not released", "not_released"),
-		Released:        d(ErrReleased, "already released", "released"),
-		NoFencing:       d(ErrNoFencing, "no fencing token", "no_fencing"),
-		Closed:          d(ErrClosed, "quorum closed", "closed"),
-		InvalidArgument: d(ErrInvalidArgument, "invalid argument", "invalid_argument"),
-	}
-}
-
-// leaseErrors are package lease's own.
-var leaseErrors = &Errors{
-	Package: "lease", NotAcquired: ErrNotAcquired, NotHeld: ErrNotHeld, Lost: ErrLost,
-	NotReleased: ErrNotReleased, Released: ErrReleased, NoFencing: ErrNoFencing, Closed: ErrClosed, InvalidArgument: ErrInvalidArgument,
-}
-
-// ArgumentError is the error returned for bad input; it matches [ErrInvalidArgument] and the
-// InvalidArgument sentinel of the package that returned it.
-type ArgumentError struct {
-	Package string // the package called, e.g. "mutex"
-	Arg     string // the argument, e.g. "ttl" or "nodes[2]"
-	Reason  string
-}
-
-func (e *ArgumentError) Error() string {
-	pkg := e.Package
-	if pkg == "" {
-		pkg = "lease"
-	}
-	return fmt.Sprintf("%s: invalid argument %s: %s", pkg, e.Arg, e.Reason)
-}
-
-// Is makes errors.Is(err, ErrInvalidArgument) true, and likewise for every package's
-// InvalidArgument sentinel (see [NewErrors]).
-func (e *ArgumentError) Is(target error) bool {
-	if target == ErrInvalidArgument {
-		return true
-	}
-	s, ok := target.(*sentinel)
-	return ok && s.parent == ErrInvalidArgument
-}
-
-// ErrorType names the error for tracing.
-func (e *ArgumentError) ErrorType() string {
-	if e.Package == "" {
-		return "lease.invalid_argument"
-	}
-	return e.Package + ".invalid_argument"
-}
-
-// Invalid returns the [ArgumentError] of errs' package for arg.
-func (errs *Errors) Invalid(arg, format string, a ...any) error {
-	return &ArgumentError{Package: errs.Package, Arg: arg, Reason: fmt.Sprintf(format, a...)}
-}
-
-func invalid(arg, format string, a ...any) error { return leaseErrors.Invalid(arg, format, a...) }
-
-// NodeError is the failure of one node in a fan-out. The errors of several nodes are joined; use
-// errors.As to get at each.
-type NodeError struct {
-	Index int    // position of the node in the slice given to NewQuorum
-	Addr  string // its address, when known
-	Err   error
-}
-
-func (e *NodeError) Error() string {
-	if e.Addr == "" {
-		return fmt.Sprintf("node %d: %v", e.Index, e.Err)
-	}
-	return fmt.Sprintf("node %d (%s): %v", e.Index, e.Addr, e.Err)
-}
-
-func (e *NodeError) Unwrap() error { return e.Err }
-
-// ErrorType names the error for tracing: "lease.node_timeout" or "lease.node_error".
-func (e *NodeError) ErrorType() string {
-	if isTimeout(e.Err) {
-		return "lease.node_timeout"
-	}
-	return "lease.node_error"
-}
-
-// Timeout reports whether the node did not answer in time.
-func (e *NodeError) Timeout() bool { return isTimeout(e.Err) }
-
-func isTimeout(err error) bool {
-	var ne interface{ Timeout() bool }
-	return errors.Is(err, ErrNodeTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
-}
-
-// nodeTimeout is the failure of a node that did not answer within the per-node timeout.
-type nodeTimeout struct{ after time.Duration }
-
-func (e *nodeTimeout) Error() string        { return "timed out after " + e.after.String() }
-func (e *nodeTimeout) Is(target error) bool { return target == ErrNodeTimeout }
-func (e *nodeTimeout) Timeout() bool        { return true }
-
-// opError is an error of the engine on a name: its text is "<sentinel> <name>: <detail>: <causes>",
-// on one line, and it matches its sentinel and each of its causes (the ctx's error, node errors).
-type opError struct {
-	sentinel error
-	name     string
-	detail   string
-	causes   []error
-}
-
-func (e *opError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.sentinel.Error())
-	b.WriteByte(' ')
-	b.WriteString(strconv.Quote(e.name))
-	if e.detail != "" {
-		b.WriteString(": ")
-		b.WriteString(e.detail)
-	}
-	for i, c := range e.causes {
-		if i == 0 {
-			b.WriteString(": ")
-		} else {
-			b.WriteString("; ")
-		}
-		b.WriteString(oneLine(c.Error()))
-	}
-	return b.String()
-}
-
-func (e *opError) Unwrap() []error { return append([]error{e.sentinel}, e.causes...) }
-
-// ErrorType names the error after its sentinel, for tracing.
-func (e *opError) ErrorType() string {
-	if s, ok := e.sentinel.(*sentinel); ok {
-		return s.typ
-	}
-	return ""
-}
-
-// Permanent marks an error that a [Kind]'s Read returns as one no retry can heal — say, a
-// semaphore's capacity that differs from the one stored on the servers. The acquire then stops at
-// once, undoes its round, and returns an error matching NotAcquired and err.
-func Permanent(err error) error { return &permanent{err} }
-
-type permanent struct{ error }
-
-func (p *permanent) Unwrap() error { return p.error }
-
-// permanentOf returns the permanent error among votes, if any.
-func permanentOf(votes []nodeVote) error {
-	for i := range votes {
-		if votes[i].err == nil {
-			continue
-		}
-		var p *permanent
-		if errors.As(votes[i].err, &p) {
-			return p
-		}
-	}
-	return nil
-}
-
-// isPermanent reports whether err cannot heal by retrying: the quorum is closed, the input is
-// invalid, or a kind said so ([Permanent]).
-func isPermanent(err error) bool {
-	var p *permanent
-	return errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidArgument) || errors.As(err, &p)
-}
-
-// Join returns errs, nils dropped, as one error whose text lists them on one line, separated by
-// "; " (errors.Join puts each on a line of its own). It returns nil when no error is left, and
-// the error itself when one is. The result matches each of them.
-func Join(errs ...error) error {
-	var kept []error
-	for _, e := range errs {
-		if e != nil {
-			kept = append(kept, e)
-		}
-	}
-	switch len(kept) {
-	case 0:
-		return nil
-	case 1:
-		return kept[0]
-	}
-	return joined(kept)
-}
-
-type joined []error
-
-func (j joined) Error() string {
-	parts := make([]string, len(j))
-	for i, e := range j {
-		parts[i] = oneLine(e.Error())
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (j joined) Unwrap() []error { return j }
-
-// oneLine folds the newlines of errors.Join (from code that is not ours) into "; ".
-func oneLine(s string) string {
-	if !strings.Contains(s, "\n") {
-		return s
-	}
-	return strings.ReplaceAll(s, "\n", "; ")
-}

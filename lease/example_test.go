@@ -9,12 +9,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/mutex"
 )
 
-// redisAddr is the server the examples use (TestMain starts one).
-var redisAddr = "localhost:6379"
-
-func ExampleQuorum_Acquire() {
+func ExampleNewQuorum() {
 	ctx := context.Background()
 	// ContextTimeoutEnabled lets the per-node timeout reach the socket; NewQuorum requires it.
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true})
@@ -22,18 +20,18 @@ func ExampleQuorum_Acquire() {
 
 	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{rdb}, lease.WithTTL(5*time.Second))
 	if err != nil {
-		panic(err)
+		panic(err) // errors.Is(err, lease.ErrMisconfigured): a node refused the credentials or the ACL
 	}
 	defer q.Close(ctx)
 
-	l, err := q.Acquire(ctx, "report")
+	l, err := mutex.New(q, "report").Obtain(ctx)
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println("held:", l.Name(), "for about", time.Until(l.Until()).Round(time.Second))
 
-	_, err = q.TryAcquire(ctx, "report")
-	fmt.Println("second try:", errors.Is(err, lease.ErrNotAcquired))
+	err = mutex.New(q, "report").TryLock(ctx)
+	fmt.Println("busy:", errors.Is(err, lease.ErrNotAcquired), "unavailable:", errors.Is(err, lease.ErrUnavailable))
 
 	select {
 	case <-l.Done():
@@ -45,8 +43,8 @@ func ExampleQuorum_Acquire() {
 	fmt.Println("release again:", l.Release(ctx))
 	// Output:
 	// held: report for about 5s
-	// second try: true
+	// busy: true unavailable: false
 	// still held
 	// release: <nil>
-	// release again: lease: already released
+	// release again: mutex: already released
 }

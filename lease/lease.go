@@ -2,158 +2,54 @@ package lease
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/quorumsync/quorumsync/tracing"
-	"github.com/quorumsync/quorumsync/watchdog"
+	"github.com/quorumsync/quorumsync/internal/engine"
 )
 
-// Lease is a claim held on a majority of a [Quorum]'s nodes. It is valid until [Lease.Until],
-// which the quorum's watchdog keeps moving forward by renewing the lease at TTL/3. If renewal fails
-// for long enough, the lease is lost: [Lease.Done] closes no later than the last Until, and
-// [Lease.Err] says why. A lost lease is never revived.
+// Lease is a claim held on a majority of a [Quorum]'s nodes: the handle a primitive's Obtain
+// returns (mutex.Mutex.Obtain, rwmutex.RWMutex.ObtainRead, semaphore.Semaphore.Obtain). It is
+// valid until [Lease.Until], which the quorum's watchdog keeps moving forward by renewing the
+// lease at TTL/3. If renewal fails for long enough, the lease is lost: [Lease.Done] closes no later
+// than the last Until, and [Lease.Err] says why. A lost lease is never revived.
 //
 // A Lease is safe for concurrent use. Ownership is not tied to a goroutine: any goroutine may
 // release it. Its methods are safe on a nil *Lease, which reads as a lease not held: Done is
-// closed, Err matches [ErrNotHeld], Until is the zero time.
-type Lease struct {
-	q      *Quorum
-	kind   Kind
-	claim  Claim
-	errs   *Errors
-	gate   *gate
-	mode   Admission
-	entry  *watchdog.Entry
-	onLost func(error)
-	held   atomic.Pointer[tracing.Held] // set once the acquire span ends; nil without a recording provider
+// closed, Err matches [ErrNotHeld], Until is the zero time, and Release returns an error matching
+// [ErrNotHeld].
+type Lease engine.Lease
 
-	// fences are the lease's fencing tokens (one per unit of a weighted claim), set at the grant;
-	// nil without fencing.
-	fences []uint64
-	// grantedAt is when the servers granted the claim (the start of the round, on the monotonic
-	// clock: see sinceEpoch), which bounds how long the process may keep it by passing it from
-	// goroutine to goroutine (see Quorum.pass).
-	grantedAt time.Duration
-	// passed is set once the holder passed the lease to the next goroutine of the process, to its
-	// validity at that moment: this handle then reads as released, while the claim lives on under
-	// the next handle.
-	passed atomic.Pointer[time.Time]
-
-	// umu guards claim.Units and claim.Weight of a weighted claim once it is granted: a partial
-	// release ([Lease.ReleaseUnits]) shrinks them while the watchdog renews.
-	umu      sync.Mutex
-	released atomic.Bool
-}
-
-// epoch is the origin of sinceEpoch.
-var epoch = time.Now()
-
-// sinceEpoch is the monotonic clock as a Duration: 8 bytes where a time.Time takes 24.
-func sinceEpoch() time.Duration { return time.Since(epoch) }
-
-// closedChan is the Done of a nil *Lease.
-var closedChan = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()
+func (l *Lease) e() *engine.Lease { return (*engine.Lease)(l) }
 
 // Name returns the name the lease holds.
-func (l *Lease) Name() string {
-	if l == nil {
-		return ""
-	}
-	return l.claim.Name
-}
+func (l *Lease) Name() string { return l.e().Name() }
 
-// Token returns the lease's random token: 128 bits from crypto/rand, hex-encoded, unique to the
-// servers' grant. It is not ordered; it identifies the holder on the servers. A lease passed from
-// goroutine to goroutine ([WithHandoff]) keeps its token: use a fencing token to tell holders
-// apart.
-func (l *Lease) Token() string {
-	if l == nil {
-		return ""
-	}
-	return l.claim.Token[:tokenLen]
-}
-
-// Holder returns who holds the lease: this process, and when the acquisition the servers granted
-// began (for a passed lease, its first holder's). The servers
-// store the same in the lease's value (see [ParseHolder]), so a tool can tell who holds a name.
+// Holder returns who holds the lease: its token, this process, and when the acquisition the
+// servers granted began (for a lease passed between goroutines, its first holder's). The token
+// is unique to the servers' grant but not ordered: a lease passed from goroutine to goroutine
+// keeps it (see [WithHandoff]); use a fencing token to tell holders apart.
 func (l *Lease) Holder() Holder {
 	if l == nil {
 		return Holder{}
 	}
-	_, h, _ := ParseHolder(l.claim.Token)
-	return h
+	return Holder(l.e().Holder())
 }
 
-// Units returns the units the lease holds: for a weighted claim (a semaphore's slots), their
-// indices in increasing order; nil otherwise.
-func (l *Lease) Units() []int64 {
-	if l == nil {
-		return nil
-	}
-	return l.units()
-}
-
-// units returns the units held. The slice is never written after it is published: a partial
-// release installs a shorter one.
-func (l *Lease) units() []int64 {
-	if l.mode != AdmitWeighted {
-		return nil
-	}
-	l.umu.Lock()
-	defer l.umu.Unlock()
-	return l.claim.Units
-}
-
-// snapshot returns the claim as it stands, for a call built while a partial release may change it.
-func (l *Lease) snapshot() *Claim {
-	if l.mode != AdmitWeighted {
-		return &l.claim
-	}
-	l.umu.Lock()
-	defer l.umu.Unlock()
-	c := l.claim
-	return &c
-}
+// Units returns the units the lease holds: a semaphore's slots, in increasing order (the order of
+// [Lease.Fences]); nil for a lease of one unit.
+func (l *Lease) Units() []int64 { return l.e().Units() }
 
 // Fence returns the lease's fencing token: a number that strictly increases across the holders of
 // the name in the order they acquired it, even over N nodes, for the resource to check (see
-// package fence). It returns an error matching [ErrNoFencing] when the lease was acquired without
-// fencing, and for a weighted lease, which has one token per unit (see [Lease.Fences]).
-func (l *Lease) Fence() (uint64, error) {
-	if l == nil {
-		return 0, ErrNoFencing
-	}
-	if l.fences == nil {
-		return 0, &opError{sentinel: l.errs.NoFencing, name: l.claim.Name, detail: "acquired without fencing"}
-	}
-	if l.mode == AdmitWeighted {
-		return 0, &opError{sentinel: l.errs.NoFencing, name: l.claim.Name, detail: "a weighted lease has a token per unit: use Fences"}
-	}
-	return l.fences[0], nil
-}
+// package fence). It returns an error matching [ErrInvalidArgument] when the lease was acquired
+// without fencing, and for a semaphore's lease, which has a token per slot ([Lease.Fences]).
+func (l *Lease) Fence() (uint64, error) { return l.e().Fence() }
 
-// Fences returns the fencing tokens of a weighted lease, one per unit it was granted, in the order
-// of the units at the grant (a semaphore's slots: each slot's tokens increase across its holders);
-// for a lease of one unit, its one token. It returns an error matching [ErrNoFencing] when the
-// lease was acquired without fencing.
-func (l *Lease) Fences() ([]uint64, error) {
-	if l == nil {
-		return nil, ErrNoFencing
-	}
-	if l.fences == nil {
-		return nil, &opError{sentinel: l.errs.NoFencing, name: l.claim.Name, detail: "acquired without fencing"}
-	}
-	return slices.Clone(l.fences), nil
-}
+// Fences returns the fencing tokens of a semaphore's lease, one per slot in the order of
+// [Lease.Units] (each slot's tokens increase across its holders); for a lease of one unit, its one
+// token. It returns an error matching [ErrInvalidArgument] when the lease was acquired without
+// fencing.
+func (l *Lease) Fences() ([]uint64, error) { return l.e().Fences() }
 
 // Valid reports whether the lease is valid now, by the monotonic clock: not ended (Err is nil)
 // and Until not passed. Done and a ctx cancelled with the lease close on timers; a holder that
@@ -163,317 +59,53 @@ func (l *Lease) Fences() ([]uint64, error) {
 // resource that must not be written by a holder that lost its lease checks a fencing token
 // ([Lease.Fence]). It cannot see a loss on the servers that no renewal has reported yet (a node
 // restarted without persistence, an eviction).
-func (l *Lease) Valid() bool {
-	if l == nil || l.passed.Load() != nil {
-		return false
-	}
-	return l.entry.Err() == nil && time.Now().Before(l.entry.Until())
-}
+func (l *Lease) Valid() bool { return l.e().Valid() }
 
 // Until returns the end of the lease's validity as last renewed, on the local monotonic clock.
 // Past it, nothing guarantees exclusion.
-func (l *Lease) Until() time.Time {
-	if l == nil {
-		return time.Time{}
-	}
-	if l.passed.Load() != nil {
-		return *l.passed.Load()
-	}
-	return l.entry.Until()
-}
+func (l *Lease) Until() time.Time { return l.e().Until() }
 
 // Done returns a channel that is closed when the lease ends: lost, released, or its quorum closed.
-func (l *Lease) Done() <-chan struct{} {
-	if l == nil || l.passed.Load() != nil {
-		return closedChan
-	}
-	return l.entry.Done()
-}
+func (l *Lease) Done() <-chan struct{} { return l.e().Done() }
 
 // Err returns nil while the lease is held. After [Lease.Release] it returns an error matching
 // [ErrReleased]. After a loss it returns an error matching [ErrLost] whose cause says why: the
 // lease expired before it could be renewed (watchdog.ErrExpired), was found gone on the servers
 // ([ErrNotHeld]), reached its max hold time (watchdog.ErrMaxHold), or its quorum was closed
-// ([ErrClosed]). The errors are the sentinels of the package that acquired the lease (see
-// [Request.Errors]), so they also match, say, mutex.ErrLost.
-func (l *Lease) Err() error {
-	if l == nil {
-		return ErrNotHeld
-	}
-	if l.passed.Load() != nil {
-		return l.errs.Released
-	}
-	return l.endErr(l.entry.Err())
-}
-
-// endErr turns why the watchdog entry ended into the lease's error.
-func (l *Lease) endErr(cause error) error {
-	switch {
-	case cause == nil:
-		return nil
-	case cause == ErrReleased:
-		return l.errs.Released
-	default:
-		return &opError{sentinel: l.errs.Lost, name: l.claim.Name, causes: []error{cause}}
-	}
-}
-
-// Observe records what happens to the lease while work runs under ctx: renewal failures and the
-// loss become events on ctx's span, besides their own spans linked to the acquire span. Call the
-// returned function when the work ends: if the lease was lost by then, the loss is on the span
-// before it detaches. mutex.Do does this for its function.
-func (l *Lease) Observe(ctx context.Context) (stop func()) {
-	if l == nil {
-		return func() {}
-	}
-	h := l.held.Load()
-	detach := h.Attach(ctx)
-	return func() {
-		if err := l.entry.Err(); err != nil && err != ErrReleased && err != ErrClosed {
-			h.LostEvent(l.endErr(err))
-		}
-		detach()
-	}
-}
+// ([ErrClosed]). The text names the package that acquired it ("mutex: lost ...").
+func (l *Lease) Err() error { return l.e().Err() }
 
 // Release stops renewing the lease, then gives it up on every node where it still holds the
-// lease's token, and wakes the waiters it frees the name for. It returns nil when the lease was
-// held and is now released. When a goroutine of the process waits for the name and the handoff
-// budget allows ([WithHandoff]), Release passes the claim to it instead, with no request to the
-// servers: this handle then reads as released (nil from Release), and the claim lives on, held and
-// renewed, under the next holder's. Releasing is idempotent on the servers; the error says what happened:
+// lease's token, and wakes the waiters it frees the name for, or passes it to a goroutine of this
+// process that waits for it (see [WithHandoff]). It returns nil when the lease was held and is
+// now released; otherwise:
 //   - [ErrReleased]: Release was called before (or [ErrClosed]: the quorum was closed, which
 //     released it);
 //   - an error matching [ErrLost]: the lease had been lost before Release (what is left of it
 //     is deleted all the same);
 //   - an error matching [ErrNotHeld]: a majority no longer held the token, so the lease had
-//     expired;
+//     expired (a nil *Lease returns it too);
 //   - an error matching [ErrNotReleased], with the node errors: too few nodes answered; what is
 //     left expires within the TTL, and nodes that come back get the release then.
 //
 // Release does not honour ctx's cancellation, so that a cancelled ctx cannot leave a key behind;
-// each node is still bounded by the per-node timeout. A nil ctx is refused (ErrInvalidArgument)
+// each node is still bounded by the per-node timeout. A nil ctx is refused ([ErrInvalidArgument])
 // and leaves the lease as it was.
-func (l *Lease) Release(ctx context.Context) error {
-	if l == nil || l.q == nil {
-		return invalid("lease", "nil")
-	}
-	if ctx == nil {
-		return l.errs.Invalid("ctx", "nil")
-	}
-	return l.release(detach(ctx), ErrReleased)
+func (l *Lease) Release(ctx context.Context) error { return l.e().Release(ctx) }
+
+// Holder says who holds (or waits for) a claim: the token of the acquisition, the process that
+// made it, and when it began. The servers store the same in the value of the claim (a lock key,
+// a queue member), so a tool can tell who holds a name.
+type Holder struct {
+	Token string    // 128 random bits from crypto/rand, hex-encoded, unique to the servers' grant
+	Host  string    // os.Hostname of the process, with characters outside [A-Za-z0-9._-] replaced by '_'
+	PID   int       // its process id
+	Since time.Time // when the acquisition began (wall clock, millisecond precision)
 }
 
-// detach returns ctx without its cancellation: ctx itself when it has none (no allocation).
-func detach(ctx context.Context) context.Context {
-	if ctx.Done() == nil {
-		return ctx
-	}
-	return context.WithoutCancel(ctx)
-}
-
-// release ends the lease with why (ErrReleased or ErrClosed) and gives it up on the servers, under
-// ctx (Release detaches it from the caller's cancellation; Close does not).
-func (l *Lease) release(ctx context.Context, why error) error {
-	if !l.released.CompareAndSwap(false, true) {
-		if l.passed.Load() == nil && errors.Is(l.entry.Err(), ErrClosed) {
-			return l.errs.Closed
-		}
-		return l.errs.Released
-	}
-	if why == ErrReleased && l.q.pass(l) {
-		return nil // the next goroutine of the process holds it now
-	}
-	// Renewal stops before the release goes out, so no renewal is scheduled after it.
-	lostBefore := l.entry.Stop(why)
-	if lostBefore == nil {
-		l.held.Load().Released()
-	}
-	q := l.q
-	defer func() {
-		q.untrack(l)
-		l.leaveGate()
-	}()
-	w := begin()
-	defer end(w)
-	votes := l.votes(w)
-	c := l.snapshot()
-	q.each(ctx, w, l.kind.Release(c), OpRelease, l, votes, nil, true)
-	weighted := l.mode == AdmitWeighted
-	t := q.count(ctx, votes, weighted, c.Units, nil)
-	if lostBefore != nil {
-		// Lost first: that is the news. Node errors, if any, say why what was left could not be
-		// deleted now; it expires within the TTL.
-		return &opError{sentinel: l.errs.Lost, name: l.claim.Name, causes: append([]error{lostBefore}, t.errs...)}
-	}
-	switch {
-	case t.holds(q.quorum, weighted, c.Units):
-		return nil
-	case t.gone(len(q.nodes), q.quorum, weighted, c.Units):
-		return &opError{sentinel: l.errs.NotHeld, name: l.claim.Name,
-			detail: fmt.Sprintf("held on %d of %d nodes at release", t.yes, len(q.nodes))}
-	default:
-		return &opError{sentinel: l.errs.NotReleased, name: l.claim.Name,
-			detail: fmt.Sprintf("released on %d of %d nodes, %d needed", t.yes, len(q.nodes), q.quorum), causes: t.errs}
-	}
-}
-
-// pass hands l, which its holder is releasing, to the first goroutine of this process that waits
-// for the name at the local gate, without a word to the servers: the claim stays granted, renewed
-// and valid as it was, under a new handle; l reads as released. It is a direct handoff to the next
-// local waiter, in FIFO order: with no round trip per acquisition, goroutines of one process that
-// contend for a name take turns at the speed of a local mutex.
-//
-// It is bounded, so that other processes are not starved: only while the claim was granted by the
-// servers less than the handoff budget ago ([WithHandoff], 1ms by default); after that the release
-// goes to the servers, which reserve the name for the waiter queued first there, and the local
-// goroutines queue there too. A process therefore keeps a name for at most the budget plus one
-// critical section per turn. It applies to AdmitOne kinds without fencing (a passed lease keeps its
-// fencing token, which must not be shared by two holders), to a waiter that asks for the same kind,
-// TTL and Data, and to a lease with at least half its TTL of validity left.
-func (q *Quorum) pass(l *Lease) bool {
-	if q.cfg.handoff <= 0 || l.mode != AdmitOne || l.claim.Fencing || sinceEpoch()-l.grantedAt >= q.cfg.handoff {
-		return false
-	}
-	// Everything past the gate's own check that someone waits runs only when someone does: an
-	// uncontended release pays one look at the gate.
-	passed := l.gate.pass(func(w *gateWaiter) *Lease {
-		if w.req.Fencing || w.ttl != l.claim.TTL || !same(w.req.Kind, l.kind) || !same(w.req.Data, l.claim.Data) {
-			return nil
-		}
-		if l.entry.Err() != nil || time.Until(l.entry.Until()) < l.claim.TTL/2 || q.isClosed() {
-			return nil
-		}
-		errs := w.req.Errors
-		if errs == nil {
-			errs = leaseErrors
-		}
-		next := &Lease{q: q, kind: l.kind, claim: l.claim, errs: errs, gate: l.gate, mode: l.mode,
-			entry: l.entry, onLost: w.req.OnLost, grantedAt: l.grantedAt}
-		until := l.entry.Until()
-		if !l.entry.Rebind(next, next.lost) {
-			return nil // lost meanwhile: released the normal way
-		}
-		l.passed.Store(&until)
-		q.retrack(l, next)
-		return next
-	})
-	if passed {
-		l.held.Load().Released()
-		// The admission went with the lease; the passer's reference to the gate does not.
-		q.dropGate(l.claim.Keys[keyQueue], l.gate)
-	}
-	return passed
-}
-
-// same reports whether a and b are equal, and false, rather than a panic, for values that cannot
-// be compared (a kind or Data of a type with a slice or map inside).
-func same(a, b any) (eq bool) {
-	defer func() {
-		if recover() != nil {
-			eq = false
-		}
-	}()
-	return a == b
-}
-
-// ReleaseUnits gives up k of the units a weighted lease holds (a semaphore's partial release),
-// keeping the rest held and renewed: the kind's renew call, naming the units kept, lets go of the
-// others on every node and hands them to the waiters. With k the number held, it is Release. The
-// units given up are the last ones ([Lease.Units]). It returns an error matching
-// [ErrInvalidArgument] for a lease that is not weighted or a k out of range, the lease's error if
-// it had ended (the k units count as given up all the same), and one matching [ErrNotReleased] if too few nodes answered (what was given up
-// expires there within the TTL, no longer renewed).
-func (l *Lease) ReleaseUnits(ctx context.Context, k int64) error {
-	if l == nil || l.q == nil {
-		return invalid("lease", "nil")
-	}
-	if ctx == nil {
-		return l.errs.Invalid("ctx", "nil")
-	}
-	if l.mode != AdmitWeighted {
-		return l.errs.Invalid("lease", "not a weighted claim: it has no units to give up")
-	}
-	l.umu.Lock()
-	held := int64(len(l.claim.Units))
-	if k <= 0 || k > held {
-		l.umu.Unlock()
-		return l.errs.Invalid("k", "%d is not between 1 and the %d units held", k, held)
-	}
-	if k == held {
-		l.umu.Unlock()
-		return l.Release(ctx)
-	}
-	// The units count as given up whatever follows: a lease lost meanwhile has nothing on the
-	// servers to give up, and says so.
-	keep := l.claim.Units[: held-k : held-k]
-	l.claim.Units = keep
-	l.claim.Weight -= k
-	c := l.claim
-	l.umu.Unlock()
-	l.gate.exit(AdmitWeighted, k)
-	if err := l.Err(); err != nil {
-		return err
-	}
-	q := l.q
-	// Its own task, not the scratch space's: a partial release may run beside a release.
-	votes := make([]nodeVote, len(q.nodes))
-	q.fanout(context.WithoutCancel(ctx), &callTask{q: q, l: l, call: l.kind.Renew(&c, c.TTL), op: OpRenew, votes: votes, owed: true})
-	t := q.count(ctx, votes, true, keep, nil)
-	if t.holds(q.quorum, true, keep) {
-		return nil
-	}
-	return &opError{sentinel: l.errs.NotReleased, name: c.Name,
-		detail: fmt.Sprintf("%d units given up on %d of %d nodes, %d needed", k, t.yes, len(q.nodes), q.quorum), causes: t.errs}
-}
-
-// scratch is the working space of an acquire or a release: its attempt, the task of its fan-outs,
-// and the vote of a quorum of one node. It comes from a pool for the call, so that neither an
-// acquire nor a release allocates it, and a held lease does not carry it.
-type scratch struct {
-	attempt Attempt
-	task    callTask
-	voteBuf [5]nodeVote // the votes of a quorum of up to five nodes
-}
-
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
-
-// begin returns a scratch space for an acquire or release; end takes it back. The space is the
-// call's, passed along to what it calls, never kept on the lease: a lease may be released (by
-// Close) while the acquire that granted it is still returning.
-func begin() *scratch { return scratchPool.Get().(*scratch) }
-
-func end(w *scratch) {
-	*w = scratch{}
-	scratchPool.Put(w)
-}
-
-// votes returns a slice for one vote per node: the scratch space's own for up to five nodes.
-func (l *Lease) votes(w *scratch) []nodeVote {
-	if n := len(l.q.nodes); n <= len(w.voteBuf) {
-		return w.voteBuf[:n]
-	}
-	return make([]nodeVote, len(l.q.nodes))
-}
-
-// leaveGate gives the lease's local admission back and drops its reference to the gate.
-func (l *Lease) leaveGate() {
-	l.umu.Lock()
-	weight := l.claim.Weight
-	l.umu.Unlock()
-	l.gate.exit(l.mode, weight)
-	l.q.dropGate(l.claim.Keys[keyQueue], l.gate)
-}
-
-// lost is the watchdog's OnLost: it runs on the goroutine that found the loss, after Done has
-// closed, and hands everything else — telemetry, the holder's callback — to the notifier, so that
-// none of it can delay another lease's renewal.
-func (l *Lease) lost(cause error) {
-	err := l.endErr(cause)
-	l.q.notes.post(func() {
-		l.held.Load().Lost(err)
-		if l.onLost != nil {
-			l.onLost(err)
-		}
-	})
-}
+// NodeError is the failure of one node in a call to all of them. The errors of several nodes are
+// joined; use errors.As to get at each. Its fields: Index, the position of the node in the slice
+// given to [NewQuorum]; Addr, its address when known; Err, what the node or its connection said.
+// A node that did not answer within the per-node timeout matches [ErrNodeTimeout], never
+// context.DeadlineExceeded (the caller's deadline did not pass).
+type NodeError = engine.NodeError

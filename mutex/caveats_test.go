@@ -24,11 +24,12 @@ func TestCaveatRestartWithoutPersistenceLetsASecondHolderIn(t *testing.T) {
 	a := mutex.New(newQuorum(t, nodes), "restart", mutex.WithErrorHandler(func(error) {}))
 	b := mutex.New(newQuorum(t, nodes), "restart")
 	ctx := context.Background()
-	require.NoError(t, a.Lock(ctx))
+	al, err := a.Obtain(ctx)
+	require.NoError(t, err)
 
 	nodes[0].Restart() // comes back empty: it forgot a's key
 	require.NoError(t, b.TryLock(ctx), "after the restart b gets the lock a still believes it holds")
-	assert.NoError(t, a.Lease().Err(), "a has not noticed yet: two holders at once")
+	assert.NoError(t, al.Err(), "a has not noticed yet: two holders at once")
 	require.NoError(t, b.Unlock(ctx))
 }
 
@@ -39,7 +40,7 @@ func TestCaveatRestartWithAppendOnlyKeepsTheLock(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, a.Lock(ctx))
 	nodes[0].Restart()
-	require.ErrorIs(t, b.TryLock(ctx), mutex.ErrNotAcquired, "with AOF (fsync always) the restarted node remembers a's key")
+	require.ErrorIs(t, b.TryLock(ctx), lease.ErrNotAcquired, "with AOF (fsync always) the restarted node remembers a's key")
 }
 
 func TestCaveatEvictionDropsLockKeysAndIsWarnedAbout(t *testing.T) {
@@ -72,12 +73,13 @@ func TestCaveatServerClockJumpExpiresKeyEarly(t *testing.T) {
 	nodes := redistest.Start(t, 1)
 	a := mutex.New(newQuorum(t, nodes, lease.WithTTL(10*time.Second)), "clock", mutex.WithErrorHandler(func(error) {}))
 	ctx := context.Background()
-	require.NoError(t, a.Lock(ctx))
+	al, err := a.Obtain(ctx)
+	require.NoError(t, err)
 	require.NoError(t, nodes[0].Client().PExpire(ctx, "quorumsync:{clock}", time.Millisecond).Err())
 	time.Sleep(20 * time.Millisecond)
 	b := mutex.New(newQuorum(t, nodes), "clock")
 	require.NoError(t, b.TryLock(ctx), "key expired early: b holds while a's validity has seconds left")
-	assert.True(t, a.Lease().Until().After(time.Now().Add(5*time.Second)))
+	assert.True(t, al.Until().After(time.Now().Add(5*time.Second)))
 	require.NoError(t, b.Unlock(ctx))
 }
 
@@ -92,8 +94,8 @@ func TestCaveatLossIsSignalledBeforeAnotherHolderGetsIn(t *testing.T) {
 	defer qa.Close(context.Background())
 	a := mutex.New(qa, "paused", mutex.WithErrorHandler(func(error) {}))
 	ctx := context.Background()
-	require.NoError(t, a.Lock(ctx))
-	l := a.Lease()
+	l, err := a.Obtain(ctx)
+	require.NoError(t, err)
 
 	// a's renewals stop reaching the servers (a is cut off: its connections are closed) while b
 	// keeps trying from the other side.

@@ -56,14 +56,13 @@ func TestErrorsNameThePackageCalled(t *testing.T) {
 	require.NoError(t, ma.Lock(ctx))
 
 	err := mb.TryLock(ctx)
-	require.ErrorIs(t, err, mutex.ErrNotAcquired)
-	require.ErrorIs(t, err, lease.ErrNotAcquired, "a mutex sentinel matches its lease counterpart too")
+	require.ErrorIs(t, err, lease.ErrNotAcquired)
 	assert.True(t, strings.HasPrefix(err.Error(), `mutex: not acquired "orders:42"`), "%q", err)
 
 	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	err = mb.Lock(cctx)
-	require.ErrorIs(t, err, mutex.ErrNotAcquired)
+	require.ErrorIs(t, err, lease.ErrNotAcquired)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, `mutex: not acquired "orders:42": context deadline exceeded`, err.Error())
 
@@ -72,12 +71,12 @@ func TestErrorsNameThePackageCalled(t *testing.T) {
 	assert.Equal(t, `mutex: unlock of unlocked mutex "orders:42"`, err.Error())
 
 	err = mutex.New(a, "").Lock(ctx)
-	require.ErrorIs(t, err, mutex.ErrInvalidArgument)
+	require.ErrorIs(t, err, lease.ErrInvalidArgument)
 	assert.True(t, strings.HasPrefix(err.Error(), "mutex: invalid argument name"), "%q", err)
 
 	require.NoError(t, ma.Unlock(ctx))
-	assert.Equal(t, "mutex: not acquired", mutex.ErrNotAcquired.Error())
-	assert.Equal(t, "mutex: lost", mutex.ErrLost.Error())
+	// (The package's own sentinels are gone: the errors above name the package in their text and
+	// match the lease sentinels, which are the ones to match with errors.Is.)
 }
 
 // Do tells its caller whether fn failed, never ran, or succeeded with a release that failed.
@@ -91,8 +90,8 @@ func TestDoOutcomesAreDistinct(t *testing.T) {
 	failed := errors.New("charge declined")
 	err := m.Do(ctx, func(context.Context) error { return failed })
 	require.ErrorIs(t, err, failed)
-	assert.NotErrorIs(t, err, mutex.ErrLost)
-	assert.NotErrorIs(t, err, mutex.ErrNotReleased)
+	assert.NotErrorIs(t, err, lease.ErrLost)
+	assert.NotErrorIs(t, err, lease.ErrNotReleased)
 	assert.Equal(t, failed, err, "fn's error comes back as it is")
 
 	// fn never ran.
@@ -102,7 +101,7 @@ func TestDoOutcomesAreDistinct(t *testing.T) {
 	defer cancel()
 	ran := false
 	err = m.Do(tctx, func(context.Context) error { ran = true; return nil })
-	require.ErrorIs(t, err, mutex.ErrNotAcquired)
+	require.ErrorIs(t, err, lease.ErrNotAcquired)
 	assert.False(t, ran, "fn ran without the lock")
 	require.NoError(t, other.Unlock(ctx))
 
@@ -114,12 +113,12 @@ func TestDoOutcomesAreDistinct(t *testing.T) {
 	})
 	nodes[0].Continue()
 	nodes[1].Continue()
-	require.ErrorIs(t, err, mutex.ErrNotReleased)
-	assert.NotErrorIs(t, err, mutex.ErrLost)
+	require.ErrorIs(t, err, lease.ErrNotReleased)
+	assert.NotErrorIs(t, err, lease.ErrLost)
 	var ne *lease.NodeError
 	assert.ErrorAs(t, err, &ne)
 	assert.NotContains(t, err.Error(), "\n")
-	assert.Nil(t, m.Lease())
+	require.ErrorIs(t, m.Unlock(ctx), mutex.ErrNotLocked, "Do's lease is its own: it left nothing on the mutex to unlock")
 }
 
 // A loss that Do returns is not also handed to the error handler; a loss nobody is told of
@@ -135,7 +134,7 @@ func TestLossesAreReportedOnceAndOnlyWhenNobodyElseHearsOfThem(t *testing.T) {
 		<-ctx.Done()
 		return context.Cause(ctx)
 	})
-	require.ErrorIs(t, err, mutex.ErrLost)
+	require.ErrorIs(t, err, lease.ErrLost)
 	assert.Equal(t, 1, strings.Count(err.Error(), "not held"), "the cause, once: %q", err)
 	time.Sleep(200 * time.Millisecond)
 	assert.NotContains(t, logs.String(), "inDo", "a loss Do returned was logged too")
@@ -143,10 +142,9 @@ func TestLossesAreReportedOnceAndOnlyWhenNobodyElseHearsOfThem(t *testing.T) {
 	held := mutex.New(q, "held")
 	require.NoError(t, held.Lock(context.Background()))
 	takeOver(t, nodes, "held")
-	<-held.Lease().Done()
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `mutex: lost \"held\"`) }, 2*time.Second, 10*time.Millisecond,
 		"a loss outside Do reaches the quorum's logger; log: %s", logs.String())
-	require.ErrorIs(t, held.Unlock(context.Background()), mutex.ErrLost)
+	require.ErrorIs(t, held.Unlock(context.Background()), lease.ErrLost)
 }
 
 // One error handler per quorum serves every mutex that has none of its own.
@@ -163,7 +161,7 @@ func TestQuorumErrorHandlerServesEveryMutex(t *testing.T) {
 	takeOver(t, nodes, "b")
 	select {
 	case err := <-got:
-		require.ErrorIs(t, err, mutex.ErrLost)
+		require.ErrorIs(t, err, lease.ErrLost)
 		assert.Contains(t, err.Error(), `"a"`)
 	case <-time.After(2 * time.Second):
 		t.Fatal("the quorum's handler was not told of a's loss")
@@ -187,20 +185,19 @@ func TestMutexTTL(t *testing.T) {
 	q := newQuorum(t, nodes, lease.WithTTL(10*time.Second), lease.WithNodeTimeout(50*time.Millisecond))
 	short := mutex.New(q, "short", mutex.WithTTL(400*time.Millisecond))
 	long := mutex.New(q, "long")
-	require.NoError(t, short.Lock(context.Background()))
+	sl, err := short.Obtain(context.Background())
+	require.NoError(t, err)
 	require.NoError(t, long.Lock(context.Background()))
 	c := nodes[0].Client()
 	assert.LessOrEqual(t, c.PTTL(context.Background(), "quorumsync:{short}").Val(), 400*time.Millisecond)
 	assert.Greater(t, c.PTTL(context.Background(), "quorumsync:{long}").Val(), 5*time.Second)
 	time.Sleep(time.Second)
-	require.NoError(t, short.Lease().Err(), "renewed at its own TTL/3")
-	require.NoError(t, short.Unlock(context.Background()))
+	require.NoError(t, sl.Err(), "renewed at its own TTL/3")
+	require.NoError(t, sl.Release(context.Background()))
 	require.NoError(t, long.Unlock(context.Background()))
 
-	err := mutex.New(q, "bad", mutex.WithTTL(100*time.Millisecond)).Lock(context.Background())
-	var ae *lease.ArgumentError
-	require.ErrorAs(t, err, &ae)
-	assert.Equal(t, "ttl", ae.Arg)
+	err = mutex.New(q, "bad", mutex.WithTTL(100*time.Millisecond)).Lock(context.Background())
+	require.ErrorIs(t, err, lease.ErrInvalidArgument)
 	assert.True(t, strings.HasPrefix(err.Error(), "mutex: invalid argument ttl"), "%q", err)
 }
 
@@ -220,8 +217,8 @@ func TestLockerPanicsOnAClosedQuorum(t *testing.T) {
 	}()
 	err, ok := recovered.(error)
 	require.True(t, ok, "Lock on a closed quorum: recovered %v; want a panic with an error", recovered)
-	require.ErrorIs(t, err, mutex.ErrClosed)
-	require.ErrorIs(t, <-reported, mutex.ErrClosed, "the error is reported before the panic")
+	require.ErrorIs(t, err, lease.ErrClosed)
+	require.ErrorIs(t, <-reported, lease.ErrClosed, "the error is reported before the panic")
 }
 
 // Unlock with a nil ctx changes nothing: the lock stays held (and renewed) until a real Unlock.
@@ -231,24 +228,33 @@ func TestUnlockWithNilCtxKeepsTheLock(t *testing.T) {
 	m := mutex.New(q, "nilctx")
 	require.NoError(t, m.Lock(context.Background()))
 	//lint:ignore SA1012 checking that a nil ctx is refused
-	require.ErrorIs(t, m.Unlock(nil), mutex.ErrInvalidArgument) //nolint:staticcheck
-	require.NotNil(t, m.Lease(), "Unlock(nil) forgot the lease")
+	require.ErrorIs(t, m.Unlock(nil), lease.ErrInvalidArgument) //nolint:staticcheck
+	// Over three TTLs: still held only if the watchdog kept renewing it.
 	time.Sleep(time.Second)
-	require.NoError(t, m.Lease().Err())
-	require.ErrorIs(t, mutex.New(newQuorum(t, nodes), "nilctx").TryLock(context.Background()), mutex.ErrNotAcquired)
+	require.ErrorIs(t, mutex.New(newQuorum(t, nodes), "nilctx").TryLock(context.Background()), lease.ErrNotAcquired)
+	// Unlock(nil) neither forgot the lease (that would be ErrNotLocked) nor let it be lost
+	// (ErrLost): the real Unlock releases it.
 	require.NoError(t, m.Unlock(context.Background()))
 	redistest.RequireNoKeys(t, nodes, "*")
 }
 
-// The Lease of an unlocked mutex is nil and safe to use.
+// The lease of a mutex that could not be had (a failed TryObtain) is nil and safe to use.
 func TestLeaseOfAnUnlockedMutexIsSafe(t *testing.T) {
 	nodes := redistest.Start(t, 1)
+	ctx := context.Background()
+	holder := mutex.New(newQuorum(t, nodes), "unlocked")
+	require.NoError(t, holder.Lock(ctx))
 	m := mutex.New(newQuorum(t, nodes), "unlocked")
+	l, err := m.TryObtain(ctx)
+	require.ErrorIs(t, err, lease.ErrNotAcquired)
+	require.Nil(t, l)
 	select {
-	case <-m.Lease().Done():
+	case <-l.Done():
 	default:
 		t.Fatal("Done of an unlocked mutex's lease is open")
 	}
-	assert.ErrorIs(t, m.Lease().Err(), mutex.ErrNotHeld)
-	assert.True(t, m.Lease().Until().IsZero())
+	assert.ErrorIs(t, l.Err(), lease.ErrNotHeld)
+	assert.True(t, l.Until().IsZero())
+	assert.ErrorIs(t, l.Release(ctx), lease.ErrNotHeld)
+	require.NoError(t, holder.Unlock(ctx))
 }

@@ -1,10 +1,11 @@
 // Package mutex provides a mutual exclusion lock shared by many processes through Redis, shaped
 // like [sync.Mutex]: Lock, TryLock and Unlock take a ctx and return an error because every call
 // crosses a network. [Mutex.Do] runs a function under the lock and cancels its ctx if the lock is
-// lost; [Mutex.Locker] adapts a Mutex to [sync.Locker].
+// lost, [Mutex.TryDo] runs it only if the lock is free, [Mutex.Obtain] returns the lease that holds
+// the lock, and [Mutex.Locker] adapts a Mutex to [sync.Locker].
 //
 // A Mutex borrows a [lease.Quorum], which holds the connections and the watchdog that renews every
-// held lock at TTL/3; it is the engine's exclusive kind of claim ([lease.Exclusive]):
+// held lock at TTL/3:
 //
 //	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{rdb}, lease.WithTTL(10*time.Second))
 //	...
@@ -16,32 +17,29 @@
 //
 //   - At most one holder at a time across every process that uses the same nodes and name, while
 //     the caveats of package lease do not apply. The holder's lease is valid until
-//     [lease.Lease.Until]; the watchdog keeps moving that forward while the Mutex is locked.
+//     [lease.Lease.Until]; the watchdog keeps moving that forward while it is held.
 //   - Within one process, goroutines queue FIFO for a name (sharing the queue across every Mutex
-//     of the same Quorum and name), and only the head of the queue talks to Redis. An Unlock
-//     while a goroutine of the process waits passes the lock straight to it, with no request to
-//     the servers, for up to 1ms after the servers granted it and while at least half the TTL is
-//     left ([lease.WithHandoff]; never with [WithFencing]; the lease keeps its token): goroutines
-//     of one process take turns at local speed. Across processes, waiters are served in the
-//     order they queued on the servers, so a waiting process waits about that budget plus one
-//     critical section (and a handoff) per process ahead of it.
+//     of the same Quorum and name), and only the head of the queue talks to Redis; an Unlock may
+//     pass the lock to the next of them with no request (package lease, Local handoff). Across
+//     processes, waiters are served in the order they queued on the servers.
 //   - Uncontended, a Lock is one SET NX PX per node and an Unlock one short script.
-//   - A Lock whose ctx ends returns an error matching both [ErrNotAcquired] and ctx's error, which
-//     names the mutex and carries the node errors of the last attempt when nodes failed; no key is
-//     left on any node (a node that cannot be reached gets the cleanup when it answers again).
-//   - If the lease is lost while held, [Mutex.Lease]'s Done closes no later than its Until,
-//     [Mutex.Do]'s ctx is cancelled with a cause matching [ErrLost], and Unlock reports [ErrLost].
-//     Outside Do, the loss also goes to the error handler ([WithErrorHandler]; by default the
-//     quorum's, which logs on the quorum's logger); a loss that Do returns does not.
+//   - A failed acquire says why, with errors.Is: lease.ErrNotAcquired (held elsewhere),
+//     lease.ErrUnavailable (too few nodes answered), lease.ErrMisconfigured (a refusal no retry
+//     heals, returned at once), or ctx's error with the last round's outcome; no key is left on any
+//     node (a node that cannot be reached gets the cleanup when it answers again).
+//   - If the lease is lost while held, its Done closes no later than its Until, [Mutex.Do]'s ctx
+//     is cancelled with a cause matching lease.ErrLost, and Unlock reports lease.ErrLost. Outside
+//     Do, the loss also goes to the error handler ([WithErrorHandler]); a loss that Do returns
+//     does not.
 //   - [Mutex.Do] tells its caller whether fn failed (fn's error), never ran (the lock's error),
-//     lost the lock on the way ([ErrLost]) or succeeded with an unlock that reached too few nodes
-//     ([ErrNotReleased]).
-//   - Errors name this package ("mutex: not acquired \"orders:42\": ..."), say what happened once,
-//     on one line, and match package lease's sentinels too.
+//     lost the lock on the way (lease.ErrLost) or succeeded with an unlock that reached too few
+//     nodes (lease.ErrNotReleased).
+//   - Errors name this package and the mutex ("mutex: not acquired \"orders:42\": ..."), say what
+//     happened once, on one line, and match package lease's sentinels.
 //   - Misuse returns typed errors, never panics: [ErrNotLocked] for an Unlock of an unlocked
-//     Mutex, [ErrInvalidArgument] for a nil Quorum, an empty name, a nil ctx or function, or a TTL
-//     ([WithTTL]) the quorum cannot serve. The one exception is the [sync.Locker] adapter, which
-//     has no error to return: see [Mutex.Locker].
+//     Mutex, lease.ErrInvalidArgument for a nil Quorum, an empty name, a nil ctx or function, or a
+//     TTL ([WithTTL]) the quorum cannot serve. The one exception is the [sync.Locker] adapter,
+//     which has no error to return: see [Mutex.Locker].
 //
 // # Caveats
 //

@@ -28,16 +28,17 @@ func Example() {
 	defer q.Close(ctx)
 
 	m := mutex.New(q, "orders:42")
-	if err := m.Lock(ctx); err != nil {
+	l, err := m.Obtain(ctx)
+	if err != nil {
 		panic(err)
 	}
-	fmt.Println("locked; valid for about", m.Lease().Until().Sub(time.Now()).Round(time.Second))
+	fmt.Println("locked; valid for about", time.Until(l.Until()).Round(time.Second))
 
 	// Another holder is refused while we hold it.
 	err = mutex.New(q, "orders:42").TryLock(ctx)
-	fmt.Println("second TryLock:", errors.Is(err, mutex.ErrNotAcquired))
+	fmt.Println("second TryLock:", errors.Is(err, lease.ErrNotAcquired))
 
-	if err := m.Unlock(ctx); err != nil {
+	if err := l.Release(ctx); err != nil {
 		panic(err)
 	}
 	fmt.Println("unlocked")
@@ -58,7 +59,7 @@ func ExampleMutex_Do() {
 	defer q.Close(ctx)
 
 	err = mutex.New(q, "report").Do(ctx, func(ctx context.Context) error {
-		// ctx is cancelled, with a cause matching mutex.ErrLost, if the lock is lost meanwhile.
+		// ctx is cancelled, with a cause matching lease.ErrLost, if the lock is lost meanwhile.
 		fmt.Println("generating the report under the lock")
 		return ctx.Err()
 	})

@@ -91,20 +91,20 @@ func TestFencingTokensIncreaseStrictlyUnderFaults(t *testing.T) {
 								return
 							}
 							lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-							err := m.Lock(lctx)
+							l, err := m.Obtain(lctx)
 							cancel()
 							if !assert.NoError(t, err, "client %d", c) {
 								return
 							}
 							at := time.Now()
-							token, err := m.Lease().Fence()
+							token, err := l.Fence()
 							if !assert.NoError(t, err) {
 								return
 							}
 							mu.Lock()
 							got = append(got, entry{at, token})
 							mu.Unlock()
-							_ = m.Unlock(context.Background())
+							_ = l.Release(context.Background())
 						}
 					}()
 				}
@@ -178,11 +178,12 @@ func TestOneRoundMaximumGoesBackwardsTwoRoundsDoNot(t *testing.T) {
 		// Marks the hung node suspect for this client, so the lock goes to the majority only.
 		_ = mutex.New(q, fmt.Sprintf("warm%d", i)).TryLock(context.Background())
 		mu := mutex.New(q, "schedule", mutex.WithFencing())
-		require.NoError(t, mu.Lock(context.Background()), "acquisition %d on %v", i, m)
-		token, err := mu.Lease().Fence()
+		l, err := mu.Obtain(context.Background())
+		require.NoError(t, err, "acquisition %d on %v", i, m)
+		token, err := l.Fence()
 		require.NoError(t, err)
 		tokens = append(tokens, token)
-		require.NoError(t, mu.Unlock(context.Background()))
+		require.NoError(t, l.Release(context.Background()))
 		nodes[out].Continue()
 		require.NoError(t, q.Close(context.Background()))
 	}
@@ -202,14 +203,14 @@ func TestRestartGuardRefusesTheVoteOfAnEmptyRestartedNode(t *testing.T) {
 			if guarded {
 				opts = append(opts, lease.WithRestartGuard(2*time.Second))
 			}
-			onMajority := func(name string, out int) (*mutex.Mutex, error) {
+			onMajority := func(name string, out int) (*lease.Lease, error) {
 				q := newQuorum(t, nodes, opts...)
 				nodes[out].Stop()
 				_ = mutex.New(q, "warm-"+name).TryLock(context.Background())
 				m := mutex.New(q, "restart", mutex.WithErrorHandler(func(error) {}))
-				err := m.TryLock(context.Background())
+				l, err := m.TryObtain(context.Background())
 				nodes[out].Continue()
-				return m, err
+				return l, err
 			}
 			if guarded {
 				time.Sleep(4 * time.Second) // the fresh nodes surely older than the guard (2s + drift), reporting 4s
@@ -220,15 +221,16 @@ func TestRestartGuardRefusesTheVoteOfAnEmptyRestartedNode(t *testing.T) {
 			b, err := onMajority("b", 0)
 			if !guarded {
 				require.NoError(t, err, "without the guard B gets the lock on {1, 2}")
-				assert.NoError(t, a.Lease().Err(), "A has not noticed: two holders at once")
-				assert.True(t, a.Lease().Valid() && b.Lease().Valid(), "both leases valid at once")
+				assert.NoError(t, a.Err(), "A has not noticed: two holders at once")
+				assert.True(t, a.Valid() && b.Valid(), "both leases valid at once")
 				return
 			}
-			require.ErrorIs(t, err, mutex.ErrNotAcquired, "the guard must refuse node 1's vote")
+			// Refused for want of nodes (node 0 hung, node 1's vote ignored), not busy: node 2 granted.
+			require.ErrorIs(t, err, lease.ErrUnavailable, "the guard must refuse node 1's vote")
 			assert.Contains(t, err.Error(), "restart guard")
 			// A is left on one node of three (node 1 forgot it): not a majority any more, so its
 			// next renewal would lose it. The guard kept B out meanwhile.
-			require.ErrorIs(t, a.Unlock(context.Background()), mutex.ErrNotHeld)
+			require.ErrorIs(t, a.Release(context.Background()), lease.ErrNotHeld)
 		})
 	}
 }
@@ -256,10 +258,10 @@ func fencedHolder(args []string) error {
 		return err
 	}
 	m := mutex.New(q, "paused", mutex.WithFencing(), mutex.WithErrorHandler(func(error) {}))
-	if err := m.Lock(context.Background()); err != nil {
+	l, err := m.Obtain(context.Background())
+	if err != nil {
 		return err
 	}
-	l := m.Lease()
 	token, _ := l.Fence()
 	fmt.Println("held", token)
 	time.Sleep(300 * time.Millisecond) // paused in here
@@ -293,8 +295,9 @@ func TestPausedHolderIsInvalidOnWakingAndFencedOff(t *testing.T) {
 		p.Stop() // a stopped VM, a long GC pause: the watchdog stops too
 		paused, _ := strconv.ParseUint(strings.TrimPrefix(line, "held "), 10, 64)
 		later := mutex.New(newQuorum(t, nodes, lease.WithTTL(ttl)), "paused", mutex.WithFencing())
-		require.NoError(t, later.Lock(context.Background()))
-		token, err := later.Lease().Fence()
+		ll, err := later.Obtain(context.Background())
+		require.NoError(t, err)
+		token, err := ll.Fence()
 		require.NoError(t, err)
 		require.Greater(t, token, paused)
 		require.NoError(t, fence.Set(context.Background(), store.Client(), "{resource}:fence", token, "{resource}:value", fmt.Sprint("round ", round), 0))
@@ -306,7 +309,7 @@ func TestPausedHolderIsInvalidOnWakingAndFencedOff(t *testing.T) {
 			doneOpen++
 		}
 		assert.Equal(t, fmt.Sprint("round ", round), store.Client().Get(context.Background(), "{resource}:value").Val())
-		require.NoError(t, later.Unlock(context.Background()))
+		require.NoError(t, ll.Release(context.Background()))
 		p.Kill()
 	}
 	t.Logf("Done was still open at the first check after waking in %d of 3 pauses; Valid was false in all", doneOpen)
@@ -316,13 +319,16 @@ func TestPausedHolderIsInvalidOnWakingAndFencedOff(t *testing.T) {
 func TestFenceWithoutFencingIsATypedError(t *testing.T) {
 	nodes := redistest.Start(t, 1)
 	m := mutex.New(newQuorum(t, nodes), "plain")
-	require.NoError(t, m.Lock(context.Background()))
-	_, err := m.Lease().Fence()
-	require.ErrorIs(t, err, mutex.ErrNoFencing)
-	require.ErrorIs(t, err, lease.ErrNoFencing)
-	require.NoError(t, m.Unlock(context.Background()))
-	_, err = m.Lease().Fence() // unlocked: a nil lease
-	require.ErrorIs(t, err, mutex.ErrNoFencing)
+	l, err := m.Obtain(context.Background())
+	require.NoError(t, err)
+	_, err = l.Fence()
+	require.ErrorIs(t, err, lease.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), "fencing", "the error says what was wrong")
+	require.NoError(t, l.Release(context.Background()))
+	_, err = l.Fence() // released: still acquired without fencing
+	require.ErrorIs(t, err, lease.ErrInvalidArgument)
+	_, err = (*lease.Lease)(nil).Fence() // not held: a nil lease
+	require.ErrorIs(t, err, lease.ErrInvalidArgument)
 }
 
 // With N = 1, fencing costs no extra round trip: the lock is one script.
@@ -331,17 +337,19 @@ func TestFencingAtNEqualsOneIsOneRoundTrip(t *testing.T) {
 	m := mutex.New(newQuorum(t, nodes), "one", mutex.WithFencing())
 	c := nodes[0].Client()
 	require.NoError(t, c.ConfigResetStat(context.Background()).Err())
-	require.NoError(t, m.Lock(context.Background()))
+	l, err := m.Obtain(context.Background())
+	require.NoError(t, err)
 	stats := c.Info(context.Background(), "commandstats").Val()
 	assert.Equal(t, 1, callsOf(stats, "evalsha")+callsOf(stats, "eval"), "%s", stats)
-	token, err := m.Lease().Fence()
+	token, err := l.Fence()
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, token)
-	require.NoError(t, m.Unlock(context.Background()))
-	require.NoError(t, m.Lock(context.Background()))
-	token, _ = m.Lease().Fence()
+	require.NoError(t, l.Release(context.Background()))
+	l, err = m.Obtain(context.Background())
+	require.NoError(t, err)
+	token, _ = l.Fence()
 	assert.EqualValues(t, 2, token)
-	require.NoError(t, m.Unlock(context.Background()))
+	require.NoError(t, l.Release(context.Background()))
 }
 
 // callsOf reads a command's call count from INFO commandstats.

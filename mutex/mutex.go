@@ -5,51 +5,44 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/quorumsync/quorumsync/internal/engine"
+	"github.com/quorumsync/quorumsync/internal/primitive"
 	"github.com/quorumsync/quorumsync/lease"
 )
 
 // Mutex is a mutual exclusion lock on a name, held across processes through a [lease.Quorum].
-// Create it with [New]; the zero value is not usable (its methods return [ErrInvalidArgument]).
+// Create it with [New]; the zero value is not usable (its methods return an error matching
+// lease.ErrInvalidArgument).
 //
-// A Mutex is safe for concurrent use by many goroutines, like [sync.Mutex]: they exclude each
-// other first in the process (FIFO, shared by every Mutex of the same Quorum and name), so only one
-// of them talks to Redis at a time, and an Unlock may pass the lock straight to the next of them
-// (see the package doc). Ownership is not tied to a goroutine: any goroutine may Unlock.
-//
-// "Held" means held until the lease's validity ends. The quorum's watchdog renews it at TTL/3 while
-// the Mutex is locked; if renewal fails for longer than the validity left, the lease is lost and
-// [Mutex.Lease]'s Done closes. Use [Mutex.Do] to have the work cancelled then.
+// A Mutex is safe for concurrent use by many goroutines, like [sync.Mutex]. Ownership is not tied
+// to a goroutine: any goroutine may Unlock. "Held" means held until the lease's validity ends; the
+// quorum's watchdog renews it at TTL/3 while the Mutex is locked (see the package doc for what
+// happens when it cannot).
 //
 // A Mutex is small and cheap; make one per name as needed (for example per request). Copying a
 // Mutex copies its reference to the held lease; don't.
 type Mutex struct {
-	q    *lease.Quorum
-	name string
-	cfg  config
-	// The requests of Lock, TryLock and Do, built once: the engine only reads them.
-	lockReq, tryReq, doReq lease.Request
+	s primitive.Shell
+	// The requests of each operation, built once: the engine only reads them.
+	lockReq, tryReq, doReq, tryDoReq engine.Request
 
 	mu   sync.Mutex
-	held *lease.Lease
+	held *engine.Lease // taken by Lock or TryLock, for Unlock
 }
 
 // New returns a Mutex for name on q. Any non-empty name works. Bad arguments (nil q, empty name, a
-// bad TTL) are reported by the methods as [ErrInvalidArgument], so that New can be used where a
+// bad TTL) are reported by the methods as lease.ErrInvalidArgument, so that New can be used where a
 // Mutex is declared.
 func New(q *lease.Quorum, name string, opts ...Option) *Mutex {
-	m := &Mutex{q: q, name: name}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&m.cfg)
-		}
-	}
-	base := lease.Request{Kind: lease.Exclusive, Name: name, TTL: m.cfg.ttl, Fencing: m.cfg.fencing, Primitive: "mutex", Errors: errs}
-	q.Prepare(&base) // the name's keys, once for every Lock
-	m.lockReq, m.tryReq, m.doReq = base, base, base
-	m.lockReq.Wait, m.lockReq.Operation, m.lockReq.OnLost = true, "Lock", m.lost
-	m.tryReq.Operation, m.tryReq.OnLost = "TryLock", m.lost
+	m := &Mutex{s: primitive.New(q, name, errs, opts)}
+	base := m.s.Request(engine.Exclusive)
+	base.Fencing = m.s.Cfg.Fencing
+	m.lockReq, m.tryReq, m.doReq, m.tryDoReq = base, base, base, base
+	m.lockReq.Wait, m.lockReq.Operation, m.lockReq.OnLost = true, "Lock", m.s.Report
+	m.tryReq.Operation, m.tryReq.OnLost = "TryLock", m.s.Report
 	// Do returns a loss to its caller: it is not reported a second time.
 	m.doReq.Wait, m.doReq.Operation = true, "Lock"
+	m.tryDoReq.Operation = "TryLock"
 	return m
 }
 
@@ -58,39 +51,35 @@ func (m *Mutex) Name() string {
 	if m == nil {
 		return ""
 	}
-	return m.name
+	return m.s.Name
 }
 
-// Lock blocks until m is held, ctx ends, or the quorum closes. When ctx ends first, the error
-// matches both [ErrNotAcquired] and ctx's error, names the mutex, carries the node errors of the
-// last attempt when nodes failed (an outage does not look like contention), and no key is left on
-// any node.
+var errNil = errs.Invalid("mutex", "nil")
+
+// Lock blocks until m is held, ctx ends, or the quorum closes. Its errors are the acquire
+// outcomes of package lease (busy, unavailable, misconfigured, ctx: see lease.ErrNotAcquired):
+// a misconfigured node fails it at once, and nothing a failed Lock wrote is left on any node.
 func (m *Mutex) Lock(ctx context.Context) error {
 	if m == nil {
-		return errNilMutex
+		return errNil
 	}
-	_, err := m.lock(ctx, &m.lockReq)
+	_, err := m.take(ctx, &m.lockReq)
 	return err
 }
 
-// TryLock tries once to acquire m and returns at once: nil when held, an error matching
-// [ErrNotAcquired] when another holder (in this process or another) has it or too few nodes
-// answered.
+// TryLock tries once to acquire m and returns at once: nil when held, else an error matching
+// lease.ErrNotAcquired (held elsewhere), lease.ErrUnavailable or lease.ErrMisconfigured.
 func (m *Mutex) TryLock(ctx context.Context) error {
 	if m == nil {
-		return errNilMutex
+		return errNil
 	}
-	_, err := m.lock(ctx, &m.tryReq)
+	_, err := m.take(ctx, &m.tryReq)
 	return err
 }
 
-var errNilMutex = errs.Invalid("mutex", "nil")
-
-func (m *Mutex) lock(ctx context.Context, r *lease.Request) (*lease.Lease, error) {
-	if m.q == nil {
-		return nil, errs.Invalid("mutex", "not made by New, or made with a nil quorum")
-	}
-	l, err := m.q.Claim(ctx, r)
+// take acquires with r, one of m's requests, and keeps the lease for Unlock; m is not nil.
+func (m *Mutex) take(ctx context.Context, r *engine.Request) (*engine.Lease, error) {
+	l, err := m.s.Claim(ctx, errs, r)
 	if err != nil {
 		return nil, err
 	}
@@ -100,80 +89,88 @@ func (m *Mutex) lock(ctx context.Context, r *lease.Request) (*lease.Lease, error
 	return l, nil
 }
 
-func (m *Mutex) lost(err error) { m.report(err) }
-
-// report hands err to the error handler: the mutex's own, else the quorum's (which is nil-safe).
-func (m *Mutex) report(err error) {
-	var q *lease.Quorum
-	if m != nil {
-		if m.cfg.onError != nil {
-			m.cfg.onError(err)
-			return
-		}
-		q = m.q
-	}
-	q.Report(err)
-}
-
-// Unlock releases m on every node and wakes the waiters. It returns [ErrNotLocked] if m is not
-// locked; an error matching [ErrLost] if the lease had been lost while held (the critical section
-// was not protected to its end); one matching [ErrNotHeld] if the servers no longer held it; one
-// matching [ErrNotReleased] if too few nodes answered (the lock expires by itself within its TTL).
-// Whatever it returns, m is unlocked afterwards. Unlock does not honour ctx's cancellation, so a
-// cancelled ctx cannot leave the lock behind; a nil ctx is refused ([ErrInvalidArgument]) and
-// leaves m locked.
+// Unlock releases the lock taken by Lock or TryLock and wakes the waiters. It returns
+// [ErrNotLocked] if m is not locked, and otherwise what [lease.Lease.Release] returns: m is
+// unlocked whatever it returns, and a cancelled ctx cannot leave the lock behind. A nil ctx is
+// refused and leaves m locked.
 func (m *Mutex) Unlock(ctx context.Context) error {
 	if m == nil {
-		return errNilMutex
+		return errNil
 	}
 	if ctx == nil {
-		return errs.Invalid("ctx", "nil")
+		return errs.InvalidFor(m.s.Name, "ctx", "nil")
 	}
 	m.mu.Lock()
 	l := m.held
 	m.held = nil
 	m.mu.Unlock()
 	if l == nil {
-		return fmt.Errorf("%w %q", ErrNotLocked, m.name)
+		return fmt.Errorf("%w %q", ErrNotLocked, m.s.Name)
 	}
 	return l.Release(ctx)
 }
 
-// Lease returns the lease that holds m, or nil when m is not locked. Its Done channel closes if
-// the lease is lost; Err says why; Until says how long it is valid. Its methods are safe on nil:
-// m.Lease().Done() of an unlocked m is a closed channel.
-func (m *Mutex) Lease() *lease.Lease {
+// Obtain blocks like [Mutex.Lock] and returns the lease that holds m: its Done closes if the lock
+// is lost, Err says why, Fence gives the fencing token ([WithFencing]), and its Release unlocks.
+// The lease is the caller's: [Mutex.Unlock] does not release it. A loss goes to the error handler
+// as for Lock.
+func (m *Mutex) Obtain(ctx context.Context) (*lease.Lease, error) {
 	if m == nil {
-		return nil
+		return nil, errNil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.held
+	return m.obtain(ctx, &m.lockReq)
 }
 
-// Do locks m, runs fn, and unlocks m. fn gets a ctx derived from ctx that is cancelled if the
-// lease is lost while fn runs; context.Cause then matches [ErrLost]. What Do returns tells the
+// TryObtain tries once, like [Mutex.TryLock], and returns the lease like [Mutex.Obtain].
+func (m *Mutex) TryObtain(ctx context.Context) (*lease.Lease, error) {
+	if m == nil {
+		return nil, errNil
+	}
+	return m.obtain(ctx, &m.tryReq)
+}
+
+// obtain acquires with r, one of m's requests; m is not nil.
+func (m *Mutex) obtain(ctx context.Context, r *engine.Request) (*lease.Lease, error) {
+	l, err := m.s.Claim(ctx, errs, r)
+	return (*lease.Lease)(l), err
+}
+
+// Do locks m, runs fn, and unlocks m. fn's ctx derives from ctx and is cancelled if the lock is
+// lost while fn runs; context.Cause then matches lease.ErrLost. What Do returns tells the
 // outcomes apart:
-//   - fn never ran: the error of the lock (matching [ErrNotAcquired], ctx's error, [ErrClosed]
-//     or [ErrInvalidArgument]);
+//   - fn never ran: the lock's error;
 //   - fn ran and the lock held to its end: fn's own result;
-//   - fn ran but the lock was lost on the way (Do's ctx was cancelled, or the unlock found it
-//     gone): an error matching [ErrLost] (or [ErrNotHeld]), with fn's error joined when fn failed
-//     otherwise;
-//   - fn succeeded but the unlock reached too few nodes: an error matching [ErrNotReleased] (the
-//     lock expires on the servers by itself).
+//   - the lock was lost on the way: an error matching lease.ErrLost (or lease.ErrNotHeld), joined
+//     with fn's error when fn failed otherwise;
+//   - fn succeeded but the unlock reached too few nodes: an error matching lease.ErrNotReleased.
 //
-// A loss that Do returns is not also reported to the error handler. Errors read on one line.
+// A loss that Do returns is not also reported to the error handler. The lock is Do's own: Unlock
+// does not release it.
 func (m *Mutex) Do(ctx context.Context, fn func(ctx context.Context) error) error {
 	if m == nil {
-		return errNilMutex
+		return errNil
 	}
+	return m.do(ctx, &m.doReq, fn)
+}
+
+// TryDo is [Mutex.Do] with [Mutex.TryLock]: it runs fn only if m could be had at once, and
+// otherwise returns the try's error (busy, unavailable or misconfigured) without running fn. It
+// is the "run at most one at a time, skip when another runs" guard of a job on several replicas.
+func (m *Mutex) TryDo(ctx context.Context, fn func(ctx context.Context) error) error {
+	if m == nil {
+		return errNil
+	}
+	return m.do(ctx, &m.tryDoReq, fn)
+}
+
+// do acquires with r, one of m's requests, and runs fn under the lease; m is not nil.
+func (m *Mutex) do(ctx context.Context, r *engine.Request, fn func(ctx context.Context) error) error {
 	if fn == nil {
-		return errs.Invalid("fn", "nil")
+		return errs.InvalidFor(m.s.Name, "fn", "nil")
 	}
-	l, err := m.lock(ctx, &m.doReq)
+	l, err := m.s.Claim(ctx, errs, r)
 	if err != nil {
 		return err
 	}
-	return lease.Run(ctx, l, fn, m.Unlock, nil)
+	return primitive.Do(ctx, l, fn, l.Release, nil)
 }

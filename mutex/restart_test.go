@@ -59,10 +59,10 @@ func guardHolder(args []string) error {
 	m := mutex.New(q, "restart", mutex.WithErrorHandler(func(error) {}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := m.Lock(ctx); err != nil {
+	l, err := m.Obtain(ctx)
+	if err != nil {
 		return err
 	}
-	l := m.Lease()
 	fmt.Println("held")
 	var last time.Time
 	for {

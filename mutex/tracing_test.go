@@ -322,7 +322,7 @@ func TestTryLockWhileHeldIsNotAcquiredNotAnError(t *testing.T) {
 
 	err := m.TryLock(ctx)
 	parent.End()
-	if !errors.Is(err, mutex.ErrNotAcquired) {
+	if !errors.Is(err, lease.ErrNotAcquired) {
 		t.Fatalf("TryLock while held: got %v; want an error matching ErrNotAcquired", err)
 	}
 
@@ -355,7 +355,7 @@ func TestLockCancelledByDeadlineIsCancelledNotAnError(t *testing.T) {
 
 	err := m.Lock(lctx)
 	parent.End()
-	if !errors.Is(err, mutex.ErrNotAcquired) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, lease.ErrNotAcquired) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Lock past its deadline: got %v; want an error matching ErrNotAcquired and DeadlineExceeded", err)
 	}
 
@@ -389,8 +389,8 @@ func TestTryLockWithMajorityPausedIsAnErrorWithNodeTimeoutEvents(t *testing.T) {
 	err := mutex.New(q, "down").TryLock(ctx)
 	parent.End()
 	var ne *lease.NodeError
-	if !errors.Is(err, mutex.ErrNotAcquired) || !errors.As(err, &ne) {
-		t.Fatalf("TryLock with 2 of 3 nodes paused: got %v; want ErrNotAcquired joined with NodeErrors", err)
+	if !errors.Is(err, lease.ErrUnavailable) || !errors.As(err, &ne) {
+		t.Fatalf("TryLock with 2 of 3 nodes paused: got %v; want ErrUnavailable joined with NodeErrors", err)
 	}
 
 	s := r.span(t, "mutex.TryLock")
@@ -527,7 +527,7 @@ func TestLostLeaseInDoIsRecordedOnLinkedSpanCallerSpanAndCounter(t *testing.T) {
 		return nil
 	})
 	work.End()
-	if !errors.Is(err, mutex.ErrLost) {
+	if !errors.Is(err, lease.ErrLost) {
 		t.Fatalf("Do whose lease was lost: got %v; want an error matching ErrLost", err)
 	}
 
@@ -599,7 +599,7 @@ func TestLostEventReachesDoSpanWhenSpanExportIsSlow(t *testing.T) {
 		return nil
 	})
 	work.End()
-	if !errors.Is(err, mutex.ErrLost) {
+	if !errors.Is(err, lease.ErrLost) {
 		t.Fatalf("Do whose lease was lost: got %v; want an error matching ErrLost", err)
 	}
 	if w := r.span(t, "work"); len(spanEvents(w, "lease.lost")) != 1 {
@@ -635,7 +635,7 @@ func TestMetricsRecordAcquireHoldAndRenewalsWithoutLockName(t *testing.T) {
 	if err := m.Lock(ctx); err != nil {
 		t.Fatalf("Lock: got %v; want nil", err)
 	}
-	if err := other.TryLock(ctx); !errors.Is(err, mutex.ErrNotAcquired) {
+	if err := other.TryLock(ctx); !errors.Is(err, lease.ErrNotAcquired) {
 		t.Fatalf("TryLock while held: got %v; want ErrNotAcquired", err)
 	}
 	if got := r.sumValue(t, "quorumsync.leases.held", mutexLock); got != 1 {

@@ -2,7 +2,9 @@
 // quorum of independent masters, shaped like [sync.RWMutex]: any number of readers or one writer.
 // RLock, TryRLock, RUnlock, Lock, TryLock and Unlock take a ctx and return an error because every
 // call crosses a network; [RWMutex.RDo] and [RWMutex.Do] run a function under the lock and cancel
-// its ctx if the lock is lost; [RWMutex.RLocker] and [RWMutex.Locker] adapt it to [sync.Locker].
+// its ctx if the lock is lost, [RWMutex.TryRDo] and [RWMutex.TryDo] only if the lock is free;
+// [RWMutex.ObtainRead] and [RWMutex.Obtain] return the lease of the lock taken; [RWMutex.RLocker]
+// and [RWMutex.Locker] adapt it to [sync.Locker].
 //
 //	rw := rwmutex.New(q, "config")
 //	if err := rw.RLock(ctx); err != nil { ... }
@@ -10,7 +12,7 @@
 //
 // # How it works
 //
-// An RWMutex is two kinds of claim of package lease's engine that share their keys: readers and
+// An RWMutex is two kinds of claim that share their keys: readers and
 // the writer. Per node there is a writer key (the writer's token, with its TTL), the readers (a
 // sorted set of tokens, each scored by when it expires by the server's own clock, TIME), and the
 // waiting writers (a sorted set by arrival: the writer-intent marker), beside the engine's queue of
@@ -40,10 +42,13 @@
 //     whether its process was killed or paused.
 //   - A ctx that ends leaves nothing on any node (a node that cannot be reached gets the cleanup
 //     when it answers again); a writer that gives up lets the readers behind it in at once.
-//   - Errors are typed: [ErrNotAcquired] (matching the ctx's error when it ended), [ErrNotRLocked]
-//     and [ErrNotLocked] for an unlock of the wrong kind or a double unlock, [ErrUpgrade],
-//     [ErrLost], [ErrNotHeld], [ErrNotReleased], [ErrClosed], [ErrInvalidArgument]. Nothing panics
-//     but the sync.Locker adapters on errors that cannot heal (see [RWMutex.Locker]).
+//   - A failed acquire says why with package lease's sentinels: busy, unavailable, misconfigured,
+//     or ctx's error with the last round's outcome (see lease.ErrNotAcquired). This package adds
+//     [ErrNotRLocked] and [ErrNotLocked] for an unlock of the wrong kind or a double unlock, and
+//     [ErrUpgrade]. Nothing panics but the sync.Locker adapters on errors that cannot heal (see
+//     [RWMutex.Locker]).
+//   - A write lock may be passed to a waiting goroutine of the same process with no request
+//     (package lease, Local handoff); a read lock has no need to be.
 //
 // # Readers of one process
 //

@@ -32,13 +32,13 @@ func Example() {
 	}
 	other := rwmutex.New(q, "config")
 	fmt.Println("second reader:", other.TryRLock(ctx))
-	fmt.Println("writer while read-locked:", errors.Is(other.TryLock(ctx), rwmutex.ErrNotAcquired))
+	fmt.Println("writer while read-locked:", errors.Is(other.TryLock(ctx), lease.ErrNotAcquired))
 	_ = other.RUnlock(ctx)
 	_ = config.RUnlock(ctx)
 
 	// A writer is alone; RDo and Do run a function under the lock.
 	err = config.Do(ctx, func(ctx context.Context) error {
-		fmt.Println("reader while write-locked:", errors.Is(other.TryRLock(ctx), rwmutex.ErrNotAcquired))
+		fmt.Println("reader while write-locked:", errors.Is(other.TryRLock(ctx), lease.ErrNotAcquired))
 		return nil
 	})
 	fmt.Println("do:", err)

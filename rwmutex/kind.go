@@ -6,7 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/internal/engine"
 )
 
 // The two kinds of claim of an RWMutex: readers and the writer share a family, so they use the
@@ -18,33 +18,34 @@ import (
 // by the server's clock), and the waiting writers (a sorted set by arrival: the writer-intent
 // marker). See lua/rw.lua.
 var (
-	readers lease.Kind = kind{shared: true}
-	writers lease.Kind = kind{}
+	readers engine.Kind = kind{shared: true}
+	writers engine.Kind = kind{}
 )
 
 type kind struct{ shared bool }
 
 var suffixes = []string{":w", ":r", ":iw", ":fence"}
 
-// The indices of the writer key and the writers' fencing counter in a claim's Keys.
+// The positions of the writer key and the writers' fencing counter among the kind's own keys
+// (see suffixes and engine.Claim.Own).
 const (
-	keyWriter = 3
-	keyFence  = 6
+	ownWriter = 0
+	ownFence  = 3
 )
 
 func (kind) Family() string { return ":rw" }
 func (kind) Keys() []string { return suffixes }
 
-func (k kind) Admission() lease.Admission {
+func (k kind) Admission() engine.Admission {
 	if k.shared {
-		return lease.AdmitShared
+		return engine.AdmitShared
 	}
-	return lease.AdmitOne
+	return engine.AdmitOne
 }
 
 var argYes, argNo any = "1", "0"
 
-func (k kind) Acquire(a *lease.Attempt) lease.Call {
+func (k kind) Acquire(a *engine.Attempt) engine.Call {
 	join, fenced := argNo, argNo
 	if a.Queue && !a.Fast {
 		join = argYes
@@ -56,43 +57,43 @@ func (k kind) Acquire(a *lease.Attempt) lease.Call {
 	if k.shared {
 		s = racquireScript
 	}
-	return lease.Call{Script: s, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
+	return engine.Call{Script: s, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
 }
 
 // Fence is the second round of a fenced write lock (readers are not fenced: they do not write).
-func (kind) Fence(c *lease.Claim, fences []uint64) lease.Call {
-	return lease.FenceCall(c.Keys[keyWriter], c.Keys[keyFence], c, fences[0])
+func (kind) Fence(c *engine.Claim, fences []uint64) engine.Call {
+	return engine.FenceCall(c.Own()[ownWriter], c.Own()[ownFence], c, fences[0])
 }
 
-func (kind) Renew(c *lease.Claim, ttl time.Duration) lease.Call {
-	return lease.Call{Script: renewScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), ttl.Milliseconds()}}
+func (kind) Renew(c *engine.Claim, ttl time.Duration) engine.Call {
+	return engine.Call{Script: renewScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), ttl.Milliseconds()}}
 }
 
-func (kind) Release(c *lease.Claim) lease.Call {
-	return lease.Call{Script: releaseScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+func (kind) Release(c *engine.Claim) engine.Call {
+	return engine.Call{Script: releaseScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
-func (kind) Leave(c *lease.Claim) lease.Call {
-	return lease.Call{Script: leaveScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+func (kind) Leave(c *engine.Claim) engine.Call {
+	return engine.Call{Script: leaveScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
-func (kind) Read(op lease.Op, cmd *redis.Cmd, _ *lease.Claim) (lease.Reply, error) {
-	if v, ok := cmd.Val().([]any); ok && op == lease.OpAcquire { // a fenced grant: {0, counter}
+func (kind) Read(op engine.Op, cmd *redis.Cmd, _ *engine.Claim) (engine.Reply, error) {
+	if v, ok := cmd.Val().([]any); ok && op == engine.OpAcquire { // a fenced grant: {0, counter}
 		if f, ok := v[1].(int64); len(v) == 2 && ok && f > 0 {
-			return lease.Reply{OK: true, Fences: []uint64{uint64(f)}}, nil
+			return engine.Reply{OK: true, Fences: []uint64{uint64(f)}}, nil
 		}
 	}
 	n, err := cmd.Int64()
 	if err != nil {
-		return lease.Reply{}, fmt.Errorf("unexpected reply to %v: %w", op, err)
+		return engine.Reply{}, fmt.Errorf("unexpected reply to %v: %w", op, err)
 	}
 	switch {
-	case op != lease.OpAcquire:
-		return lease.Reply{OK: n == 1}, nil
+	case op != engine.OpAcquire:
+		return engine.Reply{OK: n == 1}, nil
 	case n == 0:
-		return lease.Reply{OK: true}, nil
+		return engine.Reply{OK: true}, nil
 	case n > 0:
-		return lease.Reply{Retry: time.Duration(n) * time.Millisecond}, nil
+		return engine.Reply{Retry: time.Duration(n) * time.Millisecond}, nil
 	}
-	return lease.Reply{}, nil // the writer key has no TTL: back off
+	return engine.Reply{}, nil // the writer key has no TTL: back off
 }

@@ -127,7 +127,7 @@ func TestTryLockAndTryRLockInEveryState(t *testing.T) {
 		require.NoError(t, rw.TryRLock(ctx))
 		for _, q := range []*lease.Quorum{here, there} {
 			w, r := try(q)
-			require.ErrorIs(t, w, rwmutex.ErrNotAcquired)
+			require.ErrorIs(t, w, lease.ErrNotAcquired)
 			require.NoError(t, r)
 		}
 		require.NoError(t, rw.RUnlock(ctx))
@@ -135,8 +135,8 @@ func TestTryLockAndTryRLockInEveryState(t *testing.T) {
 		require.NoError(t, rw.TryLock(ctx))
 		for _, q := range []*lease.Quorum{here, there} {
 			w, r := try(q)
-			require.ErrorIs(t, w, rwmutex.ErrNotAcquired)
-			require.ErrorIs(t, r, rwmutex.ErrNotAcquired)
+			require.ErrorIs(t, w, lease.ErrNotAcquired)
+			require.ErrorIs(t, r, lease.ErrNotAcquired)
 		}
 		require.NoError(t, rw.Unlock(ctx))
 		noKeysLeft(t, nodes, time.Second)
@@ -250,10 +250,19 @@ func TestMisuseIsTypedNeverPanics(t *testing.T) {
 		"nil ctx Unlock": rw.Unlock(nil), //nolint:staticcheck // checking that a nil ctx is refused
 	}
 	for name, err := range bad {
-		assert.ErrorIs(t, err, rwmutex.ErrInvalidArgument, name)
+		assert.ErrorIs(t, err, lease.ErrInvalidArgument, name)
 	}
-	assert.Nil(t, nilRW.Lease())
-	assert.Nil(t, nilRW.RLease())
+	obtains := map[string]func(context.Context) (*lease.Lease, error){
+		"nil Obtain":        nilRW.Obtain,
+		"nil TryObtain":     nilRW.TryObtain,
+		"nil ObtainRead":    nilRW.ObtainRead,
+		"nil TryObtainRead": nilRW.TryObtainRead,
+	}
+	for name, obtain := range obtains {
+		l, err := obtain(ctx)
+		assert.ErrorIs(t, err, lease.ErrInvalidArgument, name)
+		assert.Nil(t, l, name)
+	}
 	noKeysLeft(t, nodes, time.Second)
 }
 
@@ -386,7 +395,7 @@ func TestWaitingWriterHoldsUpLaterLocalReaders(t *testing.T) {
 	go func() { writer <- rwmutex.New(q, "local").Lock(ctx) }()
 	time.Sleep(200 * time.Millisecond) // the writer waits at the local gate
 	later := rwmutex.New(q, "local")
-	require.ErrorIs(t, later.TryRLock(ctx), rwmutex.ErrNotAcquired, "a reader overtook a waiting writer")
+	require.ErrorIs(t, later.TryRLock(ctx), lease.ErrNotAcquired, "a reader overtook a waiting writer")
 	require.NoError(t, first.RUnlock(ctx))
 	require.NoError(t, <-writer)
 }
@@ -419,7 +428,7 @@ func TestCancelledWriterLetsTheReadersBehindItIn(t *testing.T) {
 		}
 		cancelled := time.Now()
 		cancel()
-		require.ErrorIs(t, <-writer, rwmutex.ErrNotAcquired)
+		require.ErrorIs(t, <-writer, lease.ErrNotAcquired)
 		select {
 		case at := <-late:
 			assert.Less(t, at.Sub(cancelled), time.Second, "the reader behind the cancelled writer waited %v", at.Sub(cancelled))
@@ -440,7 +449,7 @@ func TestDeadReaderStopsBlockingAWriterAfterItsTTL(t *testing.T) {
 			const ttl = time.Second
 			p := holdInChild(t, "r", ttl, "dead", nodes)
 			w := rwmutex.New(newQuorum(t, nodes, lease.WithTTL(ttl)), "dead")
-			require.ErrorIs(t, w.TryLock(context.Background()), rwmutex.ErrNotAcquired, "the reader holds")
+			require.ErrorIs(t, w.TryLock(context.Background()), lease.ErrNotAcquired, "the reader holds")
 			died := time.Now()
 			if how == "paused" {
 				p.Stop()
@@ -475,7 +484,7 @@ func TestMinorityPausedWorksMajorityPausedFailsCleanly(t *testing.T) {
 		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		err := lock(cctx)
 		cancel()
-		require.ErrorIs(t, err, rwmutex.ErrNotAcquired)
+		require.ErrorIs(t, err, lease.ErrUnavailable, "too few nodes answered: unavailable, not busy")
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		var ne *lease.NodeError
 		require.ErrorAs(t, err, &ne, "the outage shows in the error: %v", err)
@@ -503,9 +512,9 @@ func TestRDoAndDo(t *testing.T) {
 		<-ctx.Done()
 		return context.Cause(ctx)
 	})
-	require.ErrorIs(t, err, rwmutex.ErrLost)
+	require.ErrorIs(t, err, lease.ErrLost)
 	assert.NotContains(t, err.Error(), "\n")
-	assert.Nil(t, rw.Lease())
+	assert.ErrorIs(t, rw.Unlock(ctx), rwmutex.ErrNotLocked, "Do's lock is its own: it left nothing on rw to unlock")
 	noKeysLeft(t, nodes, time.Second)
 }
 
@@ -516,7 +525,6 @@ func TestErrorsNameThePackage(t *testing.T) {
 	b := rwmutex.New(newQuorum(t, nodes), "named")
 	require.NoError(t, a.Lock(context.Background()))
 	err := b.TryRLock(context.Background())
-	require.ErrorIs(t, err, rwmutex.ErrNotAcquired)
 	require.ErrorIs(t, err, lease.ErrNotAcquired)
 	assert.Regexp(t, `^rwmutex: not acquired "named"`, err.Error())
 	require.NoError(t, a.Unlock(context.Background()))

@@ -3,12 +3,12 @@ package rwmutex
 import (
 	_ "embed"
 
+	"github.com/quorumsync/quorumsync/internal/engine"
 	"github.com/quorumsync/quorumsync/internal/mutation"
-	"github.com/quorumsync/quorumsync/lease"
 )
 
 // The server-side code of the package, one script per file under lua/. rw.lua holds the state
-// helpers and the handoff every script shares; lease.NewScript prepends the engine's queue helpers
+// helpers and the handoff every script shares; engine.NewScript prepends the engine's queue helpers
 // to each. Every script checks the token before it changes anything, and all keys of a name share
 // its hash tag.
 var (
@@ -25,11 +25,11 @@ var (
 	//go:embed lua/leave.lua
 	leaveLua string
 
-	racquireScript = lease.NewScript(rwLua + mutation.Lua(mutation.ReaderExpiry, racquireLua,
+	racquireScript = engine.NewScript(rwLua + mutation.Lua(mutation.ReaderExpiry, racquireLua,
 		"redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])", "redis.call('ZADD', KEYS[5], now() + ttl - math.floor(ttl / 100), ARGV[1])"))
-	wacquireScript = lease.NewScript(rwLua + wacquireLua)
-	renewScript    = lease.NewScript(rwLua + mutation.Lua(mutation.ReaderExpiry, renewLua,
+	wacquireScript = engine.NewScript(rwLua + wacquireLua)
+	renewScript    = engine.NewScript(rwLua + mutation.Lua(mutation.ReaderExpiry, renewLua,
 		"now() + ttl, ARGV[1])", "now() + ttl - math.floor(ttl / 100), ARGV[1])"))
-	releaseScript = lease.NewScript(rwLua + releaseLua)
-	leaveScript   = lease.NewScript(rwLua + leaveLua)
+	releaseScript = engine.NewScript(rwLua + releaseLua)
+	leaveScript   = engine.NewScript(rwLua + leaveLua)
 )

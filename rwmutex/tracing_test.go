@@ -28,7 +28,7 @@ func TestEveryAcquireHasASpanNamedAfterTheMethod(t *testing.T) {
 	require.NoError(t, rw.RLock(ctx))
 	require.NoError(t, rw.RUnlock(ctx))
 	require.NoError(t, rw.TryRLock(ctx))
-	require.ErrorIs(t, rwmutex.New(newQuorum(t, nodes, lease.WithTracerProvider(tp)), "traced").TryLock(ctx), rwmutex.ErrNotAcquired)
+	require.ErrorIs(t, rwmutex.New(newQuorum(t, nodes, lease.WithTracerProvider(tp)), "traced").TryLock(ctx), lease.ErrNotAcquired)
 	require.NoError(t, rw.RUnlock(ctx))
 	require.NoError(t, rw.Lock(ctx))
 	require.NoError(t, rw.Unlock(ctx))

@@ -3,8 +3,9 @@
 // capacity C of permits, [Semaphore.Acquire] of n permits at once (blocking, in arrival order),
 // [Semaphore.TryAcquire], and [Semaphore.Release] of any n held. Every call takes a ctx and returns
 // an error because it crosses a network; [Semaphore.Do] runs a function while holding n permits and
-// cancels its ctx if they are lost; [Semaphore.Locker] is the weight-1 [sync.Locker];
-// [Semaphore.AcquirePermits] returns one acquisition's permits as a lease of their own.
+// cancels its ctx if they are lost, [Semaphore.TryDo] only if they are free at once;
+// [Semaphore.Locker] is the weight-1 [sync.Locker]; [Semaphore.Obtain] returns one acquisition's
+// permits as a lease of their own.
 //
 //	gpus := semaphore.New(q, "gpu-pool", 8)
 //	if err := gpus.Acquire(ctx, 2); err != nil { ... }
@@ -41,7 +42,7 @@
 // watermark (those above it are free by construction), and each token's slots, so a script touches
 // only the slots it takes, renews or frees. The capacity is stored with the slots while the
 // semaphore is in use; an acquire with another capacity fails at once with
-// [ErrCapacityMismatch]: the capacity is forgotten with the rest of the name's state once no slot is
+// [ErrCapacityMismatch] (which also matches lease.ErrMisconfigured): the capacity is forgotten with the rest of the name's state once no slot is
 // held or reserved and nobody waits. A release that leaves it so deletes the name's keys; otherwise
 // they all expire together, with the last slot or with the queue, whichever lasts longer: the keys
 // of holders and waiters that crashed are gone within two TTLs of the last renewal or attempt (the
@@ -69,9 +70,12 @@
 //
 //   - At most C permits are held at any instant across every process that uses the same nodes and
 //     name (see above for why), and every holder's validity is its lease's.
-//   - Acquire takes n permits or none; a ctx that ends, even when permits are free, returns an
-//     error matching [ErrNotAcquired] and the ctx's error, and leaves no slot held and nothing
-//     queued on any node (a node that cannot be reached gets the cleanup when it answers again).
+//   - Acquire takes n permits or none; a failed acquire says why with package lease's sentinels
+//     (busy, unavailable, misconfigured, or ctx's error with the last round's outcome: see
+//     lease.ErrNotAcquired), and leaves no slot held and nothing queued on any node (a node that
+//     cannot be reached gets the cleanup when it answers again).
+//   - Permits are not passed between goroutines of a process without the servers (see package
+//     lease, Local handoff).
 //   - Release gives back any n held, the latest acquisitions first, splitting one if needed;
 //     releasing more than held is [ErrReleaseTooMany], and nothing is released.
 //   - Errors are typed and name this package; nothing panics but the sync.Locker adapter on

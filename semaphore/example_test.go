@@ -29,7 +29,7 @@ func Example() {
 	if err := gpus.Acquire(ctx, 3); err != nil {
 		panic(err)
 	}
-	fmt.Println("2 more:", errors.Is(gpus.TryAcquire(ctx, 2), semaphore.ErrNotAcquired))
+	fmt.Println("2 more:", errors.Is(gpus.TryAcquire(ctx, 2), lease.ErrNotAcquired))
 	fmt.Println("1 more:", gpus.TryAcquire(ctx, 1))
 	fmt.Println("release 4:", gpus.Release(ctx, 4))
 
@@ -39,7 +39,7 @@ func Example() {
 		return nil
 	})
 	fmt.Println("do:", err)
-	fmt.Println("too many:", errors.Is(gpus.Acquire(ctx, 5), semaphore.ErrInvalidArgument))
+	fmt.Println("too many:", errors.Is(gpus.Acquire(ctx, 5), lease.ErrInvalidArgument))
 	// Output:
 	// 2 more: true
 	// 1 more: <nil>

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/internal/engine"
 )
 
 // slots is the semaphore's kind of claim: a permit of weight n is n of the semaphore's C slots,
@@ -18,19 +18,19 @@ import (
 // Per node, beside the engine's queue: the slots held or reserved (a sorted set scored by when each
 // expires, by the server's clock), a hash of each slot's holder and each token's slots (with the
 // capacity and a watermark), and the free slots below the watermark. See lua/sem.lua.
-var slots lease.Kind = kind{}
+var slots engine.Kind = kind{}
 
 type kind struct{}
 
 var suffixes = []string{":h", ":k", ":f", ":fence"}
 
-func (kind) Family() string             { return ":sem" }
-func (kind) Keys() []string             { return suffixes }
-func (kind) Admission() lease.Admission { return lease.AdmitWeighted }
+func (kind) Family() string              { return ":sem" }
+func (kind) Keys() []string              { return suffixes }
+func (kind) Admission() engine.Admission { return engine.AdmitWeighted }
 
 var argYes, argNo any = "1", "0"
 
-func (kind) Acquire(a *lease.Attempt) lease.Call {
+func (kind) Acquire(a *engine.Attempt) engine.Call {
 	join, fenced := argNo, argNo
 	if a.Queue && !a.Fast {
 		join = argYes
@@ -38,12 +38,12 @@ func (kind) Acquire(a *lease.Attempt) lease.Call {
 	if a.Fencing {
 		fenced = argYes
 	}
-	return lease.Call{Script: acquireScript, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(),
+	return engine.Call{Script: acquireScript, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(),
 		a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, a.Capacity, a.Weight, unitList(a.Prefer), fenced)}
 }
 
 // Fence is the second round of a fenced acquire: each slot's counter raised to its token.
-func (kind) Fence(c *lease.Claim, fences []uint64) lease.Call {
+func (kind) Fence(c *engine.Claim, fences []uint64) engine.Call {
 	var b strings.Builder
 	for i, u := range c.Units {
 		if i > 0 {
@@ -53,19 +53,19 @@ func (kind) Fence(c *lease.Claim, fences []uint64) lease.Call {
 		b.WriteByte(':')
 		b.WriteString(strconv.FormatUint(fences[i], 10))
 	}
-	return lease.Call{Script: fenceScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), b.String()}}
+	return engine.Call{Script: fenceScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), b.String()}}
 }
 
-func (kind) Renew(c *lease.Claim, ttl time.Duration) lease.Call {
-	return lease.Call{Script: renewScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), ttl.Milliseconds(), unitList(c.Units)}}
+func (kind) Renew(c *engine.Claim, ttl time.Duration) engine.Call {
+	return engine.Call{Script: renewScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), ttl.Milliseconds(), unitList(c.Units)}}
 }
 
-func (kind) Release(c *lease.Claim) lease.Call {
-	return lease.Call{Script: releaseScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+func (kind) Release(c *engine.Claim) engine.Call {
+	return engine.Call{Script: releaseScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
-func (kind) Leave(c *lease.Claim) lease.Call {
-	return lease.Call{Script: leaveScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+func (kind) Leave(c *engine.Claim) engine.Call {
+	return engine.Call{Script: leaveScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 // unitList writes slots as the scripts read them: comma-separated.
@@ -83,33 +83,33 @@ func unitList(units []int64) string {
 	return b.String()
 }
 
-func (kind) Read(op lease.Op, cmd *redis.Cmd, c *lease.Claim) (lease.Reply, error) {
-	if op == lease.OpLeave || op == lease.OpFence {
+func (kind) Read(op engine.Op, cmd *redis.Cmd, c *engine.Claim) (engine.Reply, error) {
+	if op == engine.OpLeave || op == engine.OpFence {
 		n, err := cmd.Int64()
-		return lease.Reply{OK: n == 1}, err
+		return engine.Reply{OK: n == 1}, err
 	}
 	vals, err := cmd.Int64Slice()
 	if err != nil {
-		return lease.Reply{}, fmt.Errorf("unexpected reply to %v: %w", op, err)
+		return engine.Reply{}, fmt.Errorf("unexpected reply to %v: %w", op, err)
 	}
-	if op != lease.OpAcquire {
-		return lease.Reply{Units: vals}, nil
+	if op != engine.OpAcquire {
+		return engine.Reply{Units: vals}, nil
 	}
 	switch {
 	case len(vals) == 0:
-		return lease.Reply{}, fmt.Errorf("empty reply to %v", op)
+		return engine.Reply{}, fmt.Errorf("empty reply to %v", op)
 	case vals[0] == 0 && c.Fencing:
 		n := (len(vals) - 1) / 2
 		fences := make([]uint64, n)
 		for i, f := range vals[1+n:] {
 			fences[i] = uint64(f)
 		}
-		return lease.Reply{Units: vals[1 : 1+n], Fences: fences}, nil
+		return engine.Reply{Units: vals[1 : 1+n], Fences: fences}, nil
 	case vals[0] == 0:
-		return lease.Reply{Units: vals[1:]}, nil
+		return engine.Reply{Units: vals[1:]}, nil
 	case vals[0] == -2 && len(vals) == 2:
-		return lease.Reply{}, lease.Permanent(&CapacityError{Name: c.Name, Capacity: c.Capacity, Stored: vals[1]})
+		return engine.Reply{}, engine.Permanent(&CapacityError{Name: c.Name, Capacity: c.Capacity, Stored: vals[1]})
 	default:
-		return lease.Reply{Retry: time.Duration(vals[0]) * time.Millisecond}, nil
+		return engine.Reply{Retry: time.Duration(vals[0]) * time.Millisecond}, nil
 	}
 }

@@ -3,12 +3,12 @@ package semaphore
 import (
 	_ "embed"
 
+	"github.com/quorumsync/quorumsync/internal/engine"
 	"github.com/quorumsync/quorumsync/internal/mutation"
-	"github.com/quorumsync/quorumsync/lease"
 )
 
 // The server-side code of the package, one script per file under lua/. sem.lua holds the slot
-// bookkeeping and the handoff every script shares; lease.NewScript prepends the engine's queue
+// bookkeeping and the handoff every script shares; engine.NewScript prepends the engine's queue
 // helpers to each. Every script checks the token before it changes a slot, and all keys of a name
 // share its hash tag.
 var (
@@ -25,11 +25,11 @@ var (
 	//go:embed lua/fence.lua
 	fenceLua string
 
-	acquireScript = lease.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, acquireLua,
+	acquireScript = engine.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, acquireLua,
 		"local until_ms = now() + ttl", "local until_ms = now() + ttl - math.floor(ttl / 3)"))
-	renewScript = lease.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, renewLua,
+	renewScript = engine.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, renewLua,
 		"'XX', now() + ttl, s)", "'XX', now() + ttl - math.floor(ttl / 3), s)"))
-	releaseScript = lease.NewScript(semLua + releaseLua)
-	leaveScript   = lease.NewScript(semLua + leaveLua)
-	fenceScript   = lease.NewScript(semLua + fenceLua)
+	releaseScript = engine.NewScript(semLua + releaseLua)
+	leaveScript   = engine.NewScript(semLua + leaveLua)
+	fenceScript   = engine.NewScript(semLua + fenceLua)
 )

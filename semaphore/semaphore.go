@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/quorumsync/quorumsync/internal/engine"
+	"github.com/quorumsync/quorumsync/internal/primitive"
 	"github.com/quorumsync/quorumsync/lease"
 )
 
 // Semaphore is a weighted counting semaphore of a fixed capacity on a name, shared across
 // processes through a [lease.Quorum], shaped like golang.org/x/sync/semaphore.Weighted. Create it
-// with [New]; the zero value is not usable (its methods return [ErrInvalidArgument]).
+// with [New]; the zero value is not usable (its methods return lease.ErrInvalidArgument).
 //
 // A Semaphore is safe for concurrent use by many goroutines. Goroutines of one process are
 // admitted locally first, by weight up to the capacity, in arrival order, on a gate shared by
@@ -18,16 +20,14 @@ import (
 // they queued on the servers. A large request is not overtaken by smaller ones behind it.
 //
 // Permits taken with [Semaphore.Acquire] are the Semaphore's to give back with
-// [Semaphore.Release], in any split. [Semaphore.AcquirePermits] returns the permits of one
-// acquisition as a lease of their own instead, for callers that hold several at once and want to
-// know when each is lost.
+// [Semaphore.Release], in any split. [Semaphore.Obtain] returns the permits of one acquisition as
+// a lease of their own instead, for callers that hold several at once and want to know when each
+// is lost.
 type Semaphore struct {
-	q        *lease.Quorum
-	name     string
+	s        primitive.Shell
 	capacity int64
-	cfg      config
 	// base is the request every acquire copies, setting its weight and operation.
-	base lease.Request
+	base engine.Request
 
 	mu    sync.Mutex
 	held  []heldPermits // acquisitions made with Acquire and TryAcquire, oldest first
@@ -36,7 +36,7 @@ type Semaphore struct {
 
 // heldPermits is one acquisition and how many of its permits Release has not given back yet.
 type heldPermits struct {
-	l *lease.Lease
+	l *engine.Lease
 	n int64
 }
 
@@ -44,17 +44,11 @@ type heldPermits struct {
 // give the same capacity: while the semaphore is in use, an acquire with another one fails with
 // [ErrCapacityMismatch]. Any non-empty name works; the name space is separate from package
 // mutex's and rwmutex's. Bad arguments (nil q, empty name, capacity < 1, a bad TTL) are reported
-// by the methods as [ErrInvalidArgument], so that New can be used where a Semaphore is declared.
+// by the methods as lease.ErrInvalidArgument, so that New can be used where a Semaphore is declared.
 func New(q *lease.Quorum, name string, capacity int64, opts ...Option) *Semaphore {
-	s := &Semaphore{q: q, name: name, capacity: capacity}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&s.cfg)
-		}
-	}
-	s.base = lease.Request{Kind: slots, Name: name, Capacity: capacity, TTL: s.cfg.ttl, Fencing: s.cfg.fencing,
-		Primitive: "semaphore", Errors: errs, OnLost: s.report}
-	q.Prepare(&s.base)
+	s := &Semaphore{s: primitive.New(q, name, errs, opts), capacity: capacity}
+	s.base = s.s.Request(slots)
+	s.base.Capacity, s.base.Fencing, s.base.OnLost = capacity, s.s.Cfg.Fencing, s.s.Report
 	return s
 }
 
@@ -63,7 +57,7 @@ func (s *Semaphore) Name() string {
 	if s == nil {
 		return ""
 	}
-	return s.name
+	return s.s.Name
 }
 
 // Capacity returns the capacity given to New.
@@ -77,36 +71,35 @@ func (s *Semaphore) Capacity() int64 {
 var errNil = errs.Invalid("semaphore", "nil")
 
 // claim acquires n permits, after the checks every method shares. onLost false leaves a loss to
-// the caller (Do returns it).
-func (s *Semaphore) claim(ctx context.Context, n int64, wait bool, op string, onLost bool) (*lease.Lease, error) {
+// the caller (Do returns it); onRetry, if not nil, hears of the failed rounds (the Locker).
+func (s *Semaphore) claim(ctx context.Context, n int64, wait bool, op string, onLost bool, onRetry func(error)) (*engine.Lease, error) {
 	switch {
 	case s == nil:
 		return nil, errNil
-	case s.q == nil:
-		return nil, errs.Invalid("semaphore", "not made by New, or made with a nil quorum")
 	case s.capacity < 1:
-		return nil, errs.Invalid("capacity", "%d is less than 1", s.capacity)
+		return nil, errs.InvalidFor(s.s.Name, "capacity", "%d is less than 1", s.capacity)
 	case n < 1:
-		return nil, errs.Invalid("n", "%d permits: want at least 1", n)
+		return nil, errs.InvalidFor(s.s.Name, "n", "%d permits: want at least 1", n)
 	case n > s.capacity:
 		// It could never be granted: an error at once, not a hang.
-		return nil, errs.Invalid("n", "%d permits is more than the capacity %d", n, s.capacity)
+		return nil, errs.InvalidFor(s.s.Name, "n", "%d permits is more than the capacity %d", n, s.capacity)
 	}
 	r := s.base
-	r.Weight, r.Wait, r.Operation = n, wait, op
+	r.Weight, r.Wait, r.Operation, r.OnRetry = n, wait, op, onRetry
 	if !onLost {
 		r.OnLost = nil
 	}
-	return s.q.Claim(ctx, &r)
+	return s.s.Claim(ctx, errs, &r)
 }
 
 // Acquire blocks until it holds n permits, ctx ends, or the quorum closes. It takes all n at once
 // or none; waiters are served in arrival order, so a large request is not starved by smaller ones
 // (and holds up those that come after it). A weight below 1 or above the capacity is an
-// [ErrInvalidArgument] at once. When ctx ends first — even if permits are free — the error matches
-// both [ErrNotAcquired] and ctx's error, and no slot is left held on any node.
+// lease.ErrInvalidArgument at once. Its other errors are the acquire outcomes of package lease
+// (see lease.ErrNotAcquired): when ctx ends first — even if permits are free — the error matches
+// ctx's error and the last round's outcome, and no slot is left held on any node.
 func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
-	l, err := s.claim(ctx, n, true, "Acquire", true)
+	l, err := s.claim(ctx, n, true, "Acquire", true, nil)
 	if err != nil {
 		return err
 	}
@@ -115,13 +108,14 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 }
 
 // TryAcquire tries once to take n permits and returns at once: nil when held, an error matching
-// [ErrNotAcquired] when fewer than n are free, others queued first, or too few nodes answered. With
+// lease.ErrNotAcquired when fewer than n are free or others queued first, lease.ErrUnavailable
+// when too few nodes answered, lease.ErrMisconfigured for a refusal no retry heals. With
 // more than one node it can also fail while n permits are free, when the nodes that answered hold
 // different slots free (after a node restarted, or while another holder's release reaches only
 // some of them) and granted different ones: [Semaphore.Acquire] converges on the same slots in a
 // further round.
 func (s *Semaphore) TryAcquire(ctx context.Context, n int64) error {
-	l, err := s.claim(ctx, n, false, "TryAcquire", true)
+	l, err := s.claim(ctx, n, false, "TryAcquire", true, nil)
 	if err != nil {
 		return err
 	}
@@ -129,7 +123,7 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) error {
 	return nil
 }
 
-func (s *Semaphore) add(l *lease.Lease) {
+func (s *Semaphore) add(l *engine.Lease) {
 	n := int64(len(l.Units()))
 	s.mu.Lock()
 	s.held = append(s.held, heldPermits{l, n})
@@ -137,35 +131,39 @@ func (s *Semaphore) add(l *lease.Lease) {
 	s.mu.Unlock()
 }
 
-// AcquirePermits blocks like [Semaphore.Acquire], and returns the n permits as a lease of their
-// own: its Done, Err and Until say when they are lost, Units which slots they are, and its Release
-// (or ReleaseUnits, for part of them) gives them back. [Semaphore.Release] does not count them.
-func (s *Semaphore) AcquirePermits(ctx context.Context, n int64) (*lease.Lease, error) {
-	return s.claim(ctx, n, true, "Acquire", true)
+// Obtain blocks like [Semaphore.Acquire], and returns the n permits as a lease of their own:
+// its Done, Err and Until say when they are lost, Units which slots they are (Fences their fencing
+// tokens, with [WithFencing]), and its Release gives them all back. [Semaphore.Release] does not
+// count them.
+func (s *Semaphore) Obtain(ctx context.Context, n int64) (*lease.Lease, error) {
+	l, err := s.claim(ctx, n, true, "Acquire", true, nil)
+	return (*lease.Lease)(l), err
 }
 
-// TryAcquirePermits tries once, like [Semaphore.TryAcquire], and returns the n permits as a lease
-// of their own, like [Semaphore.AcquirePermits].
-func (s *Semaphore) TryAcquirePermits(ctx context.Context, n int64) (*lease.Lease, error) {
-	return s.claim(ctx, n, false, "TryAcquire", true)
+// TryObtain tries once, like [Semaphore.TryAcquire], and returns the n permits as a lease of
+// their own, like [Semaphore.Obtain].
+func (s *Semaphore) TryObtain(ctx context.Context, n int64) (*lease.Lease, error) {
+	l, err := s.claim(ctx, n, false, "TryAcquire", true, nil)
+	return (*lease.Lease)(l), err
 }
 
 // Release gives back n of the permits taken with Acquire and TryAcquire — the latest acquisitions
 // first, splitting one when n ends inside it — and wakes as many waiters as the permits freed
 // serve, in order. It returns [ErrReleaseTooMany] (releasing nothing) when n is more than held,
-// and otherwise what the releases of the leases returned: an error matching [ErrLost] for permits
-// lost while held, [ErrNotHeld] for permits that had expired, [ErrNotReleased] when too few nodes
+// and otherwise what the releases of the leases returned: an error matching lease.ErrLost for
+// permits lost while held, lease.ErrNotHeld for permits that had expired, lease.ErrNotReleased
+// when too few nodes
 // answered. The permits count as released whatever it returns. A nil ctx is refused
-// ([ErrInvalidArgument]) and changes nothing.
+// (lease.ErrInvalidArgument) and changes nothing.
 func (s *Semaphore) Release(ctx context.Context, n int64) error {
 	if s == nil {
 		return errNil
 	}
 	if ctx == nil {
-		return errs.Invalid("ctx", "nil")
+		return errs.InvalidFor(s.s.Name, "ctx", "nil")
 	}
 	if n < 1 {
-		return errs.Invalid("n", "%d permits: want at least 1", n)
+		return errs.InvalidFor(s.s.Name, "n", "%d permits: want at least 1", n)
 	}
 	// Decide what goes back and count it as gone under the lock. Whole acquisitions are released
 	// after it, so that a slow node holds up neither the acquires nor the other releases; a
@@ -175,11 +173,11 @@ func (s *Semaphore) Release(ctx context.Context, n int64) error {
 	if n > s.total {
 		total := s.total
 		s.mu.Unlock()
-		return fmt.Errorf("%w: %d of %q, %d held", ErrReleaseTooMany, n, s.name, total)
+		return fmt.Errorf("%w: %d of %q, %d held", ErrReleaseTooMany, n, s.s.Name, total)
 	}
 	s.total -= n
-	var whole []*lease.Lease
-	var part *lease.Lease
+	var whole []*engine.Lease
+	var part *engine.Lease
 	var partN int64
 	for left := n; left > 0; {
 		last := &s.held[len(s.held)-1]
@@ -201,36 +199,37 @@ func (s *Semaphore) Release(ctx context.Context, n int64) error {
 	for _, l := range whole {
 		errs = append(errs, l.Release(ctx))
 	}
-	return lease.Join(errs...)
+	return engine.Join(errs...)
 }
 
 // Do takes n permits, runs fn, and gives them back. fn's ctx is cancelled if their lease is lost
-// while fn runs; context.Cause then matches [ErrLost]. What Do returns tells the outcomes apart:
-// the acquire's error if fn never ran; fn's own result if the permits held to its end; an error
-// matching [ErrLost] (or [ErrNotHeld]) if they were lost on the way, with fn's error joined when
-// fn failed otherwise; an error matching [ErrNotReleased] if fn succeeded but the release reached
-// too few nodes. A loss that Do returns is not also reported to the error handler. Do's permits are
-// its own: Release does not count them.
+// while fn runs; context.Cause then matches lease.ErrLost. What Do returns tells the outcomes
+// apart: the acquire's error if fn never ran; fn's own result if the permits held to its end; an
+// error matching lease.ErrLost (or lease.ErrNotHeld) if they were lost on the way, with fn's
+// error joined when fn failed otherwise; an error matching lease.ErrNotReleased if fn succeeded
+// but the release reached too few nodes. A loss that Do returns is not also reported to the error
+// handler. Do's permits are its own: Release does not count them.
 func (s *Semaphore) Do(ctx context.Context, n int64, fn func(ctx context.Context) error) error {
+	return s.do(ctx, n, true, fn)
+}
+
+// TryDo is [Semaphore.Do] with [Semaphore.TryAcquire]: it runs fn only if n permits could be had
+// at once, and otherwise returns the try's error without running fn.
+func (s *Semaphore) TryDo(ctx context.Context, n int64, fn func(ctx context.Context) error) error {
+	return s.do(ctx, n, false, fn)
+}
+
+func (s *Semaphore) do(ctx context.Context, n int64, wait bool, fn func(ctx context.Context) error) error {
 	if s != nil && fn == nil {
-		return errs.Invalid("fn", "nil")
+		return errs.InvalidFor(s.s.Name, "fn", "nil")
 	}
-	l, err := s.claim(ctx, n, true, "Acquire", false)
+	op := "TryAcquire"
+	if wait {
+		op = "Acquire"
+	}
+	l, err := s.claim(ctx, n, wait, op, false, nil)
 	if err != nil {
 		return err
 	}
-	return lease.Run(ctx, l, fn, l.Release, nil)
-}
-
-// report hands err to the error handler: the Semaphore's own, else the quorum's (nil-safe).
-func (s *Semaphore) report(err error) {
-	var q *lease.Quorum
-	if s != nil {
-		if s.cfg.onError != nil {
-			s.cfg.onError(err)
-			return
-		}
-		q = s.q
-	}
-	q.Report(err)
+	return primitive.Do(ctx, l, fn, l.Release, nil)
 }

@@ -25,7 +25,7 @@ func TestAcquireSpansCarryTheWeight(t *testing.T) {
 	s := semaphore.New(newQuorum(t, nodes, lease.WithTracerProvider(tp)), "traced", 4)
 	ctx := context.Background()
 	require.NoError(t, s.Acquire(ctx, 3))
-	require.ErrorIs(t, s.TryAcquire(ctx, 2), semaphore.ErrNotAcquired)
+	require.ErrorIs(t, s.TryAcquire(ctx, 2), lease.ErrNotAcquired)
 	require.NoError(t, s.Release(ctx, 3))
 	require.NoError(t, s.Do(ctx, 4, func(context.Context) error { return nil }))
 

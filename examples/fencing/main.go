@@ -118,11 +118,11 @@ func holder(addrs []string, out io.Writer) int {
 		return 1
 	}
 	m := mutex.New(q, lockName, mutex.WithFencing(), mutex.WithErrorHandler(func(error) {}))
-	if err := m.Lock(ctx); err != nil {
+	l, err := m.Obtain(ctx)
+	if err != nil {
 		fmt.Fprintln(out, "error", err)
 		return 1
 	}
-	l := m.Lease()
 	token, _ := l.Fence()
 	if err := fence.Set(ctx, clients[0], fenceKey, token, valueKey, fmt.Sprintf("written by the holder with token %d", token), 0); err != nil {
 		fmt.Fprintln(out, "error", err)
@@ -220,10 +220,11 @@ func run(ctx context.Context, out io.Writer, addrs []string) (res *result, err e
 	// 3. Meanwhile its lease expires and another worker takes the lock.
 	m := mutex.New(q, lockName, mutex.WithFencing())
 	start := time.Now()
-	if err := m.Lock(ctx); err != nil {
+	later, err := m.Obtain(ctx)
+	if err != nil {
 		return res, err
 	}
-	res.LaterToken, _ = m.Lease().Fence()
+	res.LaterToken, _ = later.Fence()
 	if err := fence.Set(ctx, store, fenceKey, res.LaterToken, valueKey, fmt.Sprintf("written by the next holder with token %d", res.LaterToken), 0); err != nil {
 		return res, err
 	}
@@ -248,7 +249,7 @@ func run(ctx context.Context, out io.Writer, addrs []string) (res *result, err e
 	} else {
 		say("its late write with token %d got through: %s", res.HolderToken, woke)
 	}
-	if err := m.Unlock(ctx); err != nil {
+	if err := later.Release(ctx); err != nil {
 		return res, err
 	}
 	res.Final = store.Get(ctx, valueKey).Val()

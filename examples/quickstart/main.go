@@ -6,7 +6,7 @@
 // program first runs them without the lock to show that increments get lost, then under
 // mutex.New(q, "quickstart:counter"): every increment inside [mutex.Mutex.Do], the final read
 // under Lock/Unlock. Before they start, one more worker locks the mutex (TryLock elsewhere then
-// fails with [mutex.ErrNotAcquired]) and crashes without unlocking: the others get the lock only
+// fails with [lease.ErrNotAcquired]) and crashes without unlocking: the others get the lock only
 // when its lease expires on the servers, about one TTL (1s here) later. It prints how long that
 // took, then "final count: X (expected Y)", and exits with status 1 if X differs from Y.
 //
@@ -171,7 +171,8 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 	}
 	all = append(all, crasher)
 	first := workers[0]
-	res.Nodes, res.Majority = first.q.Size(), first.q.Majority()
+	res.Nodes = len(first.clients)
+	res.Majority = res.Nodes/2 + 1
 	say("quorum: %d node(s), majority %d, lease TTL %v, renewed every %v while its holder lives",
 		res.Nodes, res.Majority, cfg.TTL, ms(cfg.TTL/3))
 	say("workers: %d, plus 1 that will crash; each has its own clients and quorum, like separate processes", cfg.Workers)
@@ -201,10 +202,10 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 	}
 
 	// 2. A worker takes the lock; elsewhere TryLock fails at once.
-	if err := crasher.m.Lock(ctx); err != nil {
+	crashLease, err := crasher.m.Obtain(ctx)
+	if err != nil {
 		return res, fmt.Errorf("crasher: lock: %w", err)
 	}
-	crashLease := crasher.m.Lease()
 	res.CrashValidUntil = crashLease.Until()
 	say("crasher: locked %q, lease valid for %v", lockName, ms(time.Until(res.CrashValidUntil)))
 	res.TryLockErr = first.m.TryLock(ctx)
@@ -212,10 +213,10 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 	case res.TryLockErr == nil:
 		_ = first.m.Unlock(ctx)
 		return res, fmt.Errorf("%s: TryLock succeeded while the crasher held the lock", first.name)
-	case !errors.Is(res.TryLockErr, mutex.ErrNotAcquired):
+	case !errors.Is(res.TryLockErr, lease.ErrNotAcquired):
 		return res, fmt.Errorf("%s: TryLock: %w", first.name, res.TryLockErr)
 	}
-	say("%s: TryLock while the crasher holds it: %v (errors.Is(err, mutex.ErrNotAcquired): true)", first.name, res.TryLockErr)
+	say("%s: TryLock while the crasher holds it: %v (errors.Is(err, lease.ErrNotAcquired): true)", first.name, res.TryLockErr)
 
 	// 3. It dies holding the lock.
 	crasher.crash()
@@ -320,7 +321,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 // (ErrNotHeld) is another matter: the work may have run unprotected.
 func unlockUnreachable(err error) bool {
 	var ne *lease.NodeError
-	return errors.As(err, &ne) && !errors.Is(err, mutex.ErrLost) && !errors.Is(err, mutex.ErrNotHeld)
+	return errors.As(err, &ne) && !errors.Is(err, lease.ErrLost) && !errors.Is(err, lease.ErrNotHeld)
 }
 
 // increment adds one to the counter the slow, non-atomic way: without the lock, two workers can

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/quorumsync/quorumsync/lease"
-	"github.com/quorumsync/quorumsync/mutex"
 	"github.com/quorumsync/quorumsync/watchdog"
 )
 
@@ -45,8 +44,8 @@ func TestRunCountsEveryIncrementAndOutlivesACrashedHolder(t *testing.T) {
 	if res.WithoutLock >= res.Expected {
 		t.Errorf("without the lock the counter reached %d of %d; want lost increments", res.WithoutLock, res.Expected)
 	}
-	if !errors.Is(res.TryLockErr, mutex.ErrNotAcquired) {
-		t.Errorf("TryLock while held: got %v; want an error matching mutex.ErrNotAcquired", res.TryLockErr)
+	if !errors.Is(res.TryLockErr, lease.ErrNotAcquired) {
+		t.Errorf("TryLock while held: got %v; want an error matching lease.ErrNotAcquired", res.TryLockErr)
 	}
 
 	// The crash scenario.
@@ -72,7 +71,7 @@ func TestRunCountsEveryIncrementAndOutlivesACrashedHolder(t *testing.T) {
 		"mode: embedded: 3 in-process Redis servers",
 		"crasher: crashed without unlocking",
 		"workers: blocked ",
-		"errors.Is(err, mutex.ErrNotAcquired): true",
+		"errors.Is(err, lease.ErrNotAcquired): true",
 		"inside m.Do",
 	} {
 		if !strings.Contains(out.String(), want) {

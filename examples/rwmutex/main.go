@@ -158,14 +158,14 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 	if err != nil {
 		return res, err
 	}
-	res.Nodes = writer.q.Size()
+	res.Nodes = len(writer.clients)
 	store := writer.clients[0]
 	if err := store.Set(ctx, configKey, 1, 0).Err(); err != nil {
 		return res, err
 	}
 	defer store.Del(context.WithoutCancel(ctx), configKey)
 	say("quorum: %d node(s), majority %d; %d readers holding %v each, back to back, and 1 writer",
-		res.Nodes, writer.q.Majority(), cfg.Readers, cfg.ReadHold)
+		res.Nodes, res.Nodes/2+1, cfg.Readers, cfg.ReadHold)
 
 	var readersIn, writersIn atomic.Int32
 	var reads atomic.Int64

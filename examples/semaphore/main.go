@@ -157,14 +157,14 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		}
 		clients = append(clients, c)
 	}
-	res.Nodes = clients[0].q.Size()
+	res.Nodes = len(clients[0].rdbs)
 	count := clients[0].rdbs[0]
 	if err := count.Del(ctx, countKey).Err(); err != nil {
 		return res, err
 	}
 	defer count.Del(context.WithoutCancel(ctx), countKey)
 	say("quorum: %d node(s), majority %d; %d clients × %d workers share %d permits; each job holds one for %v",
-		res.Nodes, clients[0].q.Majority(), cfg.Clients, cfg.Workers, cfg.Permits, cfg.JobTime)
+		res.Nodes, res.Nodes/2+1, cfg.Clients, cfg.Workers, cfg.Permits, cfg.JobTime)
 
 	var highest atomic.Int64
 	res.Jobs = make([]int64, cfg.Clients)

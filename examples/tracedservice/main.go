@@ -177,7 +177,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		defer cancel()
 		err = errors.Join(err, q.Close(cctx))
 	}()
-	say("quorum: %d node(s), majority %d, lease TTL %v", q.Size(), q.Majority(), cfg.TTL)
+	say("quorum: %d node(s), majority %d, lease TTL %v", len(clients), len(clients)/2+1, cfg.TTL)
 
 	counter := clients[0]
 	svc := &service{q: q, rdb: counter, tracer: tel.tp.Tracer("github.com/quorumsync/quorumsync/examples/tracedservice")}

@@ -80,7 +80,7 @@ func (s *service) increment(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]int64{"value": value})
-	case errors.Is(err, mutex.ErrNotAcquired):
+	case errors.Is(err, lease.ErrNotAcquired):
 		// The client went away, or too few nodes answered.
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	default:

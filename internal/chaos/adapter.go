@@ -113,14 +113,14 @@ type mutexLocker struct {
 func (l *mutexLocker) Primitive() string { return PrimMutex }
 
 func (l *mutexLocker) Acquire(ctx context.Context, c Claim) (Held, error) {
-	return l.acquire(ctx, c, (*mutex.Mutex).Lock)
+	return l.acquire(ctx, c, (*mutex.Mutex).Obtain)
 }
 
 func (l *mutexLocker) TryAcquire(ctx context.Context, c Claim) (Held, error) {
-	return l.acquire(ctx, c, (*mutex.Mutex).TryLock)
+	return l.acquire(ctx, c, (*mutex.Mutex).TryObtain)
 }
 
-func (l *mutexLocker) acquire(ctx context.Context, c Claim, lock func(*mutex.Mutex, context.Context) error) (Held, error) {
+func (l *mutexLocker) acquire(ctx context.Context, c Claim, obtain func(*mutex.Mutex, context.Context) (*lease.Lease, error)) (Held, error) {
 	if c.Mode != Exclusive {
 		return nil, fmt.Errorf("chaos: a mutex takes only exclusive claims, not %q", c.Mode)
 	}
@@ -128,11 +128,11 @@ func (l *mutexLocker) acquire(ctx context.Context, c Claim, lock func(*mutex.Mut
 	if l.fencing {
 		opts = append(opts, mutex.WithFencing())
 	}
-	m := mutex.New(l.q, c.Name, opts...)
-	if err := lock(m, ctx); err != nil {
+	held, err := obtain(mutex.New(l.q, c.Name, opts...), ctx)
+	if err != nil {
 		return nil, err
 	}
-	return &leaseHeld{l: m.Lease(), release: m.Unlock}, nil
+	return &leaseHeld{l: held, release: held.Release}, nil
 }
 
 func (l *mutexLocker) Close(ctx context.Context) error { return l.q.Close(ctx) }
@@ -186,27 +186,24 @@ func (l *rwLocker) acquire(ctx context.Context, c Claim, wait bool) (Held, error
 		opts = append(opts, rwmutex.WithFencing())
 	}
 	rw := rwmutex.New(l.q, c.Name, opts...)
-	switch c.Mode {
-	case Shared:
-		lock := rw.TryRLock
-		if wait {
-			lock = rw.RLock
-		}
-		if err := lock(ctx); err != nil {
-			return nil, err
-		}
-		return &leaseHeld{l: rw.RLease(), release: rw.RUnlock}, nil
-	case Exclusive:
-		lock := rw.TryLock
-		if wait {
-			lock = rw.Lock
-		}
-		if err := lock(ctx); err != nil {
-			return nil, err
-		}
-		return &leaseHeld{l: rw.Lease(), release: rw.Unlock}, nil
+	var obtain func(context.Context) (*lease.Lease, error)
+	switch {
+	case c.Mode == Shared && wait:
+		obtain = rw.ObtainRead
+	case c.Mode == Shared:
+		obtain = rw.TryObtainRead
+	case c.Mode == Exclusive && wait:
+		obtain = rw.Obtain
+	case c.Mode == Exclusive:
+		obtain = rw.TryObtain
+	default:
+		return nil, fmt.Errorf("chaos: an rwmutex takes shared or exclusive claims, not %q", c.Mode)
 	}
-	return nil, fmt.Errorf("chaos: an rwmutex takes shared or exclusive claims, not %q", c.Mode)
+	held, err := obtain(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &leaseHeld{l: held, release: held.Release}, nil
 }
 
 func (l *rwLocker) Close(ctx context.Context) error { return l.q.Close(ctx) }
@@ -237,9 +234,9 @@ func (l *semLocker) acquire(ctx context.Context, c Claim, wait bool) (Held, erro
 		opts = append(opts, semaphore.WithFencing())
 	}
 	s := semaphore.New(l.q, c.Name, int64(c.Capacity), opts...)
-	take := s.TryAcquirePermits
+	take := s.TryObtain
 	if wait {
-		take = s.AcquirePermits
+		take = s.Obtain
 	}
 	p, err := take(ctx, int64(c.Weight))
 	if err != nil {

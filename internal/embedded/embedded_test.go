@@ -12,6 +12,7 @@ import (
 
 	"github.com/quorumsync/quorumsync/internal/embedded"
 	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/mutex"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -78,16 +79,16 @@ func TestLeasesWorkOnEmbeddedServers(t *testing.T) {
 	}
 	defer b.Close(ctx)
 
-	held, err := a.Acquire(ctx, "x")
+	held, err := mutex.New(a, "x").Obtain(ctx)
 	if err != nil {
 		t.Fatalf("Acquire: %v", err)
 	}
-	if _, err := b.TryAcquire(ctx, "x"); !errors.Is(err, lease.ErrNotAcquired) {
+	if _, err := mutex.New(b, "x").TryObtain(ctx); !errors.Is(err, lease.ErrNotAcquired) {
 		t.Fatalf("TryAcquire while held: got %v; want ErrNotAcquired", err)
 	}
 	got := make(chan error, 1)
 	go func() {
-		l, err := b.Acquire(ctx, "x")
+		l, err := mutex.New(b, "x").Obtain(ctx)
 		if err == nil {
 			err = l.Release(ctx)
 		}

@@ -33,6 +33,7 @@ const InstallHint = "apt-get install -y redis-server (or run scripts/test.sh, wh
 type Option interface{ apply(*config) }
 
 type config struct {
+	tls        *tlsFiles // WithTLS: the certificate the nodes serve, and the clients trust
 	appendOnly bool
 	extra      []string
 	clockRate  float64   // the nodes' wall-clock rate (WithClockRate); 0: real time
@@ -46,6 +47,10 @@ func (f optionFunc) apply(c *config) { f(c) }
 // WithAppendOnly turns on AOF persistence (appendfsync always), so that a restarted node keeps its
 // keys. Without it a restarted node comes back empty, which is the unsafe case DESIGN §7 describes.
 func WithAppendOnly() Option { return optionFunc(func(c *config) { c.appendOnly = true }) }
+
+// WithTLS starts the nodes with TLS only (no plain-text port), serving a self-signed
+// certificate for 127.0.0.1 that [Node.Options] trusts. Clients need not present one.
+func WithTLS() Option { return optionFunc(func(c *config) { c.tls = &tlsFiles{} }) }
 
 // WithDebugCommand lets clients on loopback run DEBUG (Redis 7 refuses it by default), which
 // [Node.Slow] needs.
@@ -83,6 +88,13 @@ func Start(t testing.TB, n int, opts ...Option) []*Node {
 		t.Fatalf("redis-server not found in PATH: these tests need real Redis servers; install it with: %s", InstallHint)
 	}
 	cfg.clockEpoch = time.Now() // the fast clocks start from here, and go on from it after a restart
+	if cfg.tls != nil {
+		files, err := writeCertificate(t.TempDir())
+		if err != nil {
+			t.Fatalf("redistest: TLS certificate: %v", err)
+		}
+		cfg.tls = files
+	}
 	if _, err := cfg.clockEnv(); err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -199,6 +211,7 @@ func (n *Node) Options() *redis.Options {
 		ReadTimeout:           2 * time.Second,
 		WriteTimeout:          2 * time.Second,
 		MaxRetries:            -1,
+		TLSConfig:             n.cfg.tls.clientConfig(),
 	}
 }
 
@@ -456,6 +469,11 @@ func (n *Node) exec() error {
 		"--protected-mode", "no",
 		"--loglevel", "warning",
 	}
+	if t := n.cfg.tls; t != nil {
+		args[1] = "0" // no plain-text port
+		args = append(args, "--tls-port", strconv.Itoa(n.port), "--tls-cert-file", t.cert, "--tls-key-file", t.key,
+			"--tls-ca-cert-file", t.cert, "--tls-auth-clients", "no")
+	}
 	if n.cfg.appendOnly {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -476,7 +494,7 @@ func (n *Node) exec() error {
 		return err
 	}
 	exited := make(chan error, 1)
-	c := redis.NewClient(&redis.Options{Addr: n.Addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: n.Addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1, TLSConfig: n.cfg.tls.clientConfig()})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

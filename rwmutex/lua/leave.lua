@@ -1,6 +1,6 @@
 -- leave: take a waiter that gives up out of the queue and the waiting writers, drop what was
 -- reserved for it, and hand what is now free to the next waiters.
--- KEYS[1..6]  see rw.lua (queue.lua and rw.lua are prepended)
+-- KEYS[1..7]  see rw.lua (queue.lua and rw.lua are prepended)
 -- ARGV[1]  token of the waiter that leaves
 -- Returns 1 when the waiter was queued, 0 when it was not.
 local removed = dequeue(ARGV[1])

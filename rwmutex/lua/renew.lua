@@ -1,6 +1,6 @@
 -- renew: extend what the token holds — the write lock, or its read lock — if, and only if, it
 -- still holds it.
--- KEYS[1..6]  see rw.lua (queue.lua and rw.lua are prepended)
+-- KEYS[1..7]  see rw.lua (queue.lua and rw.lua are prepended)
 -- ARGV[1]  token
 -- ARGV[2]  new TTL in milliseconds
 -- Returns 1 when renewed, 0 when the token holds nothing here any more.

@@ -1,6 +1,6 @@
 -- rw: the reader-writer kind's state and handoff, prepended (after the engine's queue.lua) to
 -- every rwmutex script.
--- KEYS[1..3]  queue, liveness, channel (see lease's queue.lua); waiters' demand is "r" or "w"
+-- KEYS[1..3]  queue, liveness, channel (see internal/engine/lua/queue.lua); waiters' demand is "r" or "w"
 -- KEYS[4]  writer key: the writer's token, or "r:" and the token of the writer it is reserved for
 -- KEYS[5]  readers: sorted set of reader tokens scored by when each expires (server time, ms);
 --          a reader the key is reserved for is in it too, scored by the end of its liveness

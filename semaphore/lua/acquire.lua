@@ -1,5 +1,5 @@
 -- acquire: take n free slots for a token, all or none, in the order waiters queued.
--- KEYS[1..6]  see sem.lua (queue.lua and sem.lua are prepended)
+-- KEYS[1..7]  see sem.lua (queue.lua and sem.lua are prepended)
 -- ARGV[1]  token of this acquisition
 -- ARGV[2]  TTL in milliseconds; also how long the queue keeps a waiter that makes no new attempt
 -- ARGV[3]  "1" to join the queue if not acquired (a blocking acquire), "0" not to (a try)

@@ -1,7 +1,7 @@
 -- leave: take a waiter that gives up out of the queue, free the slots reserved for it, and hand
 -- what is free to the waiters behind it (a large request that gives up at the head no longer holds
 -- up the smaller ones).
--- KEYS[1..6]  see sem.lua (queue.lua and sem.lua are prepended)
+-- KEYS[1..7]  see sem.lua (queue.lua and sem.lua are prepended)
 -- ARGV[1]  token of the waiter that leaves
 -- Returns 1 when the waiter was queued, 0 when it was not.
 local removed = dequeue(ARGV[1])

@@ -1,6 +1,6 @@
 -- release: give up every slot the token holds or is reserved on this node, take it out of the
 -- queue, and hand the free slots to the waiters, in queue order.
--- KEYS[1..6]  see sem.lua (queue.lua and sem.lua are prepended)
+-- KEYS[1..7]  see sem.lua (queue.lua and sem.lua are prepended)
 -- ARGV[1]  token
 -- Returns the slots the token held (not those merely reserved for it); none when it had expired.
 purge()

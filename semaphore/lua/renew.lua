@@ -1,7 +1,7 @@
 -- renew: extend the slots the token still holds among those named, and let go of any other slot
 -- it holds or is reserved on this node (a partial release, or what a round granted beyond the
 -- slots kept), handing those to the waiters.
--- KEYS[1..6]  see sem.lua (queue.lua and sem.lua are prepended)
+-- KEYS[1..7]  see sem.lua (queue.lua and sem.lua are prepended)
 -- ARGV[1]  token
 -- ARGV[2]  new TTL in milliseconds
 -- ARGV[3]  the slots to keep, comma-separated

@@ -1,7 +1,7 @@
 -- sem: the slots kind's state and handoff, prepended (after the engine's queue.lua) to every
 -- semaphore script. A semaphore of capacity C has C slots, 0 to C-1; a permit of weight n is n
 -- slots, each an exclusive claim of its own.
--- KEYS[1..3]  queue, liveness, channel (see lease's queue.lua); a waiter's demand is its weight
+-- KEYS[1..3]  queue, liveness, channel (see internal/engine/lua/queue.lua); a waiter's demand is its weight
 -- KEYS[4]  held: sorted set of slot -> when it expires (server time, ms): held slots, and slots
 --          reserved for a waiter (scored by the end of its liveness)
 -- KEYS[5]  hash: "<slot>" -> the holder's token, or "r:" and the token of the waiter it is

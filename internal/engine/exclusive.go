@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Exclusive is the kind of a plain lease, and of package mutex: one holder of a name at a time.
+//
+// Per node a claim is one key, prefix + "{" + name + "}", holding the holder's token (with its
+// identity: see [ParseHolder]) and the TTL, beside the engine's queue. Its fast acquire is a plain
+// SET NX PX; when that fails the waiter comes back through a script that queues it. A release that
+// finds waiters reserves the key for the first live one ("r:" and its token, expiring with its
+// liveness) and wakes it alone; newcomers' SET NX fails meanwhile, so processes are served in the
+// order they queued.
+var Exclusive Kind = exclusive{}
+
+type exclusive struct{}
+
+// keyLock and keyFence are the indices of the lock key and of the fencing counter in an exclusive
+// claim's Keys.
+const (
+	keyLock = engineKeys + iota
+	keyFence
+)
+
+var exclusiveSuffixes = []string{"", ":fence"}
+
+func (exclusive) Family() string       { return "" }
+func (exclusive) Keys() []string       { return exclusiveSuffixes }
+func (exclusive) Admission() Admission { return AdmitOne }
+
+// Script arguments that never change, boxed once.
+var (
+	argSet, argPX, argNX any = "set", "px", "nx"
+	argYes, argNo        any = "1", "0"
+)
+
+func (exclusive) Acquire(a *Attempt) Call {
+	fenced := argNo
+	switch {
+	case a.Fast && a.Fencing:
+		// SET NX and the counter's increment, in a script as small as it gets.
+		return Call{Script: fastFenceScript.Script, Keys: a.Keys[keyLock : keyFence+1], KeyArgs: sub(a.KeyArgs(), keyLock, keyFence+1),
+			Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg())}
+	case a.Fast:
+		var key any = a.Keys[keyLock]
+		if ka := a.KeyArgs(); ka != nil {
+			key = ka[keyLock]
+		}
+		return Call{Args: append(a.ArgBuf(), argSet, key, a.TokenArg(), argPX, a.TTLArg(), argNX)}
+	case a.Fencing:
+		fenced = argYes
+	}
+	join := argNo
+	if a.Queue && !a.Fast {
+		join = argYes
+	}
+	return Call{Script: acquireScript.Script, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
+}
+
+// sub returns args[i:j], or nil for nil args.
+func sub(args []any, i, j int) []any {
+	if args == nil {
+		return nil
+	}
+	return args[i:j]
+}
+
+func (exclusive) Fence(c *Claim, fences []uint64) Call {
+	return FenceCall(c.Keys[keyLock], c.Keys[keyFence], c, fences[0])
+}
+
+// FenceCall returns the second-round call of a fenced claim whose grant is a key holding its token
+// (an exclusive lease, an rwmutex writer): it raises the fencing counter at counter to fence if,
+// and only if, lock still holds the claim's token; the reply is 1 then, else 0 (see [Fencer]).
+func FenceCall(lock, counter string, c *Claim, fence uint64) Call {
+	return Call{Script: fenceScript.Script, Keys: []string{lock, counter}, Args: []any{c.TokenArg(), fence}}
+}
+
+func (exclusive) Renew(c *Claim, ttl time.Duration) Call {
+	var ms any = c.ttlArg
+	if ttl != c.TTL {
+		ms = ttl.Milliseconds()
+	}
+	return Call{Script: renewScript.Script, Keys: c.Keys[keyLock : keyLock+1], KeyArgs: sub(c.KeyArgs(), keyLock, keyLock+1), Args: []any{c.TokenArg(), ms}}
+}
+
+func (exclusive) Release(c *Claim) Call {
+	return Call{Script: releaseScript.Script, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+}
+
+func (exclusive) Leave(c *Claim) Call {
+	return Call{Script: leaveScript.Script, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+}
+
+func (exclusive) Read(op Op, cmd *redis.Cmd, _ *Claim) (Reply, error) {
+	switch v := cmd.Val().(type) {
+	case nil: // SET NX that did not set: redis.Nil
+		return Reply{}, nil
+	case string: // SET NX: "OK"
+		return Reply{OK: true}, nil
+	case []any: // a fenced grant: {0, counter}
+		if f, ok := v[1].(int64); len(v) == 2 && ok && f > 0 {
+			return Reply{OK: true, Fences: []uint64{uint64(f)}}, nil
+		}
+	case int64:
+		if op != OpAcquire {
+			return Reply{OK: v == 1}, nil
+		}
+		switch {
+		case v == 0:
+			return Reply{OK: true}, nil
+		case v > 0 && op == OpAcquire:
+			return Reply{Retry: time.Duration(v) * time.Millisecond}, nil
+		default: // the key has no TTL
+			return Reply{}, nil
+		}
+	}
+	return Reply{}, fmt.Errorf("unexpected reply %v to %v", cmd.Val(), op)
+}

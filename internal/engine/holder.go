@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Holder says who holds (or waits for) a claim: the process that made it and when it began.
+type Holder struct {
+	Token string    // the claim's random token: 128 bits from crypto/rand, hex-encoded
+	Host  string    // os.Hostname of the process, with characters outside [A-Za-z0-9._-] replaced by '_'
+	PID   int       // its process id
+	Since time.Time // when the acquisition began (wall clock, millisecond precision)
+}
+
+// tokenLen is the length of the random part of a token: 128 bits, hex-encoded.
+const tokenLen = 32
+
+// The record stored for a claim is "<token>@<host>:<pid>:<unix ms>". It rides in the value the
+// servers store anyway (the lock key, a queue member), so knowing who holds a name costs no
+// request of its own, and a GET answers it.
+var holderSuffix = func() string {
+	host, _ := os.Hostname()
+	return "@" + sanitizeHost(host) + ":" + strconv.Itoa(os.Getpid()) + ":"
+}()
+
+// sanitizeHost keeps a host name to characters that cannot break a token: no spaces (wake-up
+// messages separate tokens with them) and nothing that needs quoting.
+func sanitizeHost(h string) string {
+	if h == "" {
+		return "unknown"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, h)
+}
+
+// newToken returns a fresh holder record: 128 random bits from crypto/rand, hex-encoded, then
+// this process's identity and the time. One allocation.
+func newToken(now time.Time) string {
+	var raw [tokenLen / 2]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)
+	var b strings.Builder
+	b.Grow(tokenLen + len(holderSuffix) + 14)
+	var hx [tokenLen]byte
+	hex.Encode(hx[:], raw[:])
+	b.Write(hx[:])
+	b.WriteString(holderSuffix)
+	var ms [20]byte
+	b.Write(strconv.AppendInt(ms[:0], now.UnixMilli(), 10))
+	return b.String()
+}
+
+// ParseHolder reads a value the servers store for a claim — a lock key's value, a queue member —
+// and returns its random token and its holder. A reservation made for a waiter ("r:" and the
+// waiter's record) reads as that waiter's. ok is false when v is not a record of this library.
+func ParseHolder(v string) (token string, h Holder, ok bool) {
+	v = strings.TrimPrefix(v, "r:")
+	if len(v) < tokenLen+1 || v[tokenLen] != '@' {
+		return "", Holder{}, false
+	}
+	token, rest := v[:tokenLen], v[tokenLen+1:]
+	// The host has no ':' (sanitizeHost), so the last two fields are the pid and the time.
+	i := strings.LastIndexByte(rest, ':')
+	if i < 0 {
+		return "", Holder{}, false
+	}
+	j := strings.LastIndexByte(rest[:i], ':')
+	if j < 0 {
+		return "", Holder{}, false
+	}
+	pid, err1 := strconv.Atoi(rest[j+1 : i])
+	ms, err2 := strconv.ParseInt(rest[i+1:], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", Holder{}, false
+	}
+	return token, Holder{Token: token, Host: rest[:j], PID: pid, Since: time.UnixMilli(ms)}, true
+}

@@ -1,0 +1,263 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// waiter is one blocked acquire's interest in a name's wake-up channel. A release publishes the
+// tokens of the waiters it served, separated by spaces, so only they are woken. wake has room for
+// one signal: several wake-ups before the waiter looks collapse into one re-check.
+type waiter struct {
+	channel string
+	token   string
+	wake    chan struct{}
+}
+
+func (w *waiter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// subscriber is the one pub/sub connection of a Quorum to one node. It carries the wake-up
+// channels of every name that has a blocked waiter in this process: a channel is subscribed when
+// its first waiter arrives and unsubscribed when its last leaves. The connection is opened when
+// the first waiter arrives and closed by Quorum.Close.
+//
+// A waiter is woken when a release publishes its token on its channel, when the subscription to
+// its channel is confirmed (closing the race between a failed attempt and the subscription taking
+// effect), and when the connection fails or is re-established (go-redis re-subscribes after a
+// reconnect, and the confirmations wake everyone): a waiter re-checks the lock whenever a message
+// for it might have been missed.
+//
+// A channel whose last waiter leaves stays subscribed for a short linger before it is
+// unsubscribed, so that a name under steady contention does not pay a SUBSCRIBE and an
+// UNSUBSCRIBE per acquisition.
+type subscriber struct {
+	client  redis.UniversalClient
+	timeout time.Duration
+
+	mu       sync.Mutex
+	ps       *redis.PubSub
+	channels map[string]*subscription
+	closed   bool
+	done     chan struct{} // closed when the receive goroutine exits
+}
+
+// subscription is one channel: its waiters, whether it is subscribed, and the timer that
+// unsubscribes it once it has had no waiter for the linger.
+type subscription struct {
+	waiters    map[*waiter]struct{}
+	subscribed bool
+	linger     *time.Timer
+}
+
+// linger is how long a channel stays subscribed after its last waiter leaves.
+const linger = 500 * time.Millisecond
+
+// pingEvery is how long the receive loop waits for a message before it pings, so that a dead
+// connection is noticed (and re-established) while it is idle.
+const pingEvery = 5 * time.Second
+
+func newSubscriber(c redis.UniversalClient, timeout time.Duration) *subscriber {
+	return &subscriber{client: c, timeout: timeout, channels: make(map[string]*subscription)}
+}
+
+// add registers w on its channel, without I/O. A waiter registers before the attempt that may
+// queue it on the server, so that no wake-up for its token can arrive before it listens; it hears
+// messages from then on if the channel is subscribed (see subscribe).
+func (s *subscriber) add(w *waiter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub := s.channels[w.channel]
+	if sub == nil {
+		sub = &subscription{waiters: make(map[*waiter]struct{}, 1)}
+		s.channels[w.channel] = sub
+	}
+	if sub.linger != nil {
+		sub.linger.Stop()
+		sub.linger = nil
+	}
+	sub.waiters[w] = struct{}{}
+}
+
+// subscribe makes sure w's channel is subscribed. A new subscription's confirmation wakes the
+// waiters, closing the race with a message published before the server had the subscription. It
+// reports false when the subscription could not be sent; the waiter then relies on its fallback
+// timer.
+func (s *subscriber) subscribe(w *waiter) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub := s.channels[w.channel]
+	if s.closed || sub == nil {
+		return false
+	}
+	if sub.subscribed {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	if s.ps == nil {
+		// The first subscription opens the connection; the receive goroutine owns it from then on.
+		s.ps = s.client.Subscribe(ctx, w.channel)
+		s.done = make(chan struct{})
+		go s.receive(s.ps, s.done)
+		sub.subscribed = true
+		return true
+	}
+	// go-redis remembers the channel even when sending fails, and subscribes it on reconnect.
+	sub.subscribed = true
+	return s.ps.Subscribe(ctx, w.channel) == nil
+}
+
+// remove unregisters w. A subscribed channel is unsubscribed after the linger if no waiter comes
+// back; one that never was is forgotten at once.
+func (s *subscriber) remove(w *waiter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub := s.channels[w.channel]
+	if sub == nil {
+		return
+	}
+	delete(sub.waiters, w)
+	if len(sub.waiters) > 0 || sub.linger != nil {
+		return
+	}
+	if !sub.subscribed || s.closed {
+		delete(s.channels, w.channel)
+		return
+	}
+	sub.linger = time.AfterFunc(linger, func() { s.unsubscribe(w.channel, sub) })
+}
+
+func (s *subscriber) unsubscribe(channel string, sub *subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.channels[channel] != sub || len(sub.waiters) > 0 {
+		return
+	}
+	delete(s.channels, channel)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	_ = s.ps.Unsubscribe(ctx, channel)
+}
+
+// wake signals the waiters of channel whose token is among tokens (space-separated); with tokens
+// "", all of them; with channel "", the waiters of every channel.
+func (s *subscriber) wake(channel, tokens string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch, sub := range s.channels {
+		if channel != "" && ch != channel {
+			continue
+		}
+		for w := range sub.waiters {
+			if tokens == "" || named(tokens, w.token) {
+				w.signal()
+			}
+		}
+	}
+}
+
+// named reports whether token is one of the space-separated tokens.
+func named(tokens, token string) bool {
+	for len(tokens) > 0 {
+		t, rest, _ := strings.Cut(tokens, " ")
+		if t == token {
+			return true
+		}
+		tokens = rest
+	}
+	return false
+}
+
+func (s *subscriber) receive(ps *redis.PubSub, done chan struct{}) {
+	defer close(done)
+	var failures int
+	for {
+		msg, err := ps.ReceiveTimeout(context.Background(), pingEvery)
+		if s.isClosed() {
+			return
+		}
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				_ = ps.Ping(context.Background())
+				continue
+			}
+			// The connection failed: messages may be lost until go-redis reconnects on the next
+			// receive. Everyone re-checks now; back off so a dead node is not spun on.
+			s.wake("", "")
+			failures++
+			time.Sleep(min(time.Duration(failures)*10*time.Millisecond, time.Second))
+			continue
+		}
+		failures = 0
+		switch m := msg.(type) {
+		case *redis.Message:
+			s.wake(m.Channel, m.Payload)
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				s.wake(m.Channel, "")
+			}
+		}
+	}
+}
+
+func (s *subscriber) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// close closes the connection and waits for the receive goroutine.
+func (s *subscriber) close() {
+	s.mu.Lock()
+	s.closed = true
+	ps, done := s.ps, s.done
+	for _, sub := range s.channels {
+		if sub.linger != nil {
+			sub.linger.Stop()
+		}
+	}
+	s.mu.Unlock()
+	if ps != nil {
+		_ = ps.Close()
+		<-done
+	}
+}
+
+// watch registers a waiter for channel on every node, without I/O.
+func (q *Quorum) watch(channel, token string) *waiter {
+	w := &waiter{channel: channel, token: token, wake: make(chan struct{}, 1)}
+	for _, s := range q.subs {
+		s.add(w)
+	}
+	return w
+}
+
+// subscribe makes sure w's channel is subscribed on every node. It reports whether at least a
+// majority of the subscriptions are in place: without that, wake-ups cannot be relied on and the
+// caller polls with backoff instead.
+func (q *Quorum) subscribe(w *waiter) bool {
+	ok := 0
+	for _, s := range q.subs {
+		if s.subscribe(w) {
+			ok++
+		}
+	}
+	return ok >= q.quorum
+}
+
+func (q *Quorum) unwatch(w *waiter) {
+	for _, s := range q.subs {
+		s.remove(w)
+	}
+}
