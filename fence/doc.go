@@ -12,8 +12,10 @@
 // later holder's.
 //
 //	m := mutex.New(q, "orders:42", mutex.WithFencing())
-//	if err := m.Lock(ctx); err != nil { ... }
-//	token, _ := m.Lease().Fence()
+//	l, err := m.Obtain(ctx)
+//	if err != nil { ... }
+//	defer l.Release(ctx)
+//	token, _ := l.Fence()
 //	err := fence.Set(ctx, rdb, "{orders:42}:fence", token, "{orders:42}:state", "paid", 0)
 //	if errors.Is(err, fence.ErrStale) { ... } // the lock was lost; another holder has written
 //

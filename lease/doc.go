@@ -73,13 +73,12 @@
 // the release goes to the servers, which serve processes in the order they queued, so a waiting
 // process waits about the budget plus one critical section per process ahead of it.
 //
-// It applies to one-at-a-time claims (a mutex, an rwmutex writer) without fencing. A fenced claim
-// is never passed: the next holder needs a token larger than its predecessor's, and a passed claim
-// keeps its token. Shared claims (rwmutex readers) are never passed either, since they do not wait
-// for each other: a reader waits only for a writer, whose release goes to the servers so that the
-// writer-intent marker is cleared there. Semaphore permits are not passed (not yet): it would be
-// safe for a waiter whose weight fits in the slots being released, which would keep their token
-// and their renewal, but it is not built.
+// It applies to a mutex, an rwmutex writer, and semaphore permits passed to a goroutine that asks
+// for as many permits of the same semaphore (it takes over the same slots, token and renewal; one
+// that asks for another weight waits for the servers). A fenced claim is never passed: the next
+// holder needs a token larger than its predecessor's, and a passed claim keeps its token. Read
+// locks are never passed, and need not be: readers do not wait for each other, and a writer's
+// lease is not a reader's.
 //
 // # Renewal and loss
 //

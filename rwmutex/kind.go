@@ -1,7 +1,6 @@
 package rwmutex
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -78,22 +77,5 @@ func (kind) Leave(c *engine.Claim) engine.Call {
 }
 
 func (kind) Read(op engine.Op, cmd *redis.Cmd, _ *engine.Claim) (engine.Reply, error) {
-	if v, ok := cmd.Val().([]any); ok && op == engine.OpAcquire { // a fenced grant: {0, counter}
-		if f, ok := v[1].(int64); len(v) == 2 && ok && f > 0 {
-			return engine.Reply{OK: true, Fences: []uint64{uint64(f)}}, nil
-		}
-	}
-	n, err := cmd.Int64()
-	if err != nil {
-		return engine.Reply{}, fmt.Errorf("unexpected reply to %v: %w", op, err)
-	}
-	switch {
-	case op != engine.OpAcquire:
-		return engine.Reply{OK: n == 1}, nil
-	case n == 0:
-		return engine.Reply{OK: true}, nil
-	case n > 0:
-		return engine.Reply{Retry: time.Duration(n) * time.Millisecond}, nil
-	}
-	return engine.Reply{}, nil // the writer key has no TTL: back off
+	return engine.ReadOne(op, cmd)
 }

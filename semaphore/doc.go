@@ -74,8 +74,8 @@
 //     (busy, unavailable, misconfigured, or ctx's error with the last round's outcome: see
 //     lease.ErrNotAcquired), and leaves no slot held and nothing queued on any node (a node that
 //     cannot be reached gets the cleanup when it answers again).
-//   - Permits are not passed between goroutines of a process without the servers (see package
-//     lease, Local handoff).
+//   - A Release may pass its permits to a goroutine of the same process that waits for as many,
+//     with no request to the servers (see package lease, Local handoff).
 //   - Release gives back any n held, the latest acquisitions first, splitting one if needed;
 //     releasing more than held is [ErrReleaseTooMany], and nothing is released.
 //   - Errors are typed and name this package; nothing panics but the sync.Locker adapter on

@@ -86,7 +86,7 @@ func unitList(units []int64) string {
 func (kind) Read(op engine.Op, cmd *redis.Cmd, c *engine.Claim) (engine.Reply, error) {
 	if op == engine.OpLeave || op == engine.OpFence {
 		n, err := cmd.Int64()
-		return engine.Reply{OK: n == 1}, err
+		return engine.Yes(n == 1), err
 	}
 	vals, err := cmd.Int64Slice()
 	if err != nil {

@@ -80,6 +80,7 @@ func TestPublicSurfaceIsTheListedOne(t *testing.T) {
 	for pkg, want := range surface {
 		t.Run(pkg, func(t *testing.T) {
 			got := exports(t, filepath.Join("..", "..", pkg))
+			t.Logf("%s: %d exported identifiers: %s", pkg, len(got), strings.Join(got, " "))
 			budget := primitiveBudget
 			switch pkg {
 			case "lease":

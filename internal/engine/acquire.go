@@ -294,6 +294,9 @@ func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl
 			Fencing: r.Fencing, tokenArg: token, ttlArg: ttlArg, keyArgs: keyArgList,
 		},
 	}
+	if !l.picked() {
+		l.claim.Units = One // a claim of one unit; the servers pick a weighted claim's
+	}
 	if q.isClosed() { // before, or while we queued at the gate
 		l.leaveGate()
 		return nil, errs.Closed
@@ -316,7 +319,7 @@ type nodeVote struct {
 // granted reports whether the node granted the claim, or may have (its call failed after it went
 // out): the nodes a failed round must undo.
 func (v *nodeVote) granted() bool {
-	return v.sent && (v.err != nil || v.reply.OK || len(v.reply.Units) > 0)
+	return v.sent && (v.err != nil || len(v.reply.Units) > 0)
 }
 
 // round is the outcome of one acquire attempt.
@@ -502,31 +505,36 @@ func (q *Quorum) round(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 	return res, nil
 }
 
-// countVotes tallies an acquire round: whether a quorum granted (for a weighted claim, the units
-// to keep), what the nodes that did not grant asked the caller to wait, and the node errors.
+// countVotes tallies an acquire round: whether a quorum granted every unit of the claim (and, for
+// a claim whose units the servers pick, which units to keep), what the nodes that did not grant
+// asked the caller to wait, and the node errors.
 func (q *Quorum) countVotes(ctx context.Context, l *Lease, votes []nodeVote, a *Attempt, tr *telemetry.Acquire) (round, tally, []int64) {
-	weighted := l.mode == AdmitWeighted
-	t := q.count(ctx, votes, weighted, nil, tr)
+	var asked []int64
+	if !l.picked() {
+		asked = l.claim.Units
+	}
+	t := q.count(ctx, votes, asked, tr)
 	res := round{nodeErrs: t.errs}
 	for i := range votes {
 		v := &votes[i]
 		if v.young && v.err == nil {
 			res.young++
 		}
-		if v.err == nil && !v.reply.OK && len(v.reply.Units) == 0 {
-			if v.reply.Retry <= 0 {
-				res.unknown = res.unknown || !a.Fast
-			} else if res.retryIn == 0 || v.reply.Retry < res.retryIn {
-				res.retryIn = v.reply.Retry
-			}
-		}
-		if v.err == nil && (v.reply.OK || len(v.reply.Units) > 0) {
+		switch {
+		case v.err != nil:
+		case len(v.reply.Units) > 0:
 			res.some++
+		case v.reply.Retry <= 0:
+			res.unknown = res.unknown || !a.Fast
+		case res.retryIn == 0 || v.reply.Retry < res.retryIn:
+			res.retryIn = v.reply.Retry
 		}
 	}
-	var keep []int64
-	res.granted = t.yes >= q.quorum
-	if weighted {
+	keep := asked
+	res.granted = t.holds(q.quorum)
+	if asked == nil {
+		// The servers picked the units: keep the weight most granted by a quorum, or else ask
+		// again for those most nodes granted, so that the nodes converge.
 		keep = t.quorate(q.quorum, l.claim.Weight)
 		res.granted = keep != nil
 		if !res.granted && len(t.units) > 0 {
@@ -537,7 +545,7 @@ func (q *Quorum) countVotes(ctx context.Context, l *Lease, votes []nodeVote, a *
 	// Busy or unavailable: had the nodes that failed (or that the restart guard ignored) granted,
 	// would a quorum have? Then the round failed for want of nodes; else enough nodes answered
 	// "taken" that no quorum was possible.
-	res.unavailable = !res.granted && t.yes+len(t.errs)+res.young >= q.quorum
+	res.unavailable = !res.granted && res.some+len(t.errs)+res.young >= q.quorum
 	return res, t, keep
 }
 
@@ -546,10 +554,9 @@ func (q *Quorum) countVotes(ctx context.Context, l *Lease, votes []nodeVote, a *
 // that at least TTL/4 of validity is still left after both, and hands the lease to the watchdog.
 // When any step fails it undoes the round and says why in res (res.granted false).
 func (q *Quorum) settle(ctx context.Context, l *Lease, w *scratch, votes []nodeVote, keep []int64, start, until time.Time, res *round) error {
-	weighted := l.mode == AdmitWeighted
 	l.claim.Units = keep
-	settled := weighted || l.claim.Fencing
-	if weighted {
+	settled := l.picked() || l.claim.Fencing
+	if l.picked() {
 		q.trim(ctx, l, w, votes)
 	}
 	if l.claim.Fencing {
@@ -614,21 +621,10 @@ func (q *Quorum) describe(res *round, l *Lease, a *Attempt, t *tally, start, unt
 // counter to it on every node where the claim is still ours. It returns "" when a quorum acked (the
 // tokens are then the lease's), else what happened and the node errors of the second round.
 func (q *Quorum) fence(ctx context.Context, l *Lease, w *scratch, votes []nodeVote) (string, []error) {
-	weighted := l.mode == AdmitWeighted
-	n := 1
-	if weighted {
-		n = len(l.claim.Units)
-	}
-	fences := make([]uint64, n)
+	fences := make([]uint64, len(l.claim.Units))
 	for i := range votes {
 		v := &votes[i]
 		if v.err != nil {
-			continue
-		}
-		if !weighted {
-			if v.reply.OK && len(v.reply.Fences) > 0 {
-				fences[0] = max(fences[0], v.reply.Fences[0])
-			}
 			continue
 		}
 		for j, u := range v.reply.Units {
@@ -640,9 +636,10 @@ func (q *Quorum) fence(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 	if len(q.nodes) > 1 && !mutation.On(mutation.FenceOneRound) {
 		acks := make([]nodeVote, len(q.nodes))
 		q.each(ctx, w, l.kind.(Fencer).Fence(&l.claim, fences), OpFence, l, acks, nil, false)
-		t := q.count(ctx, acks, false, nil, nil)
-		if t.yes < q.quorum {
-			return fmt.Sprintf("granted by a quorum, but its fencing token was settled on %d of %d nodes, %d needed", t.yes, len(q.nodes), q.quorum), t.errs
+		// The second round answers for the claim as a whole: yes where every unit was ours still.
+		t := q.count(ctx, acks, One, nil)
+		if !t.holds(q.quorum) {
+			return fmt.Sprintf("granted by a quorum, but its fencing token was settled on %d of %d nodes, %d needed", t.least, len(q.nodes), q.quorum), t.errs
 		}
 	}
 	l.fences = fences
@@ -694,7 +691,7 @@ func (q *Quorum) trim(ctx context.Context, l *Lease, w *scratch, votes []nodeVot
 	var pick []bool
 	for i := range votes {
 		for _, u := range votes[i].reply.Units {
-			if !hasUnit(l.claim.Units, u) {
+			if _, kept := slices.BinarySearch(l.claim.Units, u); !kept {
 				if pick == nil {
 					pick = make([]bool, len(votes))
 				}

@@ -61,6 +61,18 @@ func (exclusive) Acquire(a *Attempt) Call {
 	return Call{Script: acquireScript.Script, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
 }
 
+// yes is the reply of a node that said yes (ok) or no to a call about a claim of one unit.
+func yes(ok bool) Reply {
+	if ok {
+		return Reply{Units: One}
+	}
+	return Reply{}
+}
+
+// Yes is the reply of a node that said yes (ok) or no to a call about a claim of one unit: Units
+// is [One] or nil.
+func Yes(ok bool) Reply { return yes(ok) }
+
 // sub returns args[i:j], or nil for nil args.
 func sub(args []any, i, j int) []any {
 	if args == nil {
@@ -97,23 +109,33 @@ func (exclusive) Leave(c *Claim) Call {
 }
 
 func (exclusive) Read(op Op, cmd *redis.Cmd, _ *Claim) (Reply, error) {
-	switch v := cmd.Val().(type) {
+	switch cmd.Val().(type) {
 	case nil: // SET NX that did not set: redis.Nil
 		return Reply{}, nil
 	case string: // SET NX: "OK"
-		return Reply{OK: true}, nil
-	case []any: // a fenced grant: {0, counter}
-		if f, ok := v[1].(int64); len(v) == 2 && ok && f > 0 {
-			return Reply{OK: true, Fences: []uint64{uint64(f)}}, nil
+		return Reply{Units: One}, nil
+	}
+	return ReadOne(op, cmd)
+}
+
+// ReadOne reads a node's reply to a call about a claim of one unit, in the convention of the
+// scripts of every such kind (exclusive, rwmutex readers and writers): to an acquire, 0 when
+// granted, {0, counter} when granted with fencing, a positive number of milliseconds to wait
+// before trying again, or a negative number when the holder's key has no TTL (the caller backs
+// off); to any other call, 1 for yes and 0 for no.
+func ReadOne(op Op, cmd *redis.Cmd) (Reply, error) {
+	switch v := cmd.Val().(type) {
+	case []any:
+		if f, ok := v[1].(int64); len(v) == 2 && ok && f > 0 && op == OpAcquire {
+			return Reply{Units: One, Fences: []uint64{uint64(f)}}, nil
 		}
 	case int64:
-		if op != OpAcquire {
-			return Reply{OK: v == 1}, nil
-		}
 		switch {
+		case op != OpAcquire:
+			return yes(v == 1), nil
 		case v == 0:
-			return Reply{OK: true}, nil
-		case v > 0 && op == OpAcquire:
+			return Reply{Units: One}, nil
+		case v > 0:
 			return Reply{Retry: time.Duration(v) * time.Millisecond}, nil
 		default: // the key has no TTL
 			return Reply{}, nil

@@ -141,14 +141,14 @@ func (g *gate) enter(ctx context.Context, stop <-chan struct{}, r *Request, ttl 
 	return false, nil, false
 }
 
-// pass hands what the caller holds — one AdmitOne admission — to the first waiter, if that waiter
-// wants one and take, called with it, returns a lease for it (nil: it does not fit). The admission
-// goes with the lease: the gate's state does not change, and the waiter returns from enter
-// holding.
-func (g *gate) pass(take func(w *gateWaiter) *Lease) bool {
+// pass hands what the caller holds — an admission in mode — to the first waiter, if that waiter
+// asks for the same mode and take, called with it, returns a lease for it (nil: it does not fit).
+// The admission goes with the lease: the gate's state does not change, and the waiter returns
+// from enter holding.
+func (g *gate) pass(mode Admission, take func(w *gateWaiter) *Lease) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.waiters) == 0 || g.waiters[0].mode != AdmitOne {
+	if len(g.waiters) == 0 || g.waiters[0].mode != mode {
 		return false
 	}
 	w := g.waiters[0]

@@ -117,19 +117,17 @@ type Call struct {
 
 // Reply is one node's answer to a call, as its kind reads it.
 type Reply struct {
-	// OK reports, for a claim of one unit (AdmitOne and AdmitShared kinds), that the node granted
-	// the acquire, renewed the claim, released it, or (leave) had the waiter queued.
-	OK bool
-	// Units lists, for a weighted claim, the units the node granted (acquire), renewed (renew)
-	// or released (release).
+	// Units lists the units the node granted (acquire), renewed (renew), released (release) or
+	// fenced (fence), or, for a leave, [One] if it had the waiter queued. For a claim of one unit
+	// it is [One] or nil.
 	Units []int64
 	// Retry is, for an acquire the node did not grant, the longest the caller should wait before
 	// it tries again (the holder's remaining TTL, or the reservation's); 0 when the node cannot
 	// tell, which makes the caller back off.
 	Retry time.Duration
 	// Fences are, for an acquire of a fenced claim ([Claim.Fencing]) that the node granted, the
-	// values of the node's fencing counters after the grant incremented them: one for a claim of
-	// one unit, one per unit (in the order of Units) for a weighted claim.
+	// values of the node's fencing counters after the grant incremented them, one per unit, in the
+	// order of Units.
 	Fences []uint64
 }
 
@@ -160,7 +158,8 @@ type Claim struct {
 	Weight int64
 	// Capacity is the total weight a weighted kind admits (the request's Capacity).
 	Capacity int64
-	// Units are the units held, for a weighted claim once granted, in increasing order.
+	// Units are the units of the claim, in increasing order: [One] for a claim of one unit; for
+	// an AdmitWeighted claim, whose units the servers pick, those a quorum granted (nil before).
 	Units []int64
 	// Fencing asks the kind to increment and report its fencing counters on a grant (see
 	// [Fencer]).

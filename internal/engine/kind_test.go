@@ -88,9 +88,9 @@ func (sharedKind) Read(op engine.Op, cmd *redis.Cmd, _ *engine.Claim) (engine.Re
 	}
 	switch {
 	case op != engine.OpAcquire:
-		return engine.Reply{OK: n == 1}, nil
+		return engine.Yes(n == 1), nil
 	case n == 0:
-		return engine.Reply{OK: true}, nil
+		return engine.Reply{Units: engine.One}, nil
 	case n > 0:
 		return engine.Reply{Retry: time.Duration(n) * time.Millisecond}, nil
 	}

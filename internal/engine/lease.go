@@ -93,20 +93,27 @@ func (l *Lease) Holder() Holder {
 	return h
 }
 
-// Units returns the units the lease holds: for a weighted claim (a semaphore's slots), their
-// indices in increasing order; nil otherwise.
+// Units returns the units the lease holds: for a claim whose units the servers pick (a
+// semaphore's slots), their indices in increasing order; nil for a claim of one unit.
 func (l *Lease) Units() []int64 {
-	if l == nil {
+	if l == nil || !l.picked() {
 		return nil
 	}
 	return l.units()
 }
 
+// picked reports whether the servers pick the claim's units (an AdmitWeighted claim: a
+// semaphore's slots), rather than the claim being the one unit [One]. Only such a claim keeps
+// part of what a round granted (trim), asks for the units most nodes granted (Prefer), and gives
+// up part of what it holds (ReleaseUnits).
+func (l *Lease) picked() bool { return l.mode == AdmitWeighted }
+
 // units returns the units held. The slice is never written after it is published: a partial
-// release installs a shorter one.
+// release installs a shorter one, which is why a claim whose units can shrink reads them under
+// umu.
 func (l *Lease) units() []int64 {
-	if l.mode != AdmitWeighted {
-		return nil
+	if !l.picked() {
+		return l.claim.Units
 	}
 	l.umu.Lock()
 	defer l.umu.Unlock()
@@ -115,7 +122,7 @@ func (l *Lease) units() []int64 {
 
 // snapshot returns the claim as it stands, for a call built while a partial release may change it.
 func (l *Lease) snapshot() *Claim {
-	if l.mode != AdmitWeighted {
+	if !l.picked() {
 		return &l.claim
 	}
 	l.umu.Lock()
@@ -135,7 +142,7 @@ func (l *Lease) Fence() (uint64, error) {
 	if l.fences == nil {
 		return 0, &opError{sentinel: l.errs.NoFencing, name: l.claim.Name, detail: "acquired without fencing"}
 	}
-	if l.mode == AdmitWeighted {
+	if len(l.fences) != 1 || l.picked() {
 		return 0, &opError{sentinel: l.errs.NoFencing, name: l.claim.Name, detail: "a weighted lease has a token per unit: use Fences"}
 	}
 	return l.fences[0], nil
@@ -302,46 +309,45 @@ func (l *Lease) release(ctx context.Context, why error) error {
 	votes := l.votes(w)
 	c := l.snapshot()
 	q.each(ctx, w, l.kind.Release(c), OpRelease, l, votes, nil, true)
-	weighted := l.mode == AdmitWeighted
-	t := q.count(ctx, votes, weighted, c.Units, nil)
+	t := q.count(ctx, votes, c.Units, nil)
 	if lostBefore != nil {
 		// Lost first: that is the news. Node errors, if any, say why what was left could not be
 		// deleted now; it expires within the TTL.
 		return &opError{sentinel: l.errs.Lost, name: l.claim.Name, causes: append([]error{lostBefore}, t.errs...)}
 	}
 	switch {
-	case t.holds(q.quorum, weighted, c.Units):
+	case t.holds(q.quorum):
 		return nil
-	case t.gone(len(q.nodes), q.quorum, weighted, c.Units):
+	case t.gone(len(q.nodes), q.quorum):
 		return &opError{sentinel: l.errs.NotHeld, name: l.claim.Name,
-			detail: fmt.Sprintf("held on %d of %d nodes at release", t.yes, len(q.nodes))}
+			detail: fmt.Sprintf("held on %d of %d nodes at release", t.least, len(q.nodes))}
 	default:
 		return &opError{sentinel: l.errs.NotReleased, name: l.claim.Name,
-			detail: fmt.Sprintf("released on %d of %d nodes, %d needed", t.yes, len(q.nodes), q.quorum), causes: t.errs}
+			detail: fmt.Sprintf("released on %d of %d nodes, %d needed", t.least, len(q.nodes), q.quorum), causes: t.errs}
 	}
 }
 
 // pass hands l, which its holder is releasing, to the first goroutine of this process that waits
 // for the name at the local gate, without a word to the servers: the claim stays granted, renewed
-// and valid as it was, under a new handle; l reads as released. It is a direct handoff to the next
-// local waiter, in FIFO order: with no round trip per acquisition, goroutines of one process that
-// contend for a name take turns at the speed of a local mutex.
-//
-// It is bounded, so that other processes are not starved: only while the claim was granted by the
-// servers less than the handoff budget ago ([WithHandoff], 1ms by default); after that the release
-// goes to the servers, which reserve the name for the waiter queued first there, and the local
-// goroutines queue there too. A process therefore keeps a name for at most the budget plus one
-// critical section per turn. It applies to AdmitOne kinds without fencing (a passed lease keeps its
-// fencing token, which must not be shared by two holders), to a waiter that asks for the same kind
-// and TTL, and to a lease with at least half its TTL of validity left.
+// and valid as it was, under a new handle; l reads as released. The rule and its bounds are the
+// lease doc's (Local handoff), stated there once: within the handoff budget after the servers'
+// grant, with at least half the TTL of validity left, never with fencing, to a waiter of the same
+// kind and TTL (and, for a weighted claim, the same weight and capacity).
 func (q *Quorum) pass(l *Lease) bool {
-	if q.cfg.handoff <= 0 || l.mode != AdmitOne || l.claim.Fencing || sinceEpoch()-l.grantedAt >= q.cfg.handoff {
+	// Shared claims never wait for each other at the gate: there is no reader to pass a read
+	// lease to (see the lease doc, Local handoff).
+	if q.cfg.handoff <= 0 || l.mode == AdmitShared || l.claim.Fencing || sinceEpoch()-l.grantedAt >= q.cfg.handoff {
 		return false
 	}
 	// Everything past the gate's own check that someone waits runs only when someone does: an
 	// uncontended release pays one look at the gate.
-	passed := l.gate.pass(func(w *gateWaiter) *Lease {
+	passed := l.gate.pass(l.mode, func(w *gateWaiter) *Lease {
 		if w.req.Fencing || w.ttl != l.claim.TTL || w.req.Kind != l.kind {
+			return nil
+		}
+		// A weighted claim goes as it is, its units and all, to a waiter of the same weight and
+		// capacity: the admission it takes over is the one it would have been given.
+		if l.picked() && (w.weight != l.claim.Weight || w.capacity != l.claim.Capacity || len(l.units()) != int(l.claim.Weight)) {
 			return nil
 		}
 		if l.entry.Err() != nil || time.Until(l.entry.Until()) < l.claim.TTL/2 || q.isClosed() {
@@ -351,7 +357,7 @@ func (q *Quorum) pass(l *Lease) bool {
 		if errs == nil {
 			errs = leaseErrors
 		}
-		next := &Lease{q: q, kind: l.kind, claim: l.claim, errs: errs, gate: l.gate, mode: l.mode,
+		next := &Lease{q: q, kind: l.kind, claim: *l.snapshot(), errs: errs, gate: l.gate, mode: l.mode,
 			entry: l.entry, onLost: w.req.OnLost, grantedAt: l.grantedAt}
 		until := l.entry.Until()
 		if !l.entry.Rebind(next, next.lost) {
@@ -383,8 +389,8 @@ func (l *Lease) ReleaseUnits(ctx context.Context, k int64) error {
 	if ctx == nil {
 		return l.errs.InvalidFor(l.claim.Name, "ctx", "nil")
 	}
-	if l.mode != AdmitWeighted {
-		return l.errs.Invalid("lease", "not a weighted claim: it has no units to give up")
+	if !l.picked() {
+		return l.errs.Invalid("lease", "a claim of one unit: it has no part to give up")
 	}
 	l.umu.Lock()
 	held := int64(len(l.claim.Units))
@@ -411,12 +417,12 @@ func (l *Lease) ReleaseUnits(ctx context.Context, k int64) error {
 	// Its own task, not the scratch space's: a partial release may run beside a release.
 	votes := make([]nodeVote, len(q.nodes))
 	q.fanout(context.WithoutCancel(ctx), &callTask{q: q, l: l, call: l.kind.Renew(&c, c.TTL), op: OpRenew, votes: votes, owed: true})
-	t := q.count(ctx, votes, true, keep, nil)
-	if t.holds(q.quorum, true, keep) {
+	t := q.count(ctx, votes, keep, nil)
+	if t.holds(q.quorum) {
 		return nil
 	}
 	return &opError{sentinel: l.errs.NotReleased, name: c.Name,
-		detail: fmt.Sprintf("%d units given up on %d of %d nodes, %d needed", k, t.yes, len(q.nodes), q.quorum), causes: t.errs}
+		detail: fmt.Sprintf("%d units given up on %d of %d nodes, %d needed", k, t.least, len(q.nodes), q.quorum), causes: t.errs}
 }
 
 // scratch is the working space of an acquire or a release: its attempt, the task of its fan-outs,

@@ -67,21 +67,19 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 		for i := range q.nodes {
 			column[i] = votes[i*len(batch)+j]
 		}
-		weighted := l.mode == AdmitWeighted
 		// The units held now: one given up meanwhile (a partial release) is no renewal's business.
-		units := l.units()
-		t := q.count(ctx, column, weighted, units, nil)
+		t := q.count(ctx, column, l.units(), nil)
 		until := validUntil(start, r.TTL)
 		switch {
-		case t.holds(renewQuorum, weighted, units) && now.Before(until):
+		case t.holds(renewQuorum) && now.Before(until):
 			r.OK, r.Until = true, until
-		case t.gone(len(q.nodes), q.quorum, weighted, units):
+		case t.gone(len(q.nodes), q.quorum):
 			r.Final, r.Err = true, &opError{sentinel: l.errs.NotHeld, name: l.claim.Name,
-				detail: fmt.Sprintf("renewal found it held on %d of %d nodes", t.yes, len(q.nodes))}
-		case t.holds(q.quorum, weighted, units):
-			r.Err = fmt.Errorf("renewed on %d of %d nodes, but only after the validity it would give had passed", t.yes, len(q.nodes))
+				detail: fmt.Sprintf("renewal found it held on %d of %d nodes", t.least, len(q.nodes))}
+		case t.holds(q.quorum):
+			r.Err = fmt.Errorf("renewed on %d of %d nodes, but only after the validity it would give had passed", t.least, len(q.nodes))
 		default:
-			r.Err = Join(append([]error{fmt.Errorf("renewed on %d of %d nodes, %d needed", t.yes, len(q.nodes), q.quorum)}, t.errs...)...)
+			r.Err = Join(append([]error{fmt.Errorf("renewed on %d of %d nodes, %d needed", t.least, len(q.nodes), q.quorum)}, t.errs...)...)
 		}
 		l.renewed(r.Err)
 	}

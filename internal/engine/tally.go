@@ -11,11 +11,17 @@ import (
 
 // The vote tally and the key layout: the two rules every call of every kind goes through.
 
-// tally is what the nodes said to one call of a claim.
+// One is the units of a claim of one unit (an exclusive or a shared claim): the unit 0. A kind's
+// Read returns it as Reply.Units for a node that granted, renewed, released, fenced or queued
+// such a claim. It is shared and never written.
+var One = []int64{0}
+
+// tally is what the nodes said to one call of a claim. A claim is a set of units, each held where
+// a quorum granted it; a claim of one unit is the set One.
 type tally struct {
 	answered int         // nodes that answered
-	yes      int         // nodes that said yes (for a weighted claim: to every unit asked about, or to any when none were)
-	units    []unitVotes // for a weighted claim: the units named, most votes first
+	least    int         // for the units asked about: the fewest nodes that said yes to any one of them
+	units    []unitVotes // with no units asked about (an acquire whose units the servers pick): every unit named, most votes first
 	errs     []error     // the failures, as *NodeError, in node order
 }
 
@@ -24,10 +30,12 @@ type unitVotes struct {
 	votes int
 }
 
-// count tallies the nodes' answers in votes; for a weighted claim, units are the units asked about
-// (those held, for a renewal or a release). Failures become typed node errors (and "node.error"
-// events on tr, unless the caller's own ctx ended, which is not the node's failure).
-func (q *Quorum) count(ctx context.Context, votes []nodeVote, weighted bool, units []int64, tr *telemetry.Acquire) tally {
+// count tallies the nodes' answers in votes to a call about asked, the claim's units: nil for the
+// acquire of a claim whose units the servers pick (a semaphore's), for which it ranks every unit
+// the nodes named instead. Failures become typed node errors (and "node.error" events on tr,
+// unless the caller's own ctx ended, which is not the node's failure). A node the restart guard
+// ignores answered, but says neither yes nor no.
+func (q *Quorum) count(ctx context.Context, votes []nodeVote, asked []int64, tr *telemetry.Acquire) tally {
 	var t tally
 	for i := range votes {
 		v := &votes[i]
@@ -40,25 +48,8 @@ func (q *Quorum) count(ctx context.Context, votes []nodeVote, weighted bool, uni
 			continue
 		}
 		t.answered++
-		if v.young {
-			continue // the restart guard ignores it: neither yes nor no
-		}
-		if !weighted {
-			if v.reply.OK {
-				t.yes++
-			}
+		if v.young || asked != nil {
 			continue
-		}
-		if all := len(v.reply.Units) > 0; all {
-			for _, u := range units {
-				if !slices.Contains(v.reply.Units, u) {
-					all = false
-					break
-				}
-			}
-			if all {
-				t.yes++
-			}
 		}
 		for _, u := range v.reply.Units {
 			j := slices.IndexFunc(t.units, func(x unitVotes) bool { return x.unit == u })
@@ -69,52 +60,35 @@ func (q *Quorum) count(ctx context.Context, votes []nodeVote, weighted bool, uni
 			t.units[j].votes++
 		}
 	}
-	slices.SortFunc(t.units, func(a, b unitVotes) int {
-		if a.votes != b.votes {
-			return b.votes - a.votes
+	if asked == nil {
+		slices.SortFunc(t.units, func(a, b unitVotes) int {
+			if a.votes != b.votes {
+				return b.votes - a.votes
+			}
+			return int(a.unit - b.unit)
+		})
+		return t
+	}
+	for k, u := range asked {
+		yes := 0
+		for i := range votes {
+			if v := &votes[i]; v.err == nil && !v.young && slices.Contains(v.reply.Units, u) {
+				yes++
+			}
 		}
-		return int(a.unit - b.unit)
-	})
+		if k == 0 || yes < t.least {
+			t.least = yes
+		}
+	}
 	return t
 }
 
-// votesFor returns how many nodes said yes to unit.
-func (t *tally) votesFor(unit int64) int {
-	for _, u := range t.units {
-		if u.unit == unit {
-			return u.votes
-		}
-	}
-	return 0
-}
+// holds reports whether a quorum said yes to every unit asked about.
+func (t *tally) holds(quorum int) bool { return t.least >= quorum }
 
-// holds reports whether a quorum said yes: to the claim, or, for a weighted claim, to each of
-// units.
-func (t *tally) holds(quorum int, weighted bool, units []int64) bool {
-	if !weighted {
-		return t.yes >= quorum
-	}
-	for _, u := range units {
-		if t.votesFor(u) < quorum {
-			return false
-		}
-	}
-	return true
-}
-
-// gone reports whether so many nodes answered without the claim (or, for a weighted claim, without
-// one of units) that a quorum can no longer hold it: n nodes, quorum needed.
-func (t *tally) gone(n, quorum int, weighted bool, units []int64) bool {
-	if !weighted {
-		return t.answered-t.yes > n-quorum
-	}
-	for _, u := range units {
-		if t.answered-t.votesFor(u) > n-quorum {
-			return true
-		}
-	}
-	return false
-}
+// gone reports whether so many nodes answered without one of the units asked about that a quorum
+// can no longer hold it: n nodes, quorum needed.
+func (t *tally) gone(n, quorum int) bool { return t.answered-t.least > n-quorum }
 
 // quorate returns the weight units with most votes among those a quorum granted, in increasing
 // order, or nil when fewer than weight were.
@@ -151,11 +125,6 @@ func (t *tally) ranked(buf []int64) []int64 {
 		i = j
 	}
 	return buf
-}
-
-func hasUnit(units []int64, u int64) bool {
-	_, found := slices.BinarySearch(units, u)
-	return found
 }
 
 // The engine's keys of a name, at the head of every claim's Keys.
