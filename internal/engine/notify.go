@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // notifier runs what a lease's loss or failed renewal sets off beyond the safety signal — the
@@ -18,6 +20,7 @@ type notifier struct {
 	wake   chan struct{}
 	closed bool
 	done   chan struct{}
+	goid   atomic.Uint64 // the id of the goroutine that runs the handlers (see goid)
 }
 
 func newNotifier() *notifier {
@@ -43,6 +46,7 @@ func (n *notifier) post(f func()) {
 }
 
 func (n *notifier) run() {
+	n.goid.Store(goid())
 	defer close(n.done)
 	for {
 		n.mu.Lock()
@@ -73,8 +77,8 @@ func (n *notifier) close(ctx context.Context) {
 	case n.wake <- struct{}{}:
 	default:
 	}
-	if calledFromNotifier() {
-		return
+	if goid() == n.goid.Load() {
+		return // a handler called Close: the goroutine stops as soon as the handler returns
 	}
 	select {
 	case <-n.done:
@@ -82,33 +86,17 @@ func (n *notifier) close(ctx context.Context) {
 	}
 }
 
-// notifierFunc is the function whose frame marks the notifier's goroutine on the stack.
-var notifierFunc = func() string {
-	pc, _, _, _ := runtime.Caller(0)
-	name := runtime.FuncForPC(pc).Name() // ".../lease.init.func1"
-	return name[:strings.LastIndex(name, "/engine.")] + "/engine.(*notifier).run"
-}()
-
-// calledFromNotifier reports whether the notifier's run loop is on the caller's stack: there is no
-// goroutine identity in Go, but the stack tells whether we are inside a handler it called.
-func calledFromNotifier() bool {
-	pcs := make([]uintptr, 64)
-	for {
-		n := runtime.Callers(2, pcs)
-		if n < len(pcs) {
-			pcs = pcs[:n]
-			break
-		}
-		pcs = make([]uintptr, 2*len(pcs))
+// goid returns the id of the calling goroutine, from the first line of its stack trace
+// ("goroutine 123 [running]:"). Go gives goroutines no identity on purpose; the notifier needs one
+// for a single question — is Close being called by a loss handler it runs? — since Close must not
+// wait for the goroutine it runs on. It costs a short stack trace, once per Close.
+func goid() uint64 {
+	var buf [64]byte
+	n := runtime.Stack(buf[:], false)
+	fields := strings.Fields(string(buf[:n]))
+	if len(fields) < 2 {
+		return 0
 	}
-	frames := runtime.CallersFrames(pcs)
-	for {
-		f, more := frames.Next()
-		if f.Function == notifierFunc {
-			return true
-		}
-		if !more {
-			return false
-		}
-	}
+	id, _ := strconv.ParseUint(fields[1], 10, 64)
+	return id
 }
