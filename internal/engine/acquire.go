@@ -388,7 +388,10 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 			}
 		}
 	}()
-	var last *round // the last round that failed, for the error if ctx ends
+	// last is the last round that failed, for the error if ctx ends: a copy in one variable of
+	// the function's, not a pointer to the loop's res, which would then live on the heap.
+	var lastRes round
+	var last *round
 	for attempt := 1; ; attempt++ {
 		// A node call sees the caller's cancellation only between calls (see nodeCtx): an acquire
 		// whose ctx has ended makes no new round, even when the name is free.
@@ -415,7 +418,8 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		case !wait:
 			return res.failure(l.errs, l.claim.Name)
 		}
-		last = &res
+		lastRes = res
+		last = &lastRes
 		nodeErrs := len(res.nodeErrs) > 0
 		if a.Fast {
 			listen()
