@@ -519,6 +519,7 @@ func (q *Quorum) countVotes(ctx context.Context, l *Lease, votes []nodeVote, a *
 	}
 	t := q.count(ctx, votes, asked, tr)
 	res := round{nodeErrs: t.errs}
+	counted := 0 // nodes that granted something, the restart guard's ignored ones aside
 	for i := range votes {
 		v := &votes[i]
 		if v.young && v.err == nil {
@@ -528,6 +529,9 @@ func (q *Quorum) countVotes(ctx context.Context, l *Lease, votes []nodeVote, a *
 		case v.err != nil:
 		case len(v.reply.Units) > 0:
 			res.some++
+			if !v.young {
+				counted++
+			}
 		case v.reply.Retry <= 0:
 			res.unknown = res.unknown || !a.Fast
 		case res.retryIn == 0 || v.reply.Retry < res.retryIn:
@@ -549,7 +553,7 @@ func (q *Quorum) countVotes(ctx context.Context, l *Lease, votes []nodeVote, a *
 	// Busy or unavailable: had the nodes that failed (or that the restart guard ignored) granted,
 	// would a quorum have? Then the round failed for want of nodes; else enough nodes answered
 	// "taken" that no quorum was possible.
-	res.unavailable = !res.granted && res.some+len(t.errs)+res.young >= q.quorum
+	res.unavailable = !res.granted && counted+len(t.errs)+res.young >= q.quorum
 	return res, t, keep
 }
 
