@@ -16,7 +16,7 @@
 //	if err != nil { ... }
 //	defer l.Release(ctx)
 //	token, _ := l.Fence()
-//	err := fence.Set(ctx, rdb, "{orders:42}:fence", token, "{orders:42}:state", "paid", 0)
+//	err = fence.Set(ctx, rdb, "{orders:42}:fence", token, "{orders:42}:state", "paid", 0)
 //	if errors.Is(err, fence.ErrStale) { ... } // the lock was lost; another holder has written
 //
 // [Set] is a fenced SET; [NewScript] puts a script of yours behind the same check, atomically

@@ -118,6 +118,26 @@ func TestEachMissingPermissionIsMisconfigured(t *testing.T) {
 		assert.Contains(t, log.String(), "INFO")
 		assert.Contains(t, log.String(), "CONFIG GET")
 	})
+	// A node that refuses counts as a failed vote while the others can make a quorum: one of
+	// three misconfigured is an outage of one node, not of the lock; two of three is
+	// misconfigured.
+	t.Run("refused by a minority, then a majority", func(t *testing.T) {
+		three := redistest.Start(t, 3)
+		setUser(t, three, "some", "on >pw", minimalACL)
+		q := newQuorum(t, userClients(t, three, "some", "pw"))
+		setUser(t, three[2:], "some", "resetkeys ~other:*")
+		ctx := context.Background()
+		for _, a := range acquirers {
+			release, err := a.hold(ctx, q, "minority")
+			require.NoError(t, err, "%s: one refusing node of three", a.pkg)
+			release()
+		}
+		setUser(t, three[1:2], "some", "resetkeys ~other:*")
+		err := mutex.New(q, "majority").Lock(ctx)
+		require.ErrorIs(t, err, lease.ErrMisconfigured)
+		assert.Contains(t, err.Error(), "node 1")
+		assert.Contains(t, err.Error(), "node 2")
+	})
 	// At call time: the quorum was made with every permission; the administrator then takes
 	// one away. The acquire's error names the command, which the server's reply to a script does
 	// not (it names only the script's hash).

@@ -2,20 +2,22 @@ package lease
 
 import "github.com/quorumsync/quorumsync/internal/engine"
 
-// The sentinel errors of every package of quorumsync, matched with errors.Is. An error returned by
-// a primitive names that package and the lock ("mutex: not acquired \"orders:42\": ..."), and
-// matches these.
+// The sentinel errors of quorumsync's primitives and leases, matched with errors.Is. An error
+// returned by a primitive names that package and the lock ("mutex: not acquired \"orders:42\":
+// ..."), and matches these; a primitive's own misuse errors (mutex.ErrNotLocked, ...) and package
+// fence's are apart.
 //
 // An acquire that fails has one of four outcomes, told apart with errors.Is on every primitive,
 // blocking and try:
 //   - busy ([ErrNotAcquired]): enough nodes answered "taken" that no quorum was possible;
 //   - unavailable ([ErrUnavailable]): too few nodes answered for a quorum; the error carries
 //     their [NodeError]s;
-//   - misconfigured ([ErrMisconfigured]): a node refused for a reason no retry can heal; a
-//     blocking acquire returns it at once;
-//   - the caller's ctx ended: the error matches ctx's error, and also whichever of the three
-//     above the last round found, if one ran (a goroutine still queued in its own process when
-//     ctx ended matches [ErrNotAcquired]: it was waiting for a holder).
+//   - misconfigured ([ErrMisconfigured]): so many nodes refused for a reason no retry can heal
+//     that the others cannot make a quorum (a node that refuses counts as a failed vote until
+//     then); a blocking acquire returns it at once;
+//   - the caller's ctx ended: the error matches ctx's error, and also the outcome of the last
+//     round — its own, or, for a goroutine still queued in its process, that of the goroutine
+//     it waited behind — or [ErrNotAcquired] when no round had run.
 var (
 	// ErrNotAcquired reports that the name was busy: held, reserved for a waiter, or queued for
 	// by others first, on so many nodes that no quorum was possible — or, for a goroutine that

@@ -35,8 +35,8 @@ func (l *Lease) Holder() Holder {
 	return Holder(l.e().Holder())
 }
 
-// Units returns the units the lease holds: a semaphore's slots, in increasing order (the order of
-// [Lease.Fences]); nil for a lease of one unit.
+// Units returns the slots a semaphore's lease holds, in increasing order (the order of
+// [Lease.Fences]); nil for a mutex's or an rwmutex's lease.
 func (l *Lease) Units() []int64 { return l.e().Units() }
 
 // Fence returns the lease's fencing token: a number that strictly increases across the holders of

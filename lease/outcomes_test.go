@@ -400,3 +400,24 @@ func TestTryDoRunsTheJobOnceAcrossReplicas(t *testing.T) {
 	assert.Equal(t, int32(1), ran.Load(), "the job ran on more than one replica")
 	assert.Equal(t, 2, skipped)
 }
+
+// A zero Lease, like a nil one, reads as a lease not held, and its methods do not panic.
+func TestAZeroLeaseReadsAsNotHeld(t *testing.T) {
+	for _, l := range []*lease.Lease{nil, new(lease.Lease)} {
+		assert.False(t, l.Valid())
+		assert.True(t, l.Until().IsZero())
+		assert.ErrorIs(t, l.Err(), lease.ErrNotHeld)
+		assert.ErrorIs(t, l.Release(context.Background()), lease.ErrNotHeld)
+		_, err := l.Fence()
+		assert.ErrorIs(t, err, lease.ErrInvalidArgument)
+		_, err = l.Fences()
+		assert.ErrorIs(t, err, lease.ErrInvalidArgument)
+		assert.Nil(t, l.Units())
+		assert.Equal(t, lease.Holder{}, l.Holder())
+		select {
+		case <-l.Done():
+		default:
+			t.Error("Done of a lease not held is open")
+		}
+	}
+}

@@ -17,7 +17,8 @@ var (
 	ErrReleaseTooMany = errors.New("semaphore: release of more permits than held")
 	// ErrCapacityMismatch: the capacity given to New differs from the one stored on the servers
 	// for the name by the processes using it now. The error is a [*CapacityError], and it also
-	// matches lease.ErrMisconfigured: no retry heals it.
+	// matches lease.ErrMisconfigured: retrying does not heal it while processes with the other
+	// capacity use the name (the capacity is forgotten once nothing is held and nobody waits).
 	ErrCapacityMismatch = errors.New("semaphore: capacity differs from the one in use")
 )
 

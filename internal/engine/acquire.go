@@ -105,18 +105,15 @@ func (q *Quorum) effectiveTTL(ttl time.Duration) time.Duration {
 // publishes its token, or at the latest until the holder's remaining TTL (capped at TTL/2) has
 // passed, so an expired holder, which publishes nothing, is noticed within its TTL.
 //
-// When ctx ends first, the error matches both [ErrNotAcquired] and ctx's error, names the name,
-// carries the node errors of the last attempt when nodes failed, and nothing is left on any node
-// (neither key nor place in the queue; a node that cannot be reached gets its cleanup when it
-// answers again). Other errors: [ErrClosed], [ErrInvalidArgument].
+// Its errors are the acquire outcomes of package lease; nothing a failed Acquire wrote is left on
+// any node (neither key nor place in the queue; a node that cannot be reached gets its cleanup
+// when it answers again). It is the engine's tests' way to take a plain lease.
 func (q *Quorum) Acquire(ctx context.Context, name string, opts ...AcquireOption) (*Lease, error) {
 	return q.acquireExclusive(ctx, name, true, opts)
 }
 
-// TryAcquire tries once to acquire name — one SET NX PX per node — and returns at once. When the
-// name is held (here or elsewhere), reserved for a waiter, or too few nodes answered, the error
-// matches [ErrNotAcquired]; node failures are joined to it as [NodeError]s. Nothing is left on any
-// node when it fails.
+// TryAcquire tries once to acquire name — one SET NX PX per node — and returns at once, with the
+// acquire outcomes of package lease. Nothing is left on any node when it fails.
 func (q *Quorum) TryAcquire(ctx context.Context, name string, opts ...AcquireOption) (*Lease, error) {
 	return q.acquireExclusive(ctx, name, false, opts)
 }
@@ -134,10 +131,10 @@ func (q *Quorum) acquireExclusive(ctx context.Context, name string, wait bool, o
 
 // Claim acquires what r asks for: the engine's one entry point, which every primitive calls. It
 // admits the caller locally (r.Kind's Admission), then runs acquire rounds on the nodes until one
-// reaches a quorum within its validity, or, unless r.Wait, once. Errors are built on r.Errors: a
-// ctx that ends gives one matching NotAcquired and ctx's error; a round that fails gives one
-// matching NotAcquired, with the node errors joined when nodes failed; also Closed and
-// InvalidArgument. Nothing a failed or cancelled Claim wrote outlives it on any node that answers.
+// reaches a quorum within its validity, or, unless r.Wait, once. Errors are built on r.Errors and
+// are the acquire outcomes package lease documents (busy, unavailable, misconfigured, ctx), or
+// Closed and InvalidArgument. Nothing a failed or cancelled Claim wrote outlives it on any node
+// that answers.
 func (q *Quorum) Claim(ctx context.Context, r *Request) (*Lease, error) {
 	errs := leaseErrors
 	if r != nil && r.Errors != nil {
@@ -223,16 +220,13 @@ func nameOf(r *Request) string {
 // outcomeOf classifies a failed acquire for tracing: contention and cancellation are outcomes,
 // not errors; node failures, a closed quorum and bad input are.
 func outcomeOf(ctx context.Context, err error) telemetry.Outcome {
-	var ne *NodeError
 	switch {
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return telemetry.OutcomeCancelled
-	case errors.As(err, &ne):
-		return telemetry.OutcomeError
 	case errors.Is(err, ErrNotAcquired):
-		return telemetry.OutcomeNotAcquired
+		return telemetry.OutcomeNotAcquired // busy, even when a minority of nodes failed too
 	default:
-		return telemetry.OutcomeError
+		return telemetry.OutcomeError // unavailable, misconfigured, closed, invalid argument
 	}
 }
 
@@ -493,9 +487,11 @@ func (q *Quorum) round(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 	// time the key has already been ticking on the servers.
 	start := time.Now()
 	q.each(ctx, w, l.kind.Acquire(a), OpAcquire, l, votes, nil, false)
-	if err := q.permanentOf(ctx, votes); err != nil {
+	// A node that refuses for good (misconfigured) is a failed vote like any other, as long as
+	// the others can still make a quorum; when too many refuse for that, no retry can help.
+	if refusals := q.permanentOf(ctx, votes); len(refusals) > len(q.nodes)-q.quorum {
 		q.undo(ctx, l, w, votes)
-		return round{}, &opError{sentinel: l.errs.Misconfigured, name: l.claim.Name, causes: []error{err}}
+		return round{}, &opError{sentinel: l.errs.Misconfigured, name: l.claim.Name, causes: refusals}
 	}
 	res, t, keep := q.countVotes(ctx, l, votes, a, tr)
 	until := validUntil(start, l.claim.TTL)
@@ -760,10 +756,13 @@ func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
 		if r := refusalOf(err); r != nil && r.vague {
 			v.err = q.explain(ctx, c, r)
 		} else if r == nil && connectionDropped(err) {
-			// A server that speaks only TLS drops a plain-text connection at once: say so
-			// rather than report a node that looks down.
-			if tlsErr := q.tlsCheck(ctx, n); tlsErr != nil {
+			// A server that speaks only TLS drops a plain-text connection at once: once a check
+			// in the background has found that, say so rather than report a node that looks
+			// down. The check never delays a call.
+			if tlsErr := n.tls.Load(); tlsErr != nil {
 				v.err = tlsErr
+			} else {
+				q.checkTLS(n)
 			}
 		}
 		if t.owed && isTransportError(err) {

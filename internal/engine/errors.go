@@ -28,7 +28,7 @@ func (e *sentinel) Error() string { return e.msg }
 func (e *sentinel) ErrorType() string { return e.typ }
 
 // Is makes the sentinels of one meaning match each other: lease's and every package's derived from
-// it (lease.ErrNotAcquired, lease.ErrNotAcquired and lease.ErrNotAcquired are one condition).
+// it (mutex's "not acquired", rwmutex's and lease.ErrNotAcquired are one condition).
 func (e *sentinel) Is(target error) bool {
 	t, ok := target.(*sentinel)
 	return ok && t.root() == e.root()
@@ -42,8 +42,8 @@ func (e *sentinel) root() *sentinel {
 }
 
 var (
-	// ErrNotAcquired reports that a quorum was not reached: the name is held elsewhere, too few
-	// nodes answered, or the ctx ended first (then the error also matches the ctx's error).
+	// ErrNotAcquired reports a busy name: so many nodes answered "taken" that no quorum was
+	// possible (the acquire outcomes are documented on package lease's ErrNotAcquired).
 	ErrNotAcquired error = &sentinel{msg: "lease: not acquired", typ: "lease.not_acquired"}
 	// ErrUnavailable reports an acquire that too few nodes answered for a quorum to be possible:
 	// the nodes are down, hung or unreachable. The error carries their [NodeError]s.
@@ -82,8 +82,7 @@ var (
 
 // Errors is the set of sentinel errors of a package built on lease, such as mutex. Each has the
 // package's name in its text ("mutex: not acquired") and also matches the lease sentinel it
-// derives from, so errors.Is(err, lease.ErrNotAcquired) and errors.Is(err, lease.ErrNotAcquired)
-// agree. Pass it in [Request.Errors]: the errors of that request then name the package the caller
+// derives from, so errors.Is(err, lease.ErrNotAcquired) holds for mutex's "not acquired" too. Pass it in [Request.Errors]: the errors of that request then name the package the caller
 // called.
 type Errors struct {
 	Package         string
@@ -100,8 +99,8 @@ type Errors struct {
 }
 
 // NewErrors returns the sentinels of package pkg. Call it once, in a package-level var. Sentinels
-// of one meaning match each other whatever their package: errors.Is(lease.ErrLost, lease.ErrLost)
-// is true, and so is the converse.
+// of one meaning match each other whatever their package: errors.Is(errs.Lost, lease.ErrLost) is
+// true, and so is the converse.
 func NewErrors(pkg string) *Errors {
 	d := func(parent error, what, typ string) error {
 		return &sentinel{msg: pkg + ": " + what, typ: pkg + "." + typ, parent: parent}
@@ -301,7 +300,7 @@ func refusalOf(err error) *refusal {
 		words = "the server refused the user name or password"
 	case strings.HasPrefix(msg, "NOAUTH"):
 		words = "the server requires authentication and the client gave none"
-	case strings.HasPrefix(msg, "NOPERM") && strings.Contains(msg, "keys"):
+	case strings.HasPrefix(msg, "NOPERM") && strings.Contains(msg, "key"): // "keys" (7.0), "a key" (7.2)
 		words = "the ACL user may not access the library's keys: allow the key prefix as a key pattern (~prefix*)"
 	case strings.HasPrefix(msg, "NOPERM") && strings.Contains(msg, "channel"):
 		words = "the ACL user may not use the library's wake-up channels: allow the key prefix as a channel pattern (&prefix*)"
@@ -328,9 +327,10 @@ func connectionDropped(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
-// permanentOf returns the error among votes that no retry can heal, if any: a kind's [Permanent]
-// or a node's refusal, as the node's error.
-func (q *Quorum) permanentOf(ctx context.Context, votes []nodeVote) error {
+// permanentOf returns the errors among votes that no retry can heal — a kind's [Permanent] or a
+// node's refusal — as node errors, a refusal in words (and it puts the words in the vote too).
+func (q *Quorum) permanentOf(ctx context.Context, votes []nodeVote) []error {
+	var out []error
 	for i := range votes {
 		err := votes[i].err
 		if err == nil {
@@ -338,16 +338,17 @@ func (q *Quorum) permanentOf(ctx context.Context, votes []nodeVote) error {
 		}
 		var p *permanent
 		if errors.As(err, &p) {
-			return q.nodeError(ctx, q.nodes[i], err)
+			out = append(out, q.nodeError(ctx, q.nodes[i], err))
+			continue
 		}
 		if r := refusalOf(err); r != nil {
 			if _, skipped := err.(*errSkipped); !skipped {
-				err = r // the server's reply, with what it means
+				votes[i].err = r // the server's reply, with what it means
 			}
-			return q.nodeError(ctx, q.nodes[i], err)
+			out = append(out, q.nodeError(ctx, q.nodes[i], votes[i].err))
 		}
 	}
-	return nil
+	return out
 }
 
 // isPermanent reports whether err cannot heal by retrying: the quorum is closed, the input is

@@ -76,7 +76,7 @@ func (l *Lease) Name() string {
 // goroutine to goroutine ([WithHandoff]) keeps its token: use a fencing token to tell holders
 // apart.
 func (l *Lease) Token() string {
-	if l == nil {
+	if l == nil || l.entry == nil { // nil, or a zero Lease: not held
 		return ""
 	}
 	return l.claim.Token[:tokenLen]
@@ -136,7 +136,7 @@ func (l *Lease) snapshot() *Claim {
 // package fence). It returns an error matching [ErrNoFencing] when the lease was acquired without
 // fencing, and for a weighted lease, which has one token per unit (see [Lease.Fences]).
 func (l *Lease) Fence() (uint64, error) {
-	if l == nil {
+	if l == nil || l.entry == nil { // nil, or a zero Lease: not held
 		return 0, ErrNoFencing
 	}
 	if l.fences == nil {
@@ -153,7 +153,7 @@ func (l *Lease) Fence() (uint64, error) {
 // for a lease of one unit, its one token. It returns an error matching [ErrNoFencing] when the
 // lease was acquired without fencing.
 func (l *Lease) Fences() ([]uint64, error) {
-	if l == nil {
+	if l == nil || l.entry == nil { // nil, or a zero Lease: not held
 		return nil, ErrNoFencing
 	}
 	if l.fences == nil {
@@ -171,7 +171,7 @@ func (l *Lease) Fences() ([]uint64, error) {
 // ([Lease.Fence]). It cannot see a loss on the servers that no renewal has reported yet (a node
 // restarted without persistence, an eviction).
 func (l *Lease) Valid() bool {
-	if l == nil || l.passed.Load() != nil {
+	if l == nil || l.entry == nil || l.passed.Load() != nil {
 		return false
 	}
 	return l.entry.Err() == nil && time.Now().Before(l.entry.Until())
@@ -180,7 +180,7 @@ func (l *Lease) Valid() bool {
 // Until returns the end of the lease's validity as last renewed, on the local monotonic clock.
 // Past it, nothing guarantees exclusion.
 func (l *Lease) Until() time.Time {
-	if l == nil {
+	if l == nil || l.entry == nil { // nil, or a zero Lease: not held
 		return time.Time{}
 	}
 	if l.passed.Load() != nil {
@@ -191,7 +191,7 @@ func (l *Lease) Until() time.Time {
 
 // Done returns a channel that is closed when the lease ends: lost, released, or its quorum closed.
 func (l *Lease) Done() <-chan struct{} {
-	if l == nil || l.passed.Load() != nil {
+	if l == nil || l.entry == nil || l.passed.Load() != nil {
 		return closedChan
 	}
 	return l.entry.Done()
@@ -204,7 +204,7 @@ func (l *Lease) Done() <-chan struct{} {
 // ([ErrClosed]). The errors are the sentinels of the package that acquired the lease (see
 // [Request.Errors]), so they also match, say, lease.ErrLost.
 func (l *Lease) Err() error {
-	if l == nil {
+	if l == nil || l.entry == nil { // nil, or a zero Lease: not held
 		return ErrNotHeld
 	}
 	if l.passed.Load() != nil {
@@ -230,7 +230,7 @@ func (l *Lease) endErr(cause error) error {
 // returned function when the work ends: if the lease was lost by then, the loss is on the span
 // before it detaches. mutex.Do does this for its function.
 func (l *Lease) Observe(ctx context.Context) (stop func()) {
-	if l == nil {
+	if l == nil || l.entry == nil { // nil, or a zero Lease: not held
 		return func() {}
 	}
 	h := l.held.Load()

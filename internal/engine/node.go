@@ -39,6 +39,12 @@ type node struct {
 
 	suspect atomic.Bool
 
+	// tls is set when a check found that the node speaks TLS to our plain-text client (see
+	// Quorum.checkTLS); tlsChecking while a check runs, tlsCheckedAt when the last began.
+	tls          atomic.Pointer[refusal]
+	tlsChecking  atomic.Bool
+	tlsCheckedAt atomic.Int64
+
 	mu      sync.Mutex
 	lastErr error  // why the node is suspect
 	debts   []Call // cleanups owed, oldest first
@@ -188,6 +194,9 @@ func (q *Quorum) probe(n *node) {
 					err = tlsErr // calls that skip the node say why: it is misconfigured
 				}
 			}
+			if r, ok := err.(*refusal); ok {
+				n.tls.Store(r)
+			}
 			n.mu.Lock()
 			n.lastErr = err
 			n.mu.Unlock()
@@ -198,6 +207,7 @@ func (q *Quorum) probe(n *node) {
 			if done {
 				n.probing = false
 				n.lastErr = nil
+				n.tls.Store(nil) // it answered in plain text
 			}
 			n.mu.Unlock()
 			if done {
@@ -384,4 +394,32 @@ func (q *Quorum) explain(ctx context.Context, c redis.UniversalClient, r *refusa
 		return r
 	}
 	return &refusal{words: "the ACL user may not run what the library's scripts need: " + strings.Join(refused, "; "), err: r.err}
+}
+
+// checkTLS starts, in the background, a check of whether n speaks TLS to our plain-text client
+// (see tlsCheck), unless one runs or one began less than a second ago; calls whose connection the
+// node drops read the result (n.tls). The check belongs to the quorum: Close waits for it.
+func (q *Quorum) checkTLS(n *node) {
+	now := time.Now().UnixNano()
+	if now-n.tlsCheckedAt.Load() < int64(time.Second) || !n.tlsChecking.CompareAndSwap(false, true) {
+		return
+	}
+	n.tlsCheckedAt.Store(now)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		n.tlsChecking.Store(false)
+		return
+	}
+	q.probes.Add(1)
+	go func() {
+		defer q.probes.Done()
+		defer n.tlsChecking.Store(false)
+		// Bounded by tlsCheck's own timeouts (a dial and a handshake), which Close waits out.
+		if err := q.tlsCheck(context.Background(), n); err != nil {
+			n.tls.Store(err.(*refusal))
+		} else {
+			n.tls.Store(nil)
+		}
+	}()
 }

@@ -55,14 +55,7 @@ type Quorum struct {
 	probes sync.WaitGroup
 }
 
-// NewQuorum returns a quorum over nodes. It checks the arguments (no nodes, a nil node, the same
-// node twice, a redis.Ring, a client whose socket I/O ignores context deadlines, bad options) and
-// returns an error matching [ErrInvalidArgument] that names the bad one. It then asks every node,
-// in parallel and bounded by ctx, for its identity and eviction policy and loads the scripts: a
-// node listed twice under two addresses (same server run_id) is refused, and a node whose
-// maxmemory-policy can evict lock keys is logged as a warning. A node that does not answer is not
-// an error here — a quorum exists to tolerate that — but is logged with the reason (a refused
-// connection is reported as refused).
+// NewQuorum returns a quorum over nodes; package lease's NewQuorum documents it.
 func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Option) (*Quorum, error) {
 	if ctx == nil {
 		return nil, invalid("ctx", "nil")

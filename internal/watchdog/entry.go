@@ -41,9 +41,11 @@ func (e *Entry) Owner() any {
 }
 
 // Rebind gives the entry a new owner and onLost: a lease passed from one holder to the next keeps
-// its entry, renewals and validity, and the new holder hears of a loss from then on. It reports
-// false, and changes nothing, when the entry has ended (lost or stopped): there is nothing to pass,
-// and a loss already under way goes to the owner it was found under.
+// its entry, renewals and validity, and the new holder hears of a loss from then on. The Done
+// channel handed out so far is the old owner's: it closes now (for that owner the lease ended),
+// and Done makes a new one for the new owner. It reports false, and changes nothing, when the
+// entry has ended (lost or stopped): there is nothing to pass, and a loss already under way goes
+// to the owner it was found under.
 func (e *Entry) Rebind(owner any, onLost func(error)) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -51,6 +53,10 @@ func (e *Entry) Rebind(owner any, onLost func(error)) bool {
 		return false
 	}
 	e.owner, e.onLost = owner, onLost
+	if e.done != nil {
+		close(e.done)
+		e.done = nil
+	}
 	return true
 }
 
