@@ -390,6 +390,11 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		// A node call sees the caller's cancellation only between calls (see nodeCtx): an acquire
 		// whose ctx has ended makes no new round, even when the name is free.
 		if ctx.Err() != nil {
+			if last == nil {
+				// No round of its own yet (admitted at the gate as its ctx ran out): the last
+				// round of the goroutine it waited behind says what it was waiting through.
+				last = l.gate.lastFailure()
+			}
 			return q.notAcquired(ctx, l.errs, l.claim.Name, last)
 		}
 		tr.Attempt()
