@@ -124,12 +124,18 @@ func (o outcome) check(t *testing.T, err error, what string) {
 	assert.NotContains(t, err.Error(), "\n", what)
 }
 
+// fast are the options of a quorum whose tests wait out node timeouts: nodes paused or gone.
+var fast = []lease.Option{lease.WithTTL(time.Second), lease.WithNodeTimeout(50 * time.Millisecond)}
+
 // quiet is a logger for quorums whose start-up warnings are expected.
 var quiet = lease.WithLogger(slog.New(slog.DiscardHandler))
 
 func newQuorum(t *testing.T, clients []redis.UniversalClient, opts ...lease.Option) *lease.Quorum {
 	t.Helper()
-	q, err := lease.NewQuorum(context.Background(), clients, append([]lease.Option{quiet, lease.WithTTL(time.Second), lease.WithNodeTimeout(50 * time.Millisecond)}, opts...)...)
+	// A node timeout long beside a loaded machine's scheduling delays, so that a busy name never
+	// reads as unavailable because a healthy node was slow to answer; the rows about unavailable
+	// nodes ask for a short one.
+	q, err := lease.NewQuorum(context.Background(), clients, append([]lease.Option{quiet, lease.WithTTL(2 * time.Second), lease.WithNodeTimeout(250 * time.Millisecond)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -211,7 +217,7 @@ func TestEveryAcquireTellsItsOutcome(t *testing.T) {
 			} {
 				t.Run(fault.name, func(t *testing.T) {
 					nodes := redistest.Start(t, n)
-					q := newQuorum(t, redistest.Clients(nodes))
+					q := newQuorum(t, redistest.Clients(nodes), fast...)
 					for _, nd := range nodes[n-down:] {
 						fault.apply(nd)
 					}
@@ -313,7 +319,7 @@ func TestLockerReportsFailuresWhileItWaitsAtMostOnceASecond(t *testing.T) {
 	nodes := redistest.Start(t, 1)
 	var mu sync.Mutex
 	var reports []error
-	q := newQuorum(t, redistest.Clients(nodes))
+	q := newQuorum(t, redistest.Clients(nodes), fast...)
 	m := mutex.New(q, "locker-outage", mutex.WithErrorHandler(func(err error) {
 		mu.Lock()
 		reports = append(reports, err)
@@ -350,7 +356,7 @@ func TestLockerReportsFailuresWhileItWaitsAtMostOnceASecond(t *testing.T) {
 
 func TestGoroutinesQueuedInTheProcessGetTheOutageToo(t *testing.T) {
 	nodes := redistest.Start(t, 3)
-	q := newQuorum(t, redistest.Clients(nodes))
+	q := newQuorum(t, redistest.Clients(nodes), fast...)
 	nodes[1].Stop()
 	nodes[2].Stop()
 	defer nodes[1].Continue()
@@ -384,7 +390,7 @@ func TestTryDoRunsTheJobOnceAcrossReplicas(t *testing.T) {
 			<-start
 			errs <- mutex.New(q, "cron").TryDo(context.Background(), func(context.Context) error {
 				ran.Add(1)
-				time.Sleep(300 * time.Millisecond)
+				time.Sleep(time.Second) // long beside a try's one round trip, even on a loaded machine
 				return nil
 			})
 		}()

@@ -433,7 +433,9 @@ func TestCtxEndLeavesNothingOnAnyNode(t *testing.T) {
 	err := semaphore.New(q, "leave", 3).Acquire(wctx, 2)
 	cancel()
 	nodes[2].Continue()
-	require.ErrorIs(t, err, lease.ErrNotAcquired)
+	// Busy (two nodes say taken), or, on a loaded machine whose healthy nodes also ran past the
+	// 50ms node timeout, unavailable: what this test is about is what is left behind.
+	require.True(t, errors.Is(err, lease.ErrNotAcquired) || errors.Is(err, lease.ErrUnavailable), "%v", err)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NoError(t, holder.Release(ctx, 2))
 	noKeysLeft(t, nodes, 3*time.Second)

@@ -8,6 +8,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -109,7 +110,8 @@ func TestASecondKindRunsOnTheEngine(t *testing.T) {
 			}
 			// While blocked, a try fails and leaves nothing; waiters queue.
 			_, err := qs[0].Claim(context.Background(), &engine.Request{Kind: sharedKind{}, Name: name})
-			require.ErrorIs(t, err, engine.ErrNotAcquired)
+			// Busy; or unavailable if, on a loaded machine, nodes ran past the 30ms node timeout.
+			require.True(t, errors.Is(err, engine.ErrNotAcquired) || errors.Is(err, engine.ErrUnavailable), "%v", err)
 
 			const holders = 6
 			var inside, most atomic.Int32
