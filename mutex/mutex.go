@@ -156,6 +156,9 @@ func (m *Mutex) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 // TryDo is [Mutex.Do] with [Mutex.TryLock]: it runs fn only if m could be had at once, and
 // otherwise returns the try's error (busy, unavailable or misconfigured) without running fn. It
 // is the "run at most one at a time, skip when another runs" guard of a job on several replicas.
+// With more than one node, replicas that try at the same instant can split the nodes' votes so
+// that none gets a majority: then all of them skip, this time (a try never waits to break the
+// tie).
 func (m *Mutex) TryDo(ctx context.Context, fn func(ctx context.Context) error) error {
 	if m == nil {
 		return errNil
