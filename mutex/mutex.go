@@ -175,5 +175,5 @@ func (m *Mutex) do(ctx context.Context, r *engine.Request, fn func(ctx context.C
 	if err != nil {
 		return err
 	}
-	return primitive.Do(ctx, l, fn, l.Release, nil)
+	return primitive.Do(ctx, l, fn, nil)
 }

@@ -311,6 +311,16 @@ func TestBadInputIsTypedNeverPanics(t *testing.T) {
 		"nil mutex Unlock": func() error { return nilM.Unlock(ctx) },
 		"nil mutex Do":     func() error { return nilM.Do(ctx, func(context.Context) error { return nil }) },
 		"zero mutex Lock":  func() error { return zero.Lock(ctx) },
+		"nil ctx TryDo": func() error {
+			return mutex.New(q, "x").TryDo(nil, func(context.Context) error { return nil }) //nolint:staticcheck
+		},
+		"nil fn TryDo": func() error { return mutex.New(q, "x").TryDo(ctx, nil) },
+		"nil ctx Obtain": func() error {
+			_, err := mutex.New(q, "x").Obtain(nil) //nolint:staticcheck
+			return err
+		},
+		"nil mutex TryDo":      func() error { return nilM.TryDo(ctx, func(context.Context) error { return nil }) },
+		"zero mutex TryObtain": func() error { _, err := zero.TryObtain(ctx); return err },
 	}
 	for name, f := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -367,6 +377,8 @@ func TestLockerRetriesThroughRedisOutage(t *testing.T) {
 	l.Lock() // blocks through the outage, then holds
 	assert.GreaterOrEqual(t, time.Since(start), 250*time.Millisecond, "Lock returned while the only node was paused")
 	l.Unlock()
-	// The failed rounds of the outage are reported, folded into at most one report a second.
-	assert.Equal(t, int32(1), reported.Load(), "reports of a 300ms outage")
+	// The failed rounds of the outage are reported, folded into at most one report a second: one
+	// for a 300ms outage, two if the machine stretched it past a second.
+	assert.GreaterOrEqual(t, reported.Load(), int32(1), "no report of a 300ms outage")
+	assert.LessOrEqual(t, reported.Load(), int32(2), "reports of a 300ms outage")
 }

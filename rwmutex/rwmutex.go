@@ -283,7 +283,7 @@ func (rw *RWMutex) do(ctx context.Context, r *engine.Request, fn func(ctx contex
 	if r.Kind == readers {
 		mark = func(ctx context.Context) context.Context { return context.WithValue(ctx, rw.upgrade, l) }
 	}
-	return primitive.Do(ctx, l, fn, l.Release, mark)
+	return primitive.Do(ctx, l, fn, mark)
 }
 
 // Obtain blocks like [RWMutex.Lock] and returns the lease of the write lock: its Done closes if

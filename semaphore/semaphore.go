@@ -231,5 +231,5 @@ func (s *Semaphore) do(ctx context.Context, n int64, wait bool, fn func(ctx cont
 	if err != nil {
 		return err
 	}
-	return primitive.Do(ctx, l, fn, l.Release, nil)
+	return primitive.Do(ctx, l, fn, nil)
 }

@@ -81,7 +81,7 @@ func (s *Shell) Report(err error) {
 	s.Q.Report(err)
 }
 
-// Do runs fn under l, which a Do or TryDo just acquired (see engine.Run).
-func Do(ctx context.Context, l *engine.Lease, fn func(context.Context) error, release func(context.Context) error, mark func(context.Context) context.Context) error {
-	return engine.Run(ctx, l, fn, release, mark)
+// Do runs fn under l, which a Do or TryDo just acquired, and releases l (see engine.Run).
+func Do(ctx context.Context, l *engine.Lease, fn func(context.Context) error, mark func(context.Context) context.Context) error {
+	return engine.Run(ctx, l, fn, l.Release, mark)
 }
