@@ -101,6 +101,7 @@ type Holder struct {
 	Host  string    // os.Hostname of the process, with characters outside [A-Za-z0-9._-] replaced by '_'
 	PID   int       // its process id
 	Since time.Time // when the acquisition began (wall clock, millisecond precision)
+	Label string    // the label the acquisition was made with (mutex.WithLabel, ...), or ""
 }
 
 // NodeError is the failure of one node in a call to all of them. The errors of several nodes are

@@ -30,3 +30,10 @@ func WithTTL(d time.Duration) Option { return primitive.WithTTL(d) }
 // it must survive a node's restart, so use AOF persistence. A fenced lease is never passed to
 // another goroutine (see lease's Local handoff). Default: off.
 func WithFencing() Option { return primitive.WithFencing() }
+
+// WithLabel sets a short text that the servers keep beside the holder's host and pid for every
+// locks of the Mutex, and that lease.Quorum.Inspect and `quorumsync inspect` show: what the holder is
+// doing, for the people who look ("job=nightly-report"). At most 128 bytes, any bytes (the
+// servers store them escaped); the acquiring methods return lease.ErrInvalidArgument for a longer
+// one. Default: none.
+func WithLabel(label string) Option { return primitive.WithLabel(label) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/quorumsync/quorumsync/internal/engine"
 	"github.com/quorumsync/quorumsync/internal/primitive"
+	"github.com/quorumsync/quorumsync/internal/rwkind"
 	"github.com/quorumsync/quorumsync/lease"
 )
 
@@ -44,22 +45,22 @@ type RWMutex struct {
 // that New can be used where an RWMutex is declared.
 func New(q *lease.Quorum, name string, opts ...Option) *RWMutex {
 	rw := &RWMutex{s: primitive.New(q, name, errs, opts), upgrade: upgradeKey{q, name}}
-	base := rw.s.Request(readers) // readers and writers share the keys
+	base := rw.s.Request(rwkind.Readers) // readers and writers share the keys
 	req := func(k engine.Kind, wait bool, op string, onLost func(error)) engine.Request {
 		r := base
 		r.Kind, r.Wait, r.Operation, r.OnLost = k, wait, op, onLost
-		r.Fencing = k == writers && rw.s.Cfg.Fencing
+		r.Fencing = k == rwkind.Writers && rw.s.Cfg.Fencing
 		return r
 	}
-	rw.rlockReq = req(readers, true, "RLock", rw.s.Report)
-	rw.tryRLockReq = req(readers, false, "TryRLock", rw.s.Report)
-	rw.lockReq = req(writers, true, "Lock", rw.s.Report)
-	rw.tryLockReq = req(writers, false, "TryLock", rw.s.Report)
+	rw.rlockReq = req(rwkind.Readers, true, "RLock", rw.s.Report)
+	rw.tryRLockReq = req(rwkind.Readers, false, "TryRLock", rw.s.Report)
+	rw.lockReq = req(rwkind.Writers, true, "Lock", rw.s.Report)
+	rw.tryLockReq = req(rwkind.Writers, false, "TryLock", rw.s.Report)
 	// The Do family returns a loss to its caller: it is not reported a second time.
-	rw.rdoReq = req(readers, true, "RLock", nil)
-	rw.tryRDoReq = req(readers, false, "TryRLock", nil)
-	rw.doReq = req(writers, true, "Lock", nil)
-	rw.tryDoReq = req(writers, false, "TryLock", nil)
+	rw.rdoReq = req(rwkind.Readers, true, "RLock", nil)
+	rw.tryRDoReq = req(rwkind.Readers, false, "TryRLock", nil)
+	rw.doReq = req(rwkind.Writers, true, "Lock", nil)
+	rw.tryDoReq = req(rwkind.Writers, false, "TryLock", nil)
 	return rw
 }
 
@@ -272,7 +273,7 @@ func (rw *RWMutex) do(ctx context.Context, r *engine.Request, fn func(ctx contex
 	if fn == nil {
 		return errs.InvalidFor(rw.s.Name, "fn", "nil")
 	}
-	if r.Kind == writers && rw.upgrading(ctx) {
+	if r.Kind == rwkind.Writers && rw.upgrading(ctx) {
 		return rw.errUpgrade()
 	}
 	l, err := rw.claim(ctx, r)
@@ -280,7 +281,7 @@ func (rw *RWMutex) do(ctx context.Context, r *engine.Request, fn func(ctx contex
 		return err
 	}
 	var mark func(context.Context) context.Context
-	if r.Kind == readers {
+	if r.Kind == rwkind.Readers {
 		mark = func(ctx context.Context) context.Context { return context.WithValue(ctx, rw.upgrade, l) }
 	}
 	return primitive.Do(ctx, l, fn, mark)
@@ -323,7 +324,7 @@ func (rw *RWMutex) TryObtainRead(ctx context.Context) (*lease.Lease, error) {
 }
 
 func (rw *RWMutex) obtain(ctx context.Context, r *engine.Request) (*lease.Lease, error) {
-	if r.Kind == writers && rw.upgrading(ctx) {
+	if r.Kind == rwkind.Writers && rw.upgrading(ctx) {
 		return nil, rw.errUpgrade()
 	}
 	l, err := rw.claim(ctx, r)

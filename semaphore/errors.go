@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/quorumsync/quorumsync/internal/engine"
+	"github.com/quorumsync/quorumsync/internal/semkind"
 )
 
 // errs build the package's errors: they say "semaphore: ..." and match package lease's sentinels
@@ -38,3 +39,9 @@ func (e *CapacityError) Error() string {
 
 // Is makes errors.Is(err, ErrCapacityMismatch) true.
 func (e *CapacityError) Is(target error) bool { return target == ErrCapacityMismatch }
+
+func init() {
+	semkind.CapacityError = func(name string, capacity, stored int64) error {
+		return &CapacityError{Name: name, Capacity: capacity, Stored: stored}
+	}
+}

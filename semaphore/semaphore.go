@@ -7,6 +7,7 @@ import (
 
 	"github.com/quorumsync/quorumsync/internal/engine"
 	"github.com/quorumsync/quorumsync/internal/primitive"
+	"github.com/quorumsync/quorumsync/internal/semkind"
 	"github.com/quorumsync/quorumsync/lease"
 )
 
@@ -47,7 +48,7 @@ type heldPermits struct {
 // by the methods as lease.ErrInvalidArgument, so that New can be used where a Semaphore is declared.
 func New(q *lease.Quorum, name string, capacity int64, opts ...Option) *Semaphore {
 	s := &Semaphore{s: primitive.New(q, name, errs, opts), capacity: capacity}
-	s.base = s.s.Request(slots)
+	s.base = s.s.Request(semkind.Slots)
 	s.base.Capacity, s.base.Fencing, s.base.OnLost = capacity, s.s.Cfg.Fencing, s.s.Report
 	return s
 }

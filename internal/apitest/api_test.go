@@ -46,7 +46,7 @@ var surface = map[string][]string{
 		"ErrNotLocked",
 		"Mutex", "Mutex.Do", "Mutex.Lock", "Mutex.Locker", "Mutex.Name", "Mutex.Obtain", "Mutex.TryDo",
 		"Mutex.TryLock", "Mutex.TryObtain", "Mutex.Unlock",
-		"New", "Option", "WithErrorHandler", "WithFencing", "WithTTL",
+		"New", "Option", "WithErrorHandler", "WithFencing", "WithLabel", "WithTTL",
 	},
 	"rwmutex": {
 		"ErrNotLocked", "ErrNotRLocked", "ErrUpgrade",
@@ -55,7 +55,7 @@ var surface = map[string][]string{
 		"RWMutex.ObtainRead", "RWMutex.RDo", "RWMutex.RLock", "RWMutex.RLocker", "RWMutex.RUnlock",
 		"RWMutex.TryDo", "RWMutex.TryLock", "RWMutex.TryObtain", "RWMutex.TryObtainRead",
 		"RWMutex.TryRDo", "RWMutex.TryRLock", "RWMutex.Unlock",
-		"WithErrorHandler", "WithFencing", "WithTTL",
+		"WithErrorHandler", "WithFencing", "WithLabel", "WithTTL",
 	},
 	"watchdog": {"ErrExpired", "ErrMaxHold"},
 	"tracing": {
@@ -72,7 +72,7 @@ var surface = map[string][]string{
 		"Semaphore", "Semaphore.Acquire", "Semaphore.Capacity", "Semaphore.Do", "Semaphore.Locker",
 		"Semaphore.Name", "Semaphore.Obtain", "Semaphore.Release", "Semaphore.TryAcquire",
 		"Semaphore.TryDo", "Semaphore.TryObtain",
-		"WithErrorHandler", "WithFencing", "WithTTL",
+		"WithErrorHandler", "WithFencing", "WithLabel", "WithTTL",
 	},
 }
 

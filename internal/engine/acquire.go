@@ -49,6 +49,9 @@ type Request struct {
 	Errors *Errors
 	// prepared holds the keys of Name for Kind, computed once (see Quorum.Prepare).
 	prepared *prepared
+	// Label is a short text ([MaxLabel] bytes at most) the servers keep beside the holder's
+	// identity, for people looking up who holds the name (Quorum.Inspect); "" for none.
+	Label string
 	// Fencing gives the lease fencing tokens ([Lease.Fence]): numbers that strictly increase
 	// across the holders of the name, even over N nodes (see [Fencer]). The kind must implement
 	// Fencer. With N = 1 it costs no extra round trip; with more, one.
@@ -58,6 +61,7 @@ type Request struct {
 // prepared are a request's keys, computed once.
 type prepared struct {
 	prefix  string
+	label   string // Label, escaped
 	keys    []string
 	keyArgs []any
 	ttl     time.Duration
@@ -77,7 +81,7 @@ func (q *Quorum) Prepare(r *Request) {
 	for i, k := range keys {
 		args[i] = k
 	}
-	p := &prepared{prefix: q.cfg.prefix, keys: keys, keyArgs: args}
+	p := &prepared{prefix: q.cfg.prefix, keys: keys, keyArgs: args, label: escapeLabel(r.Label)}
 	if ttl := q.effectiveTTL(r.TTL); ttl > 0 {
 		p.ttl, p.ttlArg = ttl, ttl.Milliseconds()
 	}
@@ -155,6 +159,9 @@ func (q *Quorum) Claim(ctx context.Context, r *Request) (*Lease, error) {
 	weight := max(r.Weight, 1)
 	if r.Weight < 0 {
 		return nil, errs.InvalidFor(r.Name, "weight", "%d is negative", r.Weight)
+	}
+	if len(r.Label) > MaxLabel {
+		return nil, errs.InvalidFor(r.Name, "label", "%d bytes, more than %d", len(r.Label), MaxLabel)
 	}
 	if r.Kind.Admission() == AdmitWeighted && weight > r.Capacity {
 		return nil, errs.InvalidFor(r.Name, "weight", "%d is more than the capacity %d", weight, r.Capacity)
@@ -245,13 +252,15 @@ func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl
 	var keys []string
 	var ttlArg any
 	var keyArgList []any
+	var label string
 	if p := r.prepared; p != nil && p.prefix == q.cfg.prefix {
-		keys, keyArgList = p.keys, p.keyArgs
+		keys, keyArgList, label = p.keys, p.keyArgs, p.label
 		if p.ttl == ttl {
 			ttlArg = p.ttlArg
 		}
 	} else {
 		keys = keysFor(q.cfg.prefix, r.Kind, r.Name)
+		label = escapeLabel(r.Label)
 	}
 	if ttlArg == nil {
 		ttlArg = ttl.Milliseconds()
@@ -280,7 +289,7 @@ func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl
 			return handed, nil // passed to us by its holder: held already (see Quorum.pass)
 		}
 	}
-	token := newToken(time.Now())
+	token := newToken(time.Now(), label)
 	l := &Lease{
 		q: q, kind: r.Kind, errs: errs, gate: g, mode: mode, onLost: r.OnLost,
 		claim: Claim{

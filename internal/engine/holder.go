@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -15,12 +16,14 @@ type Holder struct {
 	Host  string    // os.Hostname of the process, with characters outside [A-Za-z0-9._-] replaced by '_'
 	PID   int       // its process id
 	Since time.Time // when the acquisition began (wall clock, millisecond precision)
+	Label string    // the label the acquisition was made with ([Request.Label]), or ""
 }
 
 // tokenLen is the length of the random part of a token: 128 bits, hex-encoded.
 const tokenLen = 32
 
-// The record stored for a claim is "<token>@<host>:<pid>:<unix ms>". It rides in the value the
+// The record stored for a claim is "<token>@<host>:<pid>:<unix ms>", followed by ":<label>" when
+// the acquisition has a label (escaped: see escapeLabel). It rides in the value the
 // servers store anyway (the lock key, a queue member), so knowing who holds a name costs no
 // request of its own, and a GET answers it.
 var holderSuffix = func() string {
@@ -43,19 +46,46 @@ func sanitizeHost(h string) string {
 	}, h)
 }
 
+// MaxLabel is the longest label an acquisition may carry, in bytes before escaping.
+const MaxLabel = 128
+
+// escapeLabel writes a label so that it cannot break a token: letters, digits and ._=,/+- are
+// kept, every other byte (spaces, ':', '%', non-ASCII) becomes %XX. The servers store and publish
+// tokens; a space would split a wake-up message, a ':' the holder's fields.
+func escapeLabel(label string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.IndexByte("._=,/+-", c) >= 0:
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+		}
+	}
+	return b.String()
+}
+
 // newToken returns a fresh holder record: 128 random bits from crypto/rand, hex-encoded, then
-// this process's identity and the time. One allocation.
-func newToken(now time.Time) string {
+// this process's identity, the time and label, already escaped (escapeLabel). One allocation.
+func newToken(now time.Time, label string) string {
 	var raw [tokenLen / 2]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)
 	var b strings.Builder
-	b.Grow(tokenLen + len(holderSuffix) + 14)
+	b.Grow(tokenLen + len(holderSuffix) + 15 + len(label))
 	var hx [tokenLen]byte
 	hex.Encode(hx[:], raw[:])
 	b.Write(hx[:])
 	b.WriteString(holderSuffix)
 	var ms [20]byte
 	b.Write(strconv.AppendInt(ms[:0], now.UnixMilli(), 10))
+	if label != "" {
+		b.WriteByte(':')
+		b.WriteString(label)
+	}
 	return b.String()
 }
 
@@ -68,19 +98,21 @@ func ParseHolder(v string) (token string, h Holder, ok bool) {
 		return "", Holder{}, false
 	}
 	token, rest := v[:tokenLen], v[tokenLen+1:]
-	// The host has no ':' (sanitizeHost), so the last two fields are the pid and the time.
-	i := strings.LastIndexByte(rest, ':')
-	if i < 0 {
+	// The host has no ':' (sanitizeHost) and the label is escaped: the fields split cleanly.
+	f := strings.Split(rest, ":")
+	if len(f) != 3 && len(f) != 4 {
 		return "", Holder{}, false
 	}
-	j := strings.LastIndexByte(rest[:i], ':')
-	if j < 0 {
-		return "", Holder{}, false
-	}
-	pid, err1 := strconv.Atoi(rest[j+1 : i])
-	ms, err2 := strconv.ParseInt(rest[i+1:], 10, 64)
+	pid, err1 := strconv.Atoi(f[1])
+	ms, err2 := strconv.ParseInt(f[2], 10, 64)
 	if err1 != nil || err2 != nil {
 		return "", Holder{}, false
 	}
-	return token, Holder{Token: token, Host: rest[:j], PID: pid, Since: time.UnixMilli(ms)}, true
+	h = Holder{Token: token, Host: f[0], PID: pid, Since: time.UnixMilli(ms)}
+	if len(f) == 4 {
+		if h.Label, err1 = url.PathUnescape(f[3]); err1 != nil {
+			h.Label = f[3]
+		}
+	}
+	return token, h, true
 }

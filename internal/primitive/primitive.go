@@ -24,6 +24,7 @@ type Config struct {
 	OnError func(error)
 	TTL     time.Duration
 	Fencing bool
+	Label   string
 }
 
 // WithErrorHandler sets the primitive's own error handler (nil: the quorum's).
@@ -34,6 +35,9 @@ func WithTTL(d time.Duration) Option { return optionFunc(func(c *Config) { c.TTL
 
 // WithFencing gives the primitive's exclusive leases fencing tokens.
 func WithFencing() Option { return optionFunc(func(c *Config) { c.Fencing = true }) }
+
+// WithLabel sets the label of the primitive's acquisitions.
+func WithLabel(label string) Option { return optionFunc(func(c *Config) { c.Label = label }) }
 
 // Shell is the state every primitive holds: its quorum, its name, its options and its package's
 // errors.
@@ -58,7 +62,7 @@ func New(q *lease.Quorum, name string, errs *engine.Errors, opts []Option) Shell
 
 // Request returns the request every acquire of the primitive starts from, its keys computed once.
 func (s *Shell) Request(k engine.Kind) engine.Request {
-	r := engine.Request{Kind: k, Name: s.Name, TTL: s.Cfg.TTL, Primitive: s.Errs.Package, Errors: s.Errs}
+	r := engine.Request{Kind: k, Name: s.Name, TTL: s.Cfg.TTL, Label: s.Cfg.Label, Primitive: s.Errs.Package, Errors: s.Errs}
 	s.Q.Prepare(&r)
 	return r
 }

@@ -1,4 +1,4 @@
-package rwmutex
+package rwkind
 
 import (
 	_ "embed"

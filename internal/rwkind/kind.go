@@ -1,4 +1,6 @@
-package rwmutex
+// Package rwkind is the reader-writer kind of claim (package rwmutex), apart from the package so
+// that the quorum's lookup and break calls (lease.Quorum.Inspect, Break) know it too.
+package rwkind
 
 import (
 	"time"
@@ -17,8 +19,8 @@ import (
 // by the server's clock), and the waiting writers (a sorted set by arrival: the writer-intent
 // marker). See lua/rw.lua.
 var (
-	readers engine.Kind = kind{shared: true}
-	writers engine.Kind = kind{}
+	Readers engine.Kind = kind{shared: true}
+	Writers engine.Kind = kind{}
 )
 
 type kind struct{ shared bool }

@@ -1,4 +1,4 @@
-package semaphore
+package semkind
 
 import (
 	_ "embed"

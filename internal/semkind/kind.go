@@ -1,4 +1,6 @@
-package semaphore
+// Package semkind is the semaphore's kind of claim (package semaphore), apart from the package so
+// that the quorum's lookup and break calls (lease.Quorum.Inspect, Break) know it too.
+package semkind
 
 import (
 	"fmt"
@@ -11,14 +13,20 @@ import (
 	"github.com/quorumsync/quorumsync/internal/engine"
 )
 
-// slots is the semaphore's kind of claim: a permit of weight n is n of the semaphore's C slots,
+// Slots is the semaphore's kind of claim: a permit of weight n is n of the semaphore's C slots,
 // each an exclusive claim of its own on a quorum, taken all or none in one script run per node.
 // Locally, goroutines are admitted by weight, up to the capacity, in arrival order.
 //
 // Per node, beside the engine's queue: the slots held or reserved (a sorted set scored by when each
 // expires, by the server's clock), a hash of each slot's holder and each token's slots (with the
 // capacity and a watermark), and the free slots below the watermark. See lua/sem.lua.
-var slots engine.Kind = kind{}
+var Slots engine.Kind = kind{}
+
+// CapacityError makes the error of an acquire whose capacity (capacity) differs from the one stored
+// on a node (stored). Package semaphore sets it to make its own *CapacityError.
+var CapacityError = func(name string, capacity, stored int64) error {
+	return fmt.Errorf("capacity %d differs from the %d in use", capacity, stored)
+}
 
 type kind struct{}
 
@@ -108,7 +116,7 @@ func (kind) Read(op engine.Op, cmd *redis.Cmd, c *engine.Claim) (engine.Reply, e
 	case vals[0] == 0:
 		return engine.Reply{Units: vals[1:]}, nil
 	case vals[0] == -2 && len(vals) == 2:
-		return engine.Reply{}, engine.Permanent(&CapacityError{Name: c.Name, Capacity: c.Capacity, Stored: vals[1]})
+		return engine.Reply{}, engine.Permanent(CapacityError(c.Name, c.Capacity, vals[1]))
 	default:
 		return engine.Reply{Retry: time.Duration(vals[0]) * time.Millisecond}, nil
 	}
