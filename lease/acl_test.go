@@ -55,6 +55,34 @@ func exercise(t *testing.T, q *lease.Quorum, prefix string) {
 	require.NoError(t, s.Release(ctx, 2), "semaphore Release")
 }
 
+// operate looks up, lists and breaks a lock, and asks for the nodes' health, failing the test on
+// the first error.
+func operate(t *testing.T, q *lease.Quorum, prefix string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := mutex.New(q, prefix+"op").Obtain(ctx)
+	require.NoError(t, err)
+	st, err := q.Inspect(ctx, prefix+"op")
+	require.NoError(t, err)
+	require.Len(t, st.Holders, 1)
+	names, err := q.List(ctx, prefix+"*")
+	require.NoError(t, err)
+	assert.Contains(t, names, prefix+"op")
+	_, err = q.Break(ctx, prefix+"op")
+	require.NoError(t, err)
+	health, err := q.Health(ctx)
+	require.NoError(t, err)
+	for _, h := range health {
+		require.NoError(t, h.Err)
+		require.NoError(t, h.ACL)
+		assert.NotEmpty(t, h.Version, "INFO answered")
+		assert.NotEmpty(t, h.Eviction, "CONFIG GET answered")
+	}
+	<-l.Done()
+	require.ErrorIs(t, l.Err(), lease.ErrLost)
+}
+
 // aclFor returns the README's minimal ACL rules for a key prefix.
 func aclFor(prefix string) string {
 	return strings.ReplaceAll(minimalACL, "quorumsync:", prefix)
@@ -71,6 +99,7 @@ func TestEveryPrimitiveWorksUnderTheMinimalACL(t *testing.T) {
 			}
 			q := newQuorum(t, userClients(t, nodes, "app", "pw"), opts...)
 			exercise(t, q, "acl-")
+			operate(t, q, "acl-")
 			redistest.RequireTTLs(t, nodes, "*")
 		})
 	}

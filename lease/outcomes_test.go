@@ -149,7 +149,7 @@ func newQuorum(t *testing.T, clients []redis.UniversalClient, opts ...lease.Opti
 // password.
 const minimalACL = "~quorumsync:* &quorumsync:* -@all +set +get +del +exists +pexpire +pttl +incr +hget +hset +hdel +hincrby " +
 	"+zadd +zrem +zcard +zscore +zrange +zrangebyscore +zremrangebyscore +publish +time +eval +evalsha +script|load " +
-	"+subscribe +unsubscribe +ping +info +config|get"
+	"+subscribe +unsubscribe +ping +info +config|get +scan"
 
 // setUser runs ACL SETUSER name rules... on every node, as the default user.
 func setUser(t *testing.T, nodes []*redistest.Node, name string, rules ...string) {

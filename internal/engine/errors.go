@@ -289,6 +289,14 @@ func refusalOf(err error) *refusal {
 	if errors.As(err, &tlsErr) {
 		return &refusal{words: "the client speaks TLS and the server plain text: connect without TLS, or enable TLS on the server", err: err}
 	}
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &verify) {
+		return &refusal{words: "the client does not trust the server's TLS certificate: give it the CA that signed it (RootCAs, or ca_file= in a rediss URL)", err: err}
+	}
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		return &refusal{words: "the server refused the TLS handshake (a client certificate it requires?)", err: err}
+	}
 	var reply redis.Error
 	if !errors.As(err, &reply) {
 		return nil
@@ -397,3 +405,7 @@ func oneLine(s string) string {
 	}
 	return strings.ReplaceAll(s, "\n", "; ")
 }
+
+// Invalid returns an error of package lease matching ErrInvalidArgument, saying what is wrong
+// with arg.
+func Invalid(arg, format string, a ...any) error { return leaseErrors.Invalid(arg, format, a...) }

@@ -97,11 +97,15 @@ func (exclusive) Renew(c *Claim, ttl time.Duration) Call {
 	if ttl != c.TTL {
 		ms = ttl.Milliseconds()
 	}
-	return Call{Script: renewScript.Script, Keys: c.Keys[keyLock : keyLock+1], KeyArgs: sub(c.KeyArgs(), keyLock, keyLock+1), Args: []any{c.TokenArg(), ms}}
+	return Call{Script: renewScript.Script, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), ms}}
 }
 
 func (exclusive) Release(c *Claim) Call {
 	return Call{Script: releaseScript.Script, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+}
+
+func (exclusive) Inspect(c *Claim) Call {
+	return Call{Script: inspectScript.Script, Keys: c.Keys}
 }
 
 func (exclusive) Leave(c *Claim) Call {
@@ -122,7 +126,8 @@ func (exclusive) Read(op Op, cmd *redis.Cmd, _ *Claim) (Reply, error) {
 // scripts of every such kind (exclusive, rwmutex readers and writers): to an acquire, 0 when
 // granted, {0, counter} when granted with fencing, a positive number of milliseconds to wait
 // before trying again, or a negative number when the holder's key has no TTL (the caller backs
-// off); to any other call, 1 for yes and 0 for no.
+// off); to a renew, -1 when an administrator broke the claim (Quorum.Break); to any other call, 1
+// for yes and 0 for no.
 func ReadOne(op Op, cmd *redis.Cmd) (Reply, error) {
 	switch v := cmd.Val().(type) {
 	case []any:
@@ -131,6 +136,8 @@ func ReadOne(op Op, cmd *redis.Cmd) (Reply, error) {
 		}
 	case int64:
 		switch {
+		case op == OpRenew && v == -1:
+			return Reply{Broken: true}, nil
 		case op != OpAcquire:
 			return yes(v == 1), nil
 		case v == 0:

@@ -21,8 +21,12 @@ import (
 //
 // The conventions every kind keeps:
 //   - Keys: a claim's Keys are the engine's three, in this order — the waiter queue (a sorted set
-//     of waiting tokens by arrival), the waiters' liveness (a hash), the wake-up channel — and then
-//     the kind's own, one per suffix of [Kind.Keys]. All share the name's hash tag.
+//     of waiting tokens by arrival), the waiters' liveness (a hash), the wake-up channel — then
+//     the kind's own, one per suffix of [Kind.Keys], and last the broken marker (a hash of the
+//     tokens an administrator broke with Quorum.Break, suffix ":broken"). All share the name's
+//     hash tag.
+//   - A renew that finds the token gone checks the broken marker, and says so in its reply
+//     ([Reply.Broken]).
 //   - Scripts are made with [NewScript], which prepends the engine's queue helpers (see
 //     lua/queue.lua), and check the claim's token before they change anything.
 //   - A release (and a leave) that frees what waiters wait for hands it over in the order they
@@ -129,6 +133,9 @@ type Reply struct {
 	// values of the node's fencing counters after the grant incremented them, one per unit, in the
 	// order of Units.
 	Fences []uint64
+	// Broken is set on a renew's reply by a node where an administrator broke the claim
+	// (Quorum.Break): the renewal failed, and the lease's loss will say why.
+	Broken bool
 }
 
 // Fencer is the interface of a [Kind] whose claims can carry fencing tokens. With fencing on
@@ -171,7 +178,7 @@ type Claim struct {
 
 // Own returns the kind's own keys: those after the engine's, one per suffix of [Kind.Keys], in
 // that order.
-func (c *Claim) Own() []string { return c.Keys[engineKeys:] }
+func (c *Claim) Own() []string { return c.Keys[engineKeys : len(c.Keys)-1] }
 
 // KeyArgs returns Keys boxed as script arguments, or nil when the request was not prepared
 // ([Quorum.Prepare]); it is for [Call.KeyArgs], and its subslices for subslices of Keys.

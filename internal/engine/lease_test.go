@@ -385,7 +385,7 @@ func TestManyNamesKeepNoLocalState(t *testing.T) {
 
 func TestKeysOfANameShareItsHashTag(t *testing.T) {
 	got := engine.KeysForTest("quorumsync:", engine.Exclusive, "orders:42")
-	assert.Equal(t, []string{"quorumsync:{orders:42}:q", "quorumsync:{orders:42}:qlive", "quorumsync:{orders:42}:wake", "quorumsync:{orders:42}", "quorumsync:{orders:42}:fence"}, got)
+	assert.Equal(t, []string{"quorumsync:{orders:42}:q", "quorumsync:{orders:42}:qlive", "quorumsync:{orders:42}:wake", "quorumsync:{orders:42}", "quorumsync:{orders:42}:fence", "quorumsync:{orders:42}:broken"}, got)
 }
 
 // A node that hangs costs the whole per-node timeout once; after that it is suspect and skipped (a

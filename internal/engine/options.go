@@ -45,6 +45,7 @@ type config struct {
 	guard       time.Duration // restart guard: ignore votes of nodes up for less; 0: off
 	guardSet    bool
 	handoff     time.Duration // how long a process may pass a claim between its goroutines; 0: never
+	owned       bool          // Close closes the clients (lease.Dial made them)
 }
 
 func defaultConfig() config {
@@ -55,6 +56,10 @@ func defaultConfig() config {
 		handoff:    DefaultHandoff,
 	}
 }
+
+// OwnClients makes the quorum's Close close its clients: lease.Dial made them, and nobody else
+// holds them.
+func OwnClients() Option { return optionFunc(func(c *config) { c.owned = true }) }
 
 // WithTTL: see lease.WithTTL, which documents it.
 func WithTTL(ttl time.Duration) Option { return optionFunc(func(c *config) { c.ttl = ttl }) }

@@ -446,6 +446,11 @@ func (q *Quorum) Close(ctx context.Context) error {
 	}
 	q.probes.Wait()
 	q.notes.close(ctx)
+	if q.cfg.owned {
+		for _, n := range q.nodes {
+			_ = n.client.Close()
+		}
+	}
 	if err := ctxErr(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("lease: close stopped waiting: %w", err))
 	}

@@ -74,8 +74,11 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 		case t.holds(renewQuorum) && now.Before(until):
 			r.OK, r.Until = true, until
 		case t.gone(len(q.nodes), q.quorum):
-			r.Final, r.Err = true, &opError{sentinel: l.errs.NotHeld, name: l.claim.Name,
-				detail: fmt.Sprintf("renewal found it held on %d of %d nodes", t.least, len(q.nodes))}
+			detail := fmt.Sprintf("renewal found it held on %d of %d nodes", t.least, len(q.nodes))
+			if broken := brokenVotes(column); broken > 0 {
+				detail = fmt.Sprintf("broken by an administrator (Quorum.Break) on %d of %d nodes", broken, len(q.nodes))
+			}
+			r.Final, r.Err = true, &opError{sentinel: l.errs.NotHeld, name: l.claim.Name, detail: detail}
 		case t.holds(q.quorum):
 			r.Err = fmt.Errorf("renewed on %d of %d nodes, but only after the validity it would give had passed", t.least, len(q.nodes))
 		default:
@@ -83,6 +86,17 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 		}
 		l.renewed(r.Err)
 	}
+}
+
+// brokenVotes counts the nodes whose renew reply says an administrator broke the claim.
+func brokenVotes(column []nodeVote) int {
+	n := 0
+	for _, v := range column {
+		if v.err == nil && v.reply.Broken {
+			n++
+		}
+	}
+	return n
 }
 
 // renewed reports a renewal's outcome to telemetry: a success is counted at once (a counter, on the

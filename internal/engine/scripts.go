@@ -32,6 +32,10 @@ var (
 	fastFenceLua string
 	//go:embed lua/probe.lua
 	probeLua string
+	//go:embed lua/inspect.lua
+	inspectLua string
+	//go:embed lua/inspect_exclusive.lua
+	inspectExclusiveLua string
 )
 
 // Script is a script with its full source, for loading it ahead of use.
@@ -62,6 +66,7 @@ var (
 	leaveScript     = newScript(queueLua, exclusiveLua, leaveLua)
 	fenceScript     = newScript(fenceLua)
 	fastFenceScript = newScript(fastFenceLua)
+	inspectScript   = newScript(queueLua, inspectLua, inspectExclusiveLua)
 	// probeScript tries every command the scripts run, on keys of the prefix no name uses (see
 	// Quorum.probeKeys): NewQuorum runs it to check the ACL, and an acquire that a node refused
 	// runs it to say which command the ACL lacks.

@@ -136,13 +136,14 @@ const (
 )
 
 // keysFor returns the keys of name for kind k: the engine's three, then one per suffix of the
-// kind's. They share one backing string and the name's hash tag: two allocations for all.
+// kind's, then the broken marker. They share one backing string and the name's hash tag: two allocations for all.
 func keysFor(prefix string, k Kind, name string) []string {
 	name = escapeName(name)
 	family, suffixes := k.Family(), k.Keys()
 	var partsBuf [8]string
 	parts := append(partsBuf[:0], ":q", ":qlive", ":wake")
 	parts = append(parts, suffixes...)
+	parts = append(parts, ":broken")
 	base := len(prefix) + len(name) + 2 + len(family)
 	size := 0
 	for _, p := range parts {

@@ -195,6 +195,15 @@ func Main(m *testing.M, addr *string) int {
 	return code
 }
 
+// CAFile returns the path of the PEM certificate a WithTLS node serves, which is also the CA its
+// clients must trust; "" for a node without TLS.
+func (n *Node) CAFile() string {
+	if n.cfg.tls == nil {
+		return ""
+	}
+	return n.cfg.tls.cert
+}
+
 // Addr is the node's host:port.
 func (n *Node) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
 

@@ -74,6 +74,10 @@ func (kind) Release(c *engine.Claim) engine.Call {
 	return engine.Call{Script: releaseScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
+func (kind) Inspect(c *engine.Claim) engine.Call {
+	return engine.Call{Script: inspectScript, Keys: c.Keys}
+}
+
 func (kind) Leave(c *engine.Claim) engine.Call {
 	return engine.Call{Script: leaveScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }

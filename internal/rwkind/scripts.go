@@ -24,6 +24,8 @@ var (
 	releaseLua string
 	//go:embed lua/leave.lua
 	leaveLua string
+	//go:embed lua/inspect.lua
+	inspectLua string
 
 	racquireScript = engine.NewScript(rwLua + mutation.Lua(mutation.ReaderExpiry, racquireLua,
 		"redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])", "redis.call('ZADD', KEYS[5], now() + ttl - math.floor(ttl / 100), ARGV[1])"))
@@ -32,4 +34,5 @@ var (
 		"now() + ttl, ARGV[1])", "now() + ttl - math.floor(ttl / 100), ARGV[1])"))
 	releaseScript = engine.NewScript(rwLua + releaseLua)
 	leaveScript   = engine.NewScript(rwLua + leaveLua)
+	inspectScript = engine.NewInspectScript(inspectLua)
 )

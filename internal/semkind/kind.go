@@ -72,6 +72,10 @@ func (kind) Release(c *engine.Claim) engine.Call {
 	return engine.Call{Script: releaseScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
 
+func (kind) Inspect(c *engine.Claim) engine.Call {
+	return engine.Call{Script: inspectScript, Keys: c.Keys}
+}
+
 func (kind) Leave(c *engine.Claim) engine.Call {
 	return engine.Call{Script: leaveScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
 }
@@ -99,6 +103,9 @@ func (kind) Read(op engine.Op, cmd *redis.Cmd, c *engine.Claim) (engine.Reply, e
 	vals, err := cmd.Int64Slice()
 	if err != nil {
 		return engine.Reply{}, fmt.Errorf("unexpected reply to %v: %w", op, err)
+	}
+	if op == engine.OpRenew && len(vals) == 1 && vals[0] == -1 {
+		return engine.Reply{Broken: true}, nil
 	}
 	if op != engine.OpAcquire {
 		return engine.Reply{Units: vals}, nil

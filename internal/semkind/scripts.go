@@ -22,6 +22,8 @@ var (
 	releaseLua string
 	//go:embed lua/leave.lua
 	leaveLua string
+	//go:embed lua/inspect.lua
+	inspectLua string
 	//go:embed lua/fence.lua
 	fenceLua string
 
@@ -31,5 +33,6 @@ var (
 		"'XX', now() + ttl, s)", "'XX', now() + ttl - math.floor(ttl / 3), s)"))
 	releaseScript = engine.NewScript(semLua + releaseLua)
 	leaveScript   = engine.NewScript(semLua + leaveLua)
+	inspectScript = engine.NewInspectScript(inspectLua)
 	fenceScript   = engine.NewScript(semLua + fenceLua)
 )

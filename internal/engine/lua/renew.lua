@@ -1,9 +1,15 @@
 -- renew: extend the lock key's TTL if, and only if, it still holds our token.
--- KEYS[1]  lock key
+-- KEYS[1..3]  queue, liveness, channel (unused here)
+-- KEYS[4]  lock key
+-- KEYS[#KEYS]  the name's broken marker: a hash of the tokens an administrator broke (Quorum.Break)
 -- ARGV[1]  token
 -- ARGV[2]  new TTL in milliseconds
--- Returns 1 when renewed, 0 when the key is gone or holds another token.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+-- Returns 1 when renewed, 0 when the key is gone or holds another token, -1 when an administrator
+-- broke the claim.
+if redis.call('GET', KEYS[4]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[4], ARGV[2])
+end
+if redis.call('HEXISTS', KEYS[#KEYS], ARGV[1]) == 1 then
+  return -1
 end
 return 0

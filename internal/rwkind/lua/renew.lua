@@ -3,7 +3,9 @@
 -- KEYS[1..7]  see rw.lua (queue.lua and rw.lua are prepended)
 -- ARGV[1]  token
 -- ARGV[2]  new TTL in milliseconds
--- Returns 1 when renewed, 0 when the token holds nothing here any more.
+-- KEYS[#KEYS]  the name's broken marker (see the engine's renew.lua)
+-- Returns 1 when renewed, 0 when the token holds nothing here any more, -1 when an administrator
+-- broke its claim.
 local ttl = tonumber(ARGV[2])
 if redis.call('GET', KEYS[4]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[4], ttl)
@@ -13,5 +15,8 @@ if score and tonumber(score) > now() then
   redis.call('ZADD', KEYS[5], 'XX', now() + ttl, ARGV[1])
   expire_set(KEYS[5], ttl)
   return 1
+end
+if redis.call('HEXISTS', KEYS[#KEYS], ARGV[1]) == 1 then
+  return -1
 end
 return 0

@@ -5,7 +5,8 @@
 -- ARGV[1]  token
 -- ARGV[2]  new TTL in milliseconds
 -- ARGV[3]  the slots to keep, comma-separated
--- Returns the slots renewed.
+-- KEYS[#KEYS]  the name's broken marker (see the engine's renew.lua)
+-- Returns the slots renewed; {-1} when it renewed none because an administrator broke its claim.
 local ttl = tonumber(ARGV[2])
 purge()
 local keep = {}
@@ -28,4 +29,7 @@ if freed then
   hand()
 end
 settle()
+if #kept == 0 and redis.call('HEXISTS', KEYS[#KEYS], ARGV[1]) == 1 then
+  return {-1}
+end
 return kept

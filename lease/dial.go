@@ -1,0 +1,182 @@
+package lease
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/quorumsync/quorumsync/internal/engine"
+)
+
+// Dial connects to the nodes the URLs name, one node per URL, and returns a quorum over them
+// (see [NewQuorum], which it calls with opts). The quorum owns the clients: [Quorum.Close] closes
+// them. The forms, as go-redis parses them:
+//
+//	redis://[user:password@]host:port[/db][?option=value...]    a node
+//	rediss://...                                                  a node over TLS
+//	unix://[user:password@]/path/to/redis.sock[?db=N]             a node on a Unix socket
+//	redis+sentinel://[user:password@]sentinel:26379?master_name=NAME[&addr=sentinel2:26379...]
+//	                                                              a master that Sentinels fail over
+//	redis+cluster://[user:password@]host:port[?addr=host2:port2...]
+//	                                                              a Redis Cluster, as one node
+//
+// (rediss+sentinel and rediss+cluster use TLS; a redis:// URL with master_name is a Sentinel
+// one.) The query sets go-redis's options by their snake-case names (dial_timeout=2s,
+// pool_size=20, skip_verify=true, ...), and, for TLS, three of Dial's own: ca_file (a PEM file
+// of the CA to trust instead of the system's), cert_file and key_file (a client certificate). Dial then sets what the quorum needs:
+// ContextTimeoutEnabled, so that the per-node timeout bounds every call; and, unless the URL
+// sets them, DialerRetries=1 and MaxRetries=-1 (a Cluster URL keeps its retries: they follow
+// MOVED redirects), so that a node that refuses connections fails at once instead of eating
+// the per-node timeout in retries, as NewQuorum's start-up warning recommends. The other
+// timeouts keep go-redis's defaults: each call is bounded by its context.
+//
+// A URL that cannot be parsed is an error matching [ErrInvalidArgument] that says which.
+func Dial(ctx context.Context, urls []string, opts ...Option) (*Quorum, error) {
+	if len(urls) == 0 {
+		return nil, engine.Invalid("urls", "no URL")
+	}
+	clients := make([]redis.UniversalClient, 0, len(urls))
+	closeAll := func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+	}
+	for i, u := range urls {
+		c, err := clientOf(u)
+		if err != nil {
+			closeAll()
+			return nil, engine.Invalid(fmt.Sprintf("urls[%d]", i), "%s: %v", redact(u), err)
+		}
+		clients = append(clients, c)
+	}
+	q, err := engine.NewQuorum(ctx, clients, append(opts, engine.OwnClients())...)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	return (*Quorum)(q), nil
+}
+
+// clientOf makes the client one URL names.
+func clientOf(raw string) (redis.UniversalClient, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errors.New("not a URL")
+	}
+	query := u.Query()
+	set := func(name string) bool { return query.Has(name) }
+	// Our own parameters, which go-redis does not know: the TLS files.
+	files := map[string]string{}
+	for _, p := range []string{"ca_file", "cert_file", "key_file"} {
+		if query.Has(p) {
+			files[p] = query.Get(p)
+			query.Del(p)
+		}
+	}
+	u.RawQuery = query.Encode()
+	scheme, kind, _ := strings.Cut(u.Scheme, "+")
+	if kind == "" && query.Has("master_name") {
+		kind = "sentinel"
+	}
+	u.Scheme = scheme
+	switch kind {
+	case "":
+		if scheme != "redis" && scheme != "rediss" && scheme != "unix" {
+			return nil, fmt.Errorf("scheme %q: want redis, rediss, unix, redis+sentinel or redis+cluster", u.Scheme)
+		}
+		o, err := redis.ParseURL(u.String())
+		if err != nil {
+			return nil, err
+		}
+		o.ContextTimeoutEnabled = true
+		if !set("dialer_retries") {
+			o.DialerRetries = 1
+		}
+		if !set("max_retries") {
+			o.MaxRetries = -1
+		}
+		if o.TLSConfig, err = withFiles(o.TLSConfig, files); err != nil {
+			return nil, err
+		}
+		return redis.NewClient(o), nil
+	case "sentinel":
+		o, err := redis.ParseFailoverURL(u.String())
+		if err != nil {
+			return nil, err
+		}
+		o.ContextTimeoutEnabled = true
+		if !set("dialer_retries") {
+			o.DialerRetries = 1
+		}
+		if !set("max_retries") {
+			o.MaxRetries = -1
+		}
+		if o.TLSConfig, err = withFiles(o.TLSConfig, files); err != nil {
+			return nil, err
+		}
+		return redis.NewFailoverClient(o), nil
+	case "cluster":
+		o, err := redis.ParseClusterURL(u.String())
+		if err != nil {
+			return nil, err
+		}
+		o.ContextTimeoutEnabled = true
+		if !set("dialer_retries") {
+			o.DialerRetries = 1
+		}
+		if o.TLSConfig, err = withFiles(o.TLSConfig, files); err != nil {
+			return nil, err
+		}
+		return redis.NewClusterClient(o), nil
+	}
+	return nil, fmt.Errorf("scheme %q: want redis, rediss, unix, redis+sentinel or redis+cluster", u.Scheme+"+"+kind)
+}
+
+// withFiles adds the TLS files a URL names (ca_file: the CA to trust instead of the system's;
+// cert_file and key_file: a client certificate) to c, the TLS configuration of a rediss URL.
+func withFiles(c *tls.Config, files map[string]string) (*tls.Config, error) {
+	if len(files) == 0 {
+		return c, nil
+	}
+	if c == nil {
+		return nil, errors.New("ca_file, cert_file and key_file need a rediss URL")
+	}
+	if f, ok := files["ca_file"]; ok {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", f)
+		}
+	}
+	cert, key := files["cert_file"], files["key_file"]
+	if (cert == "") != (key == "") {
+		return nil, errors.New("cert_file and key_file go together")
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, err
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
+}
+
+// redact hides a URL's password.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
