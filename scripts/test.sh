@@ -25,12 +25,18 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+# go test's events go through internal/testprogress: a line per package as it ends, the output of
+# every failing test, and a line when a package has been quiet for 30 seconds.
+progress="$(mktemp -d)/testprogress"
+go build -o "$progress" ./internal/testprogress
+start=$(date +%s)
+
 # Every module: the root first, then the nested ones.
 modules=". $(find . -mindepth 2 -name go.mod -not -path './.git/*' -exec dirname {} \; | sort | tr '\n' ' ')"
 for mod in $modules; do
   echo "== $mod: go vet"
   (cd "$mod" && go vet ./...)
   echo "== $mod: go test -race"
-  (cd "$mod" && go test -race -count=1 -timeout 10m ./...)
+  (cd "$mod" && go test -race -count=1 -timeout 10m -json ./... | "$progress")
 done
-echo "== all checks passed"
+echo "== all checks passed in $(( $(date +%s) - start ))s"
