@@ -19,7 +19,7 @@ import (
 // (see [NewQuorum], which it calls with opts). The quorum owns the clients: [Quorum.Close] closes
 // them. The forms, as go-redis parses them:
 //
-//	redis://[user:password@]host:port[/db][?option=value...]    a node
+//	redis://[user:password@]host:port[/db][?option=value...]    a node (host:port alone means the same)
 //	rediss://...                                                  a node over TLS
 //	unix://[user:password@]/path/to/redis.sock[?db=N]             a node on a Unix socket
 //	redis+sentinel://[user:password@]sentinel:26379?master_name=NAME[&addr=sentinel2:26379...]
@@ -66,6 +66,9 @@ func Dial(ctx context.Context, urls []string, opts ...Option) (*Quorum, error) {
 
 // clientOf makes the client one URL names.
 func clientOf(raw string) (redis.UniversalClient, error) {
+	if !strings.Contains(raw, "://") {
+		raw = "redis://" + raw // host:port
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, errors.New("not a URL")

@@ -49,6 +49,9 @@ func TestDialTakesEveryURLForm(t *testing.T) {
 		q, err := dial(t, urls...)
 		require.NoError(t, err)
 		lockOnce(t, q)
+		q, err = dial(t, plain[0].Addr()) // host:port, as REDIS_ADDRS has it
+		require.NoError(t, err)
+		lockOnce(t, q)
 	})
 	t.Run("user and password", func(t *testing.T) {
 		setUser(t, plain[:1], "dialer", "on >s3cret", minimalACL)
@@ -93,7 +96,7 @@ func TestDialTakesEveryURLForm(t *testing.T) {
 // A URL Dial cannot use is the caller's mistake, named by its position, password hidden.
 func TestDialRefusesBadURLs(t *testing.T) {
 	for _, c := range []struct{ url, words string }{
-		{"localhost:6379", "scheme"},
+		{"ftp://localhost:6379", "scheme"},
 		{"http://localhost:6379", "scheme"},
 		{"redis://:hunter2@localhost:6379?no_such_option=1", "no_such_option"},
 		{"redis://localhost:6379?ca_file=/x.pem", "rediss"},

@@ -364,7 +364,7 @@ func TestExitCodes(t *testing.T) {
 		{"usage: no command", []string{"lock", "x"}, "", 64},
 		{"usage: unknown flag", []string{"lock", "--nope", "x", "--", "true"}, "", 64},
 		{"usage: unknown subcommand", []string{"frobnicate"}, "", 64},
-		{"usage: bad URL", []string{"lock", "x", "--", "true"}, "localhost:6379", 64},
+		{"usage: bad URL", []string{"lock", "x", "--", "true"}, "ftp://localhost:6379", 64},
 		{"help", []string{"lock", "--help"}, "", 0},
 		{"unavailable", []string{"lock", "x", "--", "true"}, "redis://127.0.0.1:1", 69},
 		{"unavailable, waiting", []string{"lock", "--wait", "1s", "x", "--", "true"}, "redis://127.0.0.1:1", 69},
