@@ -95,6 +95,7 @@ func (e *env) start(args ...string) *run {
 	r := &run{cmd: exec.Command(binary, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	r.cmd.Env = append(os.Environ(), "QUORUMSYNC_REDIS="+e.urls)
 	r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
+	r.cmd.WaitDelay = time.Second // a command left running must not hold the test on its output
 	require.NoError(e.t, r.cmd.Start())
 	go func() {
 		err := r.cmd.Wait()
@@ -105,7 +106,6 @@ func (e *env) start(args ...string) *run {
 		}
 		close(r.done)
 	}()
-	r.cmd.WaitDelay = time.Second // a command left running must not hold the test on its output
 	e.t.Cleanup(func() {
 		_ = r.cmd.Process.Signal(syscall.SIGTERM) // forwarded to the command
 		select {

@@ -596,3 +596,41 @@ func TestAcquireErrorsCarryTheNameAndTheLastAttemptsNodeErrors(t *testing.T) {
 	assert.True(t, strings.HasPrefix(msg, "lease: unavailable"), "%q", msg)
 	assert.False(t, errors.Is(err, engine.ErrNotHeld))
 }
+
+// An acquire that retries through a node that refuses connections owes that node the undo of
+// each failed round. When the node comes back (a restart, a Sentinel failover to a replica), a
+// later round of the same acquire may be granted there; the undo still owed, sent with the same
+// token afterwards, must not release that grant. (Found with a Sentinel failover: the next
+// holder's lock vanished under it.)
+func TestUndoOwedToARefusingNodeNeverReleasesALaterGrant(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	// A client that reports a refused dial at once (lease.Dial's settings), so the node does not
+	// time out and is not skipped as hung.
+	o := nodes[0].Options()
+	o.DialerRetries = 1
+	c := redis.NewClient(o)
+	t.Cleanup(func() { _ = c.Close() })
+	q, err := engine.NewQuorum(context.Background(), []redis.UniversalClient{c}, engine.WithTTL(5*time.Second), engine.WithNodeTimeout(100*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close(context.Background()) })
+	for i := range 3 {
+		nodes[0].Kill()
+		name := fmt.Sprintf("back-%d", i)
+		got := make(chan error, 1)
+		var l *engine.Lease
+		go func() {
+			var err error
+			l, err = q.Acquire(context.Background(), name)
+			got <- err
+		}()
+		time.Sleep(time.Second) // rounds fail: connection refused, undos owed
+		nodes[0].RestartEmpty()
+		require.NoError(t, <-got)
+		time.Sleep(time.Second) // the probe pays what is owed, if it had not before the grant
+		require.Eventually(t, func() bool { return engine.OwedForTest(q)[0] == 0 }, 3*time.Second, 10*time.Millisecond)
+		v, err := nodes[0].Client().Get(context.Background(), "quorumsync:{"+name+"}").Result()
+		require.NoError(t, err, "round %d: the lock key is still there", i)
+		assert.Equal(t, l.Token(), v[:32], "round %d: and holds the grant's token", i)
+		require.NoError(t, l.Release(context.Background()))
+	}
+}

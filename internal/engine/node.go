@@ -124,13 +124,17 @@ func (n *node) skipped() error {
 	return &errSkipped{last: n.lastErr}
 }
 
-// owe keeps a cleanup for when the node answers again, and makes sure a probe is on it.
+// owe keeps a cleanup for when the node answers again, and makes sure a probe is on it. The node
+// is suspect — calls skip it — until the probe has paid: a cleanup is the undo of a round, sent
+// with the claim's token, and a later round of the same acquire granted on the node meanwhile
+// would be released by it when it is paid (a double grant).
 func (q *Quorum) owe(n *node, c Call) {
 	n.mu.Lock()
 	if len(n.debts) >= maxDebts {
 		n.debts = slices.Delete(n.debts, 0, len(n.debts)-maxDebts+1)
 	}
 	n.debts = append(n.debts, c)
+	n.suspect.Store(true) // under n.mu: a probe that finds no debt clears it under n.mu too
 	n.mu.Unlock()
 	q.startProbe(n)
 }
@@ -208,10 +212,10 @@ func (q *Quorum) probe(n *node) {
 				n.probing = false
 				n.lastErr = nil
 				n.tls.Store(nil) // it answered in plain text
+				n.suspect.Store(false)
 			}
 			n.mu.Unlock()
 			if done {
-				n.suspect.Store(false)
 				return
 			}
 		}
