@@ -136,7 +136,7 @@
 //     misconfigured, the caller's ctx — are told apart with errors.Is (see [ErrNotAcquired]). A
 //     per-node timeout matches [ErrNodeTimeout], not context.DeadlineExceeded.
 //
-// # Caveats (what breaks exclusion; each is demonstrated by a test of package mutex)
+// # Caveats (what breaks exclusion; each is demonstrated by a test of package mutex or lease)
 //
 //   - A node restarted without persistence (AOF with appendfsync always) before the longest TTL
 //     has passed forgets the keys it held: another client can then win a majority that includes
@@ -145,6 +145,10 @@
 //   - A maxmemory-policy other than noeviction can drop lock keys when memory is full (volatile-*
 //     policies too: they evict keys that have a TTL, and lock keys have one). NewQuorum logs a
 //     warning for each such node.
+//   - A node with replicas that a failover can promote (Sentinel, Cluster): replication is
+//     asynchronous, so a promoted replica may not have a claim's write, and grants it to a second
+//     holder while the first still holds it. NewQuorum warns about such nodes; use independent
+//     masters without failover as the quorum's nodes.
 //   - A holder paused longer than its validity (GC, swap, a stopped VM) may still act after its
 //     lease is gone. Done closes on time, but a paused process cannot look at it. Protect the
 //     resource itself, for example with fencing tokens checked by the resource.
@@ -153,14 +157,23 @@
 //     different majority is up: a claim survives the failure of any minority that was down when it
 //     was granted, or of any one minority during its life, not of minorities that change under it.
 //
+// # Operating it
+//
+// [Dial] makes a quorum from URLs. [Quorum.Inspect] shows who holds a name and who waits, on
+// every node; [Quorum.List] the names in use; [Quorum.Break] force-releases a name;
+// [Quorum.Health] each node's set-up. The command quorumsync (cmd/quorumsync) does the same from
+// a shell, and runs commands under a lock. A break is an administrator's act against exclusion:
+// the broken holder learns it at its next renewal (within TTL/3 and a round trip) and may act as
+// the holder until then.
+//
 // # When not to use it
 //
 // When a single Redis (N = 1) is acceptable to lose — most applications — the quorum adds nothing
 // but is also free. When you need exclusion that survives arbitrary pauses without help from the
 // resource, no lease-based lock gives that; use a consensus system and fencing.
 //
-// Node clients must be created with ContextTimeoutEnabled: true (NewQuorum checks), so that the
-// per-node timeout reaches their sockets. With go-redis's defaults, a refused connection is retried
-// inside the timeout (DialerRetries, MaxRetries) and so costs the whole timeout; NewQuorum's log
-// says which options make it fail fast.
+// Node clients made by hand must be created with ContextTimeoutEnabled: true (NewQuorum checks),
+// so that the per-node timeout reaches their sockets. With go-redis's defaults, a refused
+// connection is retried inside the timeout (DialerRetries, MaxRetries) and so costs the whole
+// timeout; NewQuorum's log says which options make it fail fast. [Dial] sets both.
 package lease

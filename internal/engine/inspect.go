@@ -203,9 +203,7 @@ func (q *Quorum) Break(ctx context.Context, name string, kinds []Kind) (State, e
 		left := slices.Max(h.TTL)
 		broken := c.Keys[len(c.Keys)-1]
 		calls = append(calls,
-			Call{Args: []any{"hset", broken, h.record, now}},
-			Call{Args: []any{"pexpire", broken, (max(left, 0) + brokenFor).Milliseconds(), "gt"}},
-			Call{Args: []any{"pexpire", broken, (max(left, 0) + brokenFor).Milliseconds(), "nx"}},
+			Call{Script: brokenScript.Script, Keys: []string{broken}, Args: []any{h.record, now, (max(left, 0) + brokenFor).Milliseconds()}},
 			h.Kind.Release(c))
 	}
 	errs := make([]error, len(q.nodes))

@@ -36,6 +36,8 @@ var (
 	inspectLua string
 	//go:embed lua/inspect_exclusive.lua
 	inspectExclusiveLua string
+	//go:embed lua/broken.lua
+	brokenLua string
 )
 
 // Script is a script with its full source, for loading it ahead of use.
@@ -67,6 +69,7 @@ var (
 	fenceScript     = newScript(fenceLua)
 	fastFenceScript = newScript(fastFenceLua)
 	inspectScript   = newScript(queueLua, inspectLua, inspectExclusiveLua)
+	brokenScript    = newScript(brokenLua)
 	// probeScript tries every command the scripts run, on keys of the prefix no name uses (see
 	// Quorum.probeKeys): NewQuorum runs it to check the ACL, and an acquire that a node refused
 	// runs it to say which command the ACL lacks.
