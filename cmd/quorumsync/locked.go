@@ -136,7 +136,8 @@ func (c *cli) locked(kind string, args []string) int {
 func (c *cli) obtain(ctx context.Context, q *lease.Quorum, kind, name string, try bool, label string, fencing bool, capacity, permits *int64) (*lease.Lease, error) {
 	switch kind {
 	case "lock":
-		opts := []mutex.Option{mutex.WithLabel(label)}
+		// A loss is reported by runUnder, once: not by the primitive's error handler too.
+		opts := []mutex.Option{mutex.WithLabel(label), mutex.WithErrorHandler(ignore)}
 		if fencing {
 			opts = append(opts, mutex.WithFencing())
 		}
@@ -146,7 +147,7 @@ func (c *cli) obtain(ctx context.Context, q *lease.Quorum, kind, name string, tr
 		}
 		return m.Obtain(ctx)
 	case "rlock", "wlock":
-		opts := []rwmutex.Option{rwmutex.WithLabel(label)}
+		opts := []rwmutex.Option{rwmutex.WithLabel(label), rwmutex.WithErrorHandler(ignore)}
 		if fencing {
 			opts = append(opts, rwmutex.WithFencing())
 		}
@@ -161,7 +162,7 @@ func (c *cli) obtain(ctx context.Context, q *lease.Quorum, kind, name string, tr
 		}
 		return rw.Obtain(ctx)
 	}
-	opts := []semaphore.Option{semaphore.WithLabel(label)}
+	opts := []semaphore.Option{semaphore.WithLabel(label), semaphore.WithErrorHandler(ignore)}
 	if fencing {
 		opts = append(opts, semaphore.WithFencing())
 	}
@@ -171,6 +172,8 @@ func (c *cli) obtain(ctx context.Context, q *lease.Quorum, kind, name string, tr
 	}
 	return s.Obtain(ctx, *permits)
 }
+
+func ignore(error) {}
 
 // runUnder runs command while l is held, and returns the exit code.
 func (c *cli) runUnder(l *lease.Lease, sigs <-chan os.Signal, command []string, fencing bool, onLost string, grace time.Duration) int {

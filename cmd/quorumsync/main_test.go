@@ -310,6 +310,7 @@ func TestBreakWakesAWaitingLock(t *testing.T) {
 	assert.Equal(t, 70, holder.wait(t, 10*time.Second), "lost: the command was terminated")
 	assert.Contains(t, holder.stdout.String(), "terminated")
 	assert.Contains(t, holder.stderr.String(), "broken by an administrator")
+	assert.Equal(t, 1, strings.Count(holder.stderr.String(), "broken by an administrator"), "the loss is said once: %s", holder.stderr)
 }
 
 // --on-lost=ignore lets the command finish without the lock, and quorumsync exits with its code;
