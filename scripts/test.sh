@@ -25,8 +25,9 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
-# go test's events go through internal/testprogress: a line per package as it ends, the output of
-# every failing test, and a line when a package has been quiet for 30 seconds.
+# internal/testprogress runs go test -json per package, two at a time as go test would on 2 CPUs,
+# and prints a line per package as it ends, the output of every failing test, and a line when a
+# package has been quiet for 30 seconds (go test itself holds back all but one package's output).
 progress="$(mktemp -d)/testprogress"
 go build -o "$progress" ./internal/testprogress
 start=$(date +%s)
@@ -37,6 +38,6 @@ for mod in $modules; do
   echo "== $mod: go vet"
   (cd "$mod" && go vet ./...)
   echo "== $mod: go test -race"
-  (cd "$mod" && go test -race -count=1 -timeout 10m -json ./... | "$progress")
+  (cd "$mod" && "$progress" -race -count=1 -timeout 10m ./...)
 done
 echo "== all checks passed in $(( $(date +%s) - start ))s"

@@ -1,9 +1,14 @@
-// Command testprogress reads `go test -json` on stdin and writes what a person watching a long
-// run needs: a line per package as it ends, the full output of every test that fails, and, when a
-// package has run for 30 seconds without news, a line saying what it is running. It exits 1 if a
-// test or a package failed (or the input had no result), else 0.
+// Command testprogress runs `go test -json` and writes what a person watching a long run needs: a
+// line per package as it ends, the full output of every test that fails, and, when a package has
+// run for 30 seconds without news, a line saying what it is running. It exits 1 if a test or a
+// package failed (or no result came), else 0.
 //
-//	go test -json ./... | go run ./internal/testprogress
+//	testprogress [-p N] [go test flags] [packages]    runs go test itself
+//	go test -json ./... | testprogress                reads go test's events on stdin
+//
+// Run on its own, it runs one `go test -json` per package, N at a time (default: the number of
+// CPUs, as go test's -p): go test holds back the events of all packages but one when it tests
+// several at once, so piping a run of many packages gives news only as each package ends.
 package main
 
 import (
@@ -12,7 +17,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +44,91 @@ type pkg struct {
 	output   map[string][]string  // per test (and "" for the package), until it ends
 }
 
-func main() { os.Exit(run(os.Stdin, os.Stdout, 30*time.Second)) }
+func main() {
+	if len(os.Args) == 1 {
+		os.Exit(run(os.Stdin, os.Stdout, 30*time.Second))
+	}
+	os.Exit(runTests(os.Args[1:], os.Stdout, 30*time.Second))
+}
+
+// runTests runs go test -json on each package args name, parallel at a time, and reports as run
+// does.
+func runTests(args []string, out io.Writer, quiet time.Duration) int {
+	parallel := runtime.NumCPU()
+	if len(args) >= 2 && args[0] == "-p" {
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n < 1 {
+			fmt.Fprintln(out, "testprogress: -p wants a positive number")
+			return 2
+		}
+		parallel, args = n, args[2:]
+	}
+	var flags, patterns []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			flags = append(flags, a)
+		} else if len(flags) > 0 && needsValue(flags[len(flags)-1]) {
+			flags = append(flags, a)
+		} else {
+			patterns = append(patterns, a)
+		}
+	}
+	list, err := exec.Command("go", append([]string{"list"}, patterns...)...).Output()
+	if err != nil {
+		fmt.Fprintf(out, "testprogress: go list: %v\n", err)
+		return 1
+	}
+	packages := strings.Fields(string(list))
+	pr, pw := io.Pipe()
+	code := make(chan int)
+	go func() { code <- run(pr, out, quiet) }()
+	var wmu sync.Mutex // one event line at a time into the pipe
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for _, p := range packages {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cmd := exec.Command("go", append(append([]string{"test", "-json"}, flags...), p)...)
+			cmd.Stderr = out
+			stdout, err := cmd.StdoutPipe()
+			if err == nil {
+				err = cmd.Start()
+			}
+			if err != nil {
+				wmu.Lock()
+				fmt.Fprintf(pw, `{"Action":"fail","Package":%q,"Output":%q}`+"\n", p, err.Error())
+				wmu.Unlock()
+				return
+			}
+			sc := bufio.NewScanner(stdout)
+			sc.Buffer(make([]byte, 1024*1024), 16*1024*1024)
+			for sc.Scan() {
+				wmu.Lock()
+				_, _ = pw.Write(append(sc.Bytes(), '\n'))
+				wmu.Unlock()
+			}
+			_ = cmd.Wait() // the events say how it went
+		}()
+	}
+	wg.Wait()
+	_ = pw.Close()
+	return <-code
+}
+
+// needsValue reports whether a go test flag takes its value as the next argument.
+func needsValue(flag string) bool {
+	if strings.Contains(flag, "=") {
+		return false
+	}
+	switch strings.TrimLeft(flag, "-") {
+	case "timeout", "run", "skip", "count", "p", "parallel", "tags", "bench", "benchtime", "cpu", "coverprofile", "covermode", "shuffle", "ldflags", "gcflags":
+		return true
+	}
+	return false
+}
 
 func run(in io.Reader, out io.Writer, quiet time.Duration) int {
 	var mu sync.Mutex

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,4 +47,33 @@ func TestProgress(t *testing.T) {
 	out.Reset()
 	assert.Equal(t, 0, run(strings.NewReader(`{"Action":"pass","Package":"p/ok","Elapsed":1}`+"\n"), &out, time.Minute))
 	assert.Equal(t, 1, run(strings.NewReader(""), &out, time.Minute), "no result is not a pass")
+}
+
+// lockedBuffer is a bytes.Buffer for several writers (the report, and go test's stderr copied by
+// os/exec), without the ReadFrom that os/exec would use to copy into it unlocked.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Run on its own, it runs go test per package and reports each.
+func TestRunsGoTestPerPackage(t *testing.T) {
+	var out lockedBuffer
+	code := runTests([]string{"-p", "2", "-count=1", "-run", "TestNothingMatches", "github.com/quorumsync/quorumsync/fence", "github.com/quorumsync/quorumsync/internal/mutation"}, &out, time.Minute)
+	assert.Equal(t, 0, code, out.String())
+	assert.Contains(t, out.String(), "ok   github.com/quorumsync/quorumsync/fence")
+	assert.Contains(t, out.String(), "github.com/quorumsync/quorumsync/internal/mutation")
+	assert.Equal(t, 2, runTests([]string{"-p", "zero"}, &out, time.Minute))
 }
