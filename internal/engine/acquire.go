@@ -277,11 +277,16 @@ func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl
 		tr.Waiting()
 		ok, handed, refGone := g.enter(ctx, q.stop, r, ttl, weight)
 		if !ok {
+			// Read before the gate is let go: the last one to let go of it clears it and
+			// recycles it. (When our reference went with a lease passed to us as we gave up,
+			// the gate may be another name's already: say nothing of it.)
+			var last *round
 			if !refGone {
+				last = g.lastFailure()
 				q.dropGate(keys[keyQueue], g)
 			}
 			if ctx.Err() != nil {
-				return nil, q.notAcquired(ctx, errs, r.Name, g.lastFailure())
+				return nil, q.notAcquired(ctx, errs, r.Name, last)
 			}
 			return nil, errs.Closed
 		}
