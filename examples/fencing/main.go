@@ -15,8 +15,10 @@
 //
 //	go run ./examples/fencing
 //
-// To use your own servers, list independent Redis masters in REDIS_ADDRS:
+// To use your own servers, list independent Redis masters in REDIS_ADDRS, comma-separated, as URLs
+// (redis://, rediss:// for TLS, unix:// for a socket; see redis.ParseURL) or as plain host:port:
 //
+//	REDIS_ADDRS=redis://localhost:6379,redis://localhost:6380,redis://localhost:6381 go run ./examples/fencing
 //	REDIS_ADDRS=localhost:6379,localhost:6380,localhost:6381 go run ./examples/fencing
 package main
 
@@ -26,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -37,22 +40,22 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quorumsync/quorumsync/fence"
-	"github.com/quorumsync/quorumsync/internal/embedded"
 	"github.com/quorumsync/quorumsync/lease"
 	"github.com/quorumsync/quorumsync/mutex"
+	"github.com/quorumsync/quorumsync/quorumsynctest"
 )
 
 const (
 	lockName  = "fencing-example"
 	fenceKey  = "{fencing-example}:fence" // the resource's fence and data share a hash tag
 	valueKey  = "{fencing-example}:value"
-	childEnv  = "FENCING_EXAMPLE_HOLDER" // set in the holder process: the node addresses
+	childEnv  = "FENCING_EXAMPLE_HOLDER" // set in the holder process: the nodes' URLs
 	holderTTL = time.Second
 )
 
 func main() {
-	if addrs := os.Getenv(childEnv); addrs != "" {
-		os.Exit(holder(strings.Split(addrs, ","), os.Stdout))
+	if urls := os.Getenv(childEnv); urls != "" {
+		os.Exit(holder(strings.Split(urls, ","), os.Stdout))
 	}
 	os.Exit(mainCode())
 }
@@ -62,15 +65,12 @@ func mainCode() int {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var addrs []string
-	if env := os.Getenv("REDIS_ADDRS"); env != "" {
-		var err error
-		if addrs, err = embedded.ParseAddrs(env); err != nil {
-			fmt.Fprintln(os.Stderr, "fencing:", err)
-			return 2
-		}
+	list := os.Getenv("REDIS_ADDRS")
+	if list != "" && strings.Trim(list, ", \t") == "" {
+		fmt.Fprintf(os.Stderr, "fencing: REDIS_ADDRS=%q lists no server; want URLs or host:port, comma-separated\n", list)
+		return 2
 	}
-	res, err := run(ctx, os.Stdout, addrs)
+	res, err := run(ctx, os.Stdout, list)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fencing:", err)
 		return 1
@@ -92,16 +92,27 @@ type result struct {
 	Final            string // the resource's value at the end
 }
 
-func newQuorum(ctx context.Context, addrs []string) (*lease.Quorum, []redis.UniversalClient, error) {
+// newQuorum makes a client per URL and a quorum over them. The clients are returned too: the
+// resource lives on the first node.
+func newQuorum(ctx context.Context, urls []string) (*lease.Quorum, []redis.UniversalClient, error) {
 	var clients []redis.UniversalClient
-	for _, a := range addrs {
-		clients = append(clients, redis.NewClient(&redis.Options{Addr: a, ContextTimeoutEnabled: true}))
-	}
-	q, err := lease.NewQuorum(ctx, clients, lease.WithTTL(holderTTL))
-	if err != nil {
+	closeAll := func() {
 		for _, c := range clients {
 			_ = c.Close()
 		}
+	}
+	for i, u := range urls {
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("server %d: %w", i+1, err)
+		}
+		opt.ContextTimeoutEnabled = true // NewQuorum requires it, so that its per-node deadlines reach the sockets
+		clients = append(clients, redis.NewClient(opt))
+	}
+	q, err := lease.NewQuorum(ctx, clients, lease.WithTTL(holderTTL))
+	if err != nil {
+		closeAll()
 		return nil, nil, err
 	}
 	return q, clients, nil
@@ -110,9 +121,9 @@ func newQuorum(ctx context.Context, addrs []string) (*lease.Quorum, []redis.Univ
 // holder is the process that gets paused. It prints "token <T>" once it holds the lock and has
 // written, sleeps (the parent pauses it in there), then checks its lease, tries a second write with
 // its token, and prints what happened.
-func holder(addrs []string, out io.Writer) int {
+func holder(urls []string, out io.Writer) int {
 	ctx := context.Background()
-	q, clients, err := newQuorum(ctx, addrs)
+	q, clients, err := newQuorum(ctx, urls)
 	if err != nil {
 		fmt.Fprintln(out, "error", err)
 		return 1
@@ -148,16 +159,24 @@ func holder(addrs []string, out io.Writer) int {
 	return 0
 }
 
-func run(ctx context.Context, out io.Writer, addrs []string) (res *result, err error) {
+// run runs the demo on the servers list names, as REDIS_ADDRS does (comma-separated URLs or
+// host:port), or on three embedded servers when list is empty, narrating to out.
+func run(ctx context.Context, out io.Writer, list string) (res *result, err error) {
 	res = &result{Mode: "REDIS_ADDRS"}
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
-	addrs, mode, stop, err := embedded.Use(addrs, 3, say)
+	servers, err := quorumsynctest.Use(list, 3)
 	if err != nil {
 		return res, err
 	}
-	defer stop()
-	res.Mode = mode
-	q, clients, err := newQuorum(ctx, addrs)
+	defer servers.Close() // deferred first, so it runs last; it stops only the servers it started
+	urls := servers.URLs()
+	if servers.Embedded() {
+		res.Mode = "embedded"
+		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=redis://host:port,... (URLs or host:port) to use your own", len(urls))
+	} else {
+		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), redacted(urls))
+	}
+	q, clients, err := newQuorum(ctx, urls)
 	if err != nil {
 		return res, err
 	}
@@ -181,7 +200,7 @@ func run(ctx context.Context, out io.Writer, addrs []string) (res *result, err e
 		return res, err
 	}
 	cmd := exec.CommandContext(ctx, self, "-test.run=^$") // the flag is for the test binary; main ignores it
-	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(addrs, ","))
+	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(urls, ","))
 	cmd.Stderr = os.Stderr
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
@@ -255,4 +274,17 @@ func run(ctx context.Context, out io.Writer, addrs []string) (res *result, err e
 	res.Final = store.Get(ctx, valueKey).Val()
 	say("the resource says: %q", res.Final)
 	return res, nil
+}
+
+// redacted lists urls for the narrative, their passwords hidden.
+func redacted(urls []string) string {
+	shown := make([]string, len(urls))
+	for i, u := range urls {
+		if p, err := url.Parse(u); err == nil {
+			shown[i] = p.Redacted()
+		} else {
+			shown[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(shown, ", ")
 }

@@ -16,9 +16,11 @@
 //	go run ./examples/quickstart
 //
 // To use your own servers, list independent Redis masters (one or more; 3 or 5 make a real
-// quorum) in REDIS_ADDRS. The counter is kept on the first server under "quickstart:counter:value"
-// and deleted at the end:
+// quorum) in REDIS_ADDRS, comma-separated, as URLs (redis://, rediss:// for TLS, unix:// for a
+// socket; see redis.ParseURL) or as plain host:port. The counter is kept on the first server under
+// "quickstart:counter:value" and deleted at the end:
 //
+//	REDIS_ADDRS=redis://localhost:6379,redis://localhost:6380,redis://localhost:6381 go run ./examples/quickstart
 //	REDIS_ADDRS=localhost:6379,localhost:6380,localhost:6381 go run ./examples/quickstart
 package main
 
@@ -27,8 +29,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,9 +40,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/quorumsync/quorumsync/internal/embedded"
 	"github.com/quorumsync/quorumsync/lease"
 	"github.com/quorumsync/quorumsync/mutex"
+	"github.com/quorumsync/quorumsync/quorumsynctest"
 )
 
 const (
@@ -61,13 +65,10 @@ func mainCode() int {
 	defer cancel()
 
 	cfg := defaultConfig()
-	if env := os.Getenv("REDIS_ADDRS"); env != "" {
-		addrs, err := embedded.ParseAddrs(env)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "quickstart:", err)
-			return 2
-		}
-		cfg.Addrs = addrs
+	cfg.URLs = os.Getenv("REDIS_ADDRS")
+	if cfg.URLs != "" && strings.Trim(cfg.URLs, ", \t") == "" {
+		fmt.Fprintf(os.Stderr, "quickstart: REDIS_ADDRS=%q lists no server; want URLs or host:port, comma-separated\n", cfg.URLs)
+		return 2
 	}
 	res, err := run(ctx, os.Stdout, cfg)
 	if err != nil {
@@ -82,9 +83,9 @@ func mainCode() int {
 
 // config is what the demo runs on and how much work it does.
 type config struct {
-	Addrs      []string // Redis servers; empty: start embeddedNodes in-process servers
-	Workers    int      // workers that increment the counter (the crashing one comes on top)
-	Increments int      // increments per worker
+	URLs       string // Redis servers, as REDIS_ADDRS lists them; empty: start embeddedNodes in-process servers
+	Workers    int    // workers that increment the counter (the crashing one comes on top)
+	Increments int    // increments per worker
 	TTL        time.Duration
 }
 
@@ -126,7 +127,7 @@ type result struct {
 // Blocked is how long the crashed holder kept the other workers out.
 func (r *result) Blocked() time.Duration { return r.FirstLockAfterCrash.Sub(r.CrashedAt) }
 
-// run runs the demo on cfg.Addrs (or on embedded servers), narrating to out. It returns an error
+// run runs the demo on cfg.URLs (or on embedded servers), narrating to out. It returns an error
 // when something failed along the way; a wrong final count is not an error but shows in the
 // result.
 func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error) {
@@ -136,13 +137,20 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		return res, fmt.Errorf("need at least one worker and one increment, got %d and %d", cfg.Workers, cfg.Increments)
 	}
 
-	addrs, mode, stop, err := embedded.Use(cfg.Addrs, embeddedNodes, say)
+	servers, err := quorumsynctest.Use(cfg.URLs, embeddedNodes)
 	if err != nil {
 		return res, err
 	}
 	// Deferred first, so it runs last: after every worker has closed its quorum and clients.
-	defer stop()
-	res.Mode = mode
+	// (It stops only the servers it started, never yours.)
+	defer servers.Close()
+	urls := servers.URLs()
+	if servers.Embedded() {
+		res.Mode = "embedded"
+		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=redis://host:port,... (URLs or host:port) to use your own", len(urls))
+	} else {
+		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), redacted(urls))
+	}
 
 	var all []*worker
 	defer func() {
@@ -155,7 +163,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 	}()
 	workers := make([]*worker, cfg.Workers)
 	for i := range workers {
-		w, err := newWorker(ctx, fmt.Sprintf("worker %d", i+1), addrs, cfg.TTL)
+		w, err := newWorker(ctx, fmt.Sprintf("worker %d", i+1), urls, cfg.TTL)
 		if err != nil {
 			return res, err
 		}
@@ -165,7 +173,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 	// The crashing worker's lease will be lost, which a Mutex reports to its error handler (by
 	// default a log line at level Error). Here that loss is the point of the demo: it is read from
 	// the lease below instead.
-	crasher, err := newWorker(ctx, "crasher", addrs, cfg.TTL, mutex.WithErrorHandler(func(error) {}))
+	crasher, err := newWorker(ctx, "crasher", urls, cfg.TTL, mutex.WithErrorHandler(func(error) {}))
 	if err != nil {
 		return res, err
 	}
@@ -344,6 +352,19 @@ func increment(ctx context.Context, c *redis.Client) error {
 	return nil
 }
 
+// redacted lists urls for the narrative, their passwords hidden.
+func redacted(urls []string) string {
+	shown := make([]string, len(urls))
+	for i, u := range urls {
+		if p, err := url.Parse(u); err == nil {
+			shown[i] = p.Redacted()
+		} else {
+			shown[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(shown, ", ")
+}
+
 // ms formats d rounded to the millisecond, for the narrative.
 func ms(d time.Duration) string {
 	if d < time.Millisecond {
@@ -373,18 +394,21 @@ type worker struct {
 	closed  bool // set by close
 }
 
-func newWorker(ctx context.Context, name string, addrs []string, ttl time.Duration, opts ...mutex.Option) (*worker, error) {
+func newWorker(ctx context.Context, name string, urls []string, ttl time.Duration, opts ...mutex.Option) (*worker, error) {
 	w := &worker{name: name}
-	nodes := make([]redis.UniversalClient, len(addrs))
-	for i, a := range addrs {
-		c := redis.NewClient(&redis.Options{
-			Addr: a,
-			// NewQuorum refuses clients without this. The quorum bounds every request to a node
-			// with a ctx deadline far below the TTL, so that one hung node cannot eat a lease's
-			// validity; go-redis applies ctx deadlines to its sockets only with this set, and
-			// would otherwise wait out its own read timeout (3s by default, longer than the TTL).
-			ContextTimeoutEnabled: true,
-		})
+	nodes := make([]redis.UniversalClient, len(urls))
+	for i, u := range urls {
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			_ = w.closeClients()
+			return nil, fmt.Errorf("%s: server %d: %w", name, i+1, err)
+		}
+		// NewQuorum refuses clients without this. The quorum bounds every request to a node with
+		// a ctx deadline far below the TTL, so that one hung node cannot eat a lease's validity;
+		// go-redis applies ctx deadlines to its sockets only with this set, and would otherwise
+		// wait out its own read timeout (3s by default, longer than the TTL).
+		opt.ContextTimeoutEnabled = true
+		c := redis.NewClient(opt)
 		w.clients = append(w.clients, c)
 		nodes[i] = c
 	}

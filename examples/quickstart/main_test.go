@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/quorumsynctest"
 	"github.com/quorumsync/quorumsync/watchdog"
 )
 
@@ -81,5 +82,33 @@ func TestRunCountsEveryIncrementAndOutlivesACrashedHolder(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if got, want := lines[len(lines)-1], fmt.Sprintf("final count: %d (expected %d)", res.Expected, res.Expected); got != want {
 		t.Errorf("last line: got %q; want %q", got, want)
+	}
+}
+
+// TestRunOnServersNamedInREDIS_ADDRS runs the demo on servers of its own (real redis-servers
+// where redis-server is installed), named as a reader would name theirs in REDIS_ADDRS: URLs, and
+// a plain host:port among them. It checks that the demo uses them, says so, and counts right.
+func TestRunOnServersNamedInREDIS_ADDRS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	urls := quorumsynctest.NewServers(t, 3).URLs()
+	urls[1] = strings.TrimPrefix(urls[1], "redis://") // host:port is accepted too
+	cfg := defaultConfig()
+	cfg.URLs = strings.Join(urls, ", ")
+	cfg.Workers, cfg.Increments = 3, 10
+	var out bytes.Buffer
+	res, err := run(ctx, &out, cfg)
+	t.Logf("REDIS_ADDRS=%s\noutput:\n%s", cfg.URLs, out.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Mode != "REDIS_ADDRS" || res.Nodes != 3 {
+		t.Errorf("mode %q on %d nodes; want REDIS_ADDRS on 3", res.Mode, res.Nodes)
+	}
+	if res.Final != 30 || res.Expected != 30 {
+		t.Errorf("final count %d, expected %d; want both 30", res.Final, res.Expected)
+	}
+	if want := "mode: REDIS_ADDRS: 3 server(s): " + urls[0] + ", redis://" + urls[1]; !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q", want)
 	}
 }

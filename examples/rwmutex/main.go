@@ -14,9 +14,12 @@
 //
 //	go run ./examples/rwmutex
 //
-// To use your own servers, list independent Redis masters in REDIS_ADDRS. The configuration is kept
-// on the first server under "rwmutex-example:config" and deleted at the end:
+// To use your own servers, list independent Redis masters in REDIS_ADDRS, comma-separated, as URLs
+// (redis://, rediss:// for TLS, unix:// for a socket; see redis.ParseURL) or as plain host:port.
+// The configuration is kept on the first server under "rwmutex-example:config" and deleted at the
+// end:
 //
+//	REDIS_ADDRS=redis://localhost:6379,redis://localhost:6380,redis://localhost:6381 go run ./examples/rwmutex
 //	REDIS_ADDRS=localhost:6379,localhost:6380,localhost:6381 go run ./examples/rwmutex
 package main
 
@@ -25,8 +28,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,8 +39,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/quorumsync/quorumsync/internal/embedded"
 	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/quorumsynctest"
 	"github.com/quorumsync/quorumsync/rwmutex"
 )
 
@@ -52,13 +57,10 @@ func mainCode() int {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cfg := defaultConfig()
-	if env := os.Getenv("REDIS_ADDRS"); env != "" {
-		addrs, err := embedded.ParseAddrs(env)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "rwmutex:", err)
-			return 2
-		}
-		cfg.Addrs = addrs
+	cfg.URLs = os.Getenv("REDIS_ADDRS")
+	if cfg.URLs != "" && strings.Trim(cfg.URLs, ", \t") == "" {
+		fmt.Fprintf(os.Stderr, "rwmutex: REDIS_ADDRS=%q lists no server; want URLs or host:port, comma-separated\n", cfg.URLs)
+		return 2
 	}
 	res, err := run(ctx, os.Stdout, cfg)
 	if err != nil {
@@ -73,7 +75,7 @@ func mainCode() int {
 
 // config is what the demo runs on and how much work it does.
 type config struct {
-	Addrs    []string // Redis servers; empty: start 3 in-process servers
+	URLs     string // Redis servers, as REDIS_ADDRS lists them; empty: start 3 in-process servers
 	Readers  int
 	ReadHold time.Duration // how long a reader holds the read lock
 	Reloads  int           // how many times the writer reloads the configuration
@@ -104,10 +106,16 @@ type worker struct {
 	rw      *rwmutex.RWMutex
 }
 
-func newWorker(ctx context.Context, addrs []string, ttl time.Duration) (*worker, error) {
+func newWorker(ctx context.Context, urls []string, ttl time.Duration) (*worker, error) {
 	w := &worker{}
-	for _, a := range addrs {
-		w.clients = append(w.clients, redis.NewClient(&redis.Options{Addr: a, ContextTimeoutEnabled: true}))
+	for i, u := range urls {
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			w.closeClients()
+			return nil, fmt.Errorf("server %d: %w", i+1, err)
+		}
+		opt.ContextTimeoutEnabled = true // NewQuorum requires it, so that its per-node deadlines reach the sockets
+		w.clients = append(w.clients, redis.NewClient(opt))
 	}
 	q, err := lease.NewQuorum(ctx, w.clients, lease.WithTTL(ttl))
 	if err != nil {
@@ -133,12 +141,18 @@ func (w *worker) closeClients() {
 func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error) {
 	res = &result{Mode: "REDIS_ADDRS"}
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
-	addrs, mode, stop, err := embedded.Use(cfg.Addrs, 3, say)
+	servers, err := quorumsynctest.Use(cfg.URLs, 3)
 	if err != nil {
 		return res, err
 	}
-	defer stop() // runs last: after every worker has closed
-	res.Mode = mode
+	defer servers.Close() // runs last: after every worker has closed; it stops only the servers it started
+	urls := servers.URLs()
+	if servers.Embedded() {
+		res.Mode = "embedded"
+		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=redis://host:port,... (URLs or host:port) to use your own", len(urls))
+	} else {
+		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), redacted(urls))
+	}
 	var all []*worker
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -148,7 +162,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		}
 	}()
 	newW := func() (*worker, error) {
-		w, err := newWorker(ctx, addrs, cfg.TTL)
+		w, err := newWorker(ctx, urls, cfg.TTL)
 		if err == nil {
 			all = append(all, w)
 		}
@@ -259,4 +273,17 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		say("exclusion VIOLATED %d times", res.Violations)
 	}
 	return res, nil
+}
+
+// redacted lists urls for the narrative, their passwords hidden.
+func redacted(urls []string) string {
+	shown := make([]string, len(urls))
+	for i, u := range urls {
+		if p, err := url.Parse(u); err == nil {
+			shown[i] = p.Redacted()
+		} else {
+			shown[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(shown, ", ")
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/quorumsync/quorumsync/quorumsynctest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -51,5 +54,27 @@ func TestRunShowsReadersOverlapAndTheWriterGettingIn(t *testing.T) {
 	}
 	if res.Version != int64(1+cfg.Reloads) {
 		t.Errorf("configuration at v%d; want v%d", res.Version, 1+cfg.Reloads)
+	}
+}
+
+// TestRunOnServersNamedInREDIS_ADDRS runs the demo on servers of its own (real redis-servers
+// where redis-server is installed), named by URL as a reader would name theirs in REDIS_ADDRS.
+func TestRunOnServersNamedInREDIS_ADDRS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := defaultConfig()
+	cfg.URLs = strings.Join(quorumsynctest.NewServers(t, 3).URLs(), ",")
+	cfg.Reloads = 2
+	var out bytes.Buffer
+	res, err := run(ctx, &out, cfg)
+	t.Logf("REDIS_ADDRS=%s\noutput:\n%s", cfg.URLs, out.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Mode != "REDIS_ADDRS" || res.Nodes != 3 || !strings.Contains(out.String(), "mode: REDIS_ADDRS: 3 server(s): redis://") {
+		t.Errorf("mode %q on %d nodes; want REDIS_ADDRS on 3, and said so", res.Mode, res.Nodes)
+	}
+	if res.Violations != 0 || res.Version != int64(1+cfg.Reloads) {
+		t.Errorf("%d violations, configuration at v%d; want 0 and v%d", res.Violations, res.Version, 1+cfg.Reloads)
 	}
 }

@@ -13,9 +13,11 @@
 //
 //	go run ./examples/semaphore
 //
-// To use your own servers, list independent Redis masters in REDIS_ADDRS. The count is kept on the
-// first server under "semaphore-example:in-flight" and deleted at the end:
+// To use your own servers, list independent Redis masters in REDIS_ADDRS, comma-separated, as URLs
+// (redis://, rediss:// for TLS, unix:// for a socket; see redis.ParseURL) or as plain host:port.
+// The count is kept on the first server under "semaphore-example:in-flight" and deleted at the end:
 //
+//	REDIS_ADDRS=redis://localhost:6379,redis://localhost:6380,redis://localhost:6381 go run ./examples/semaphore
 //	REDIS_ADDRS=localhost:6379,localhost:6380,localhost:6381 go run ./examples/semaphore
 package main
 
@@ -24,8 +26,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,8 +37,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/quorumsync/quorumsync/internal/embedded"
 	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/quorumsynctest"
 	"github.com/quorumsync/quorumsync/semaphore"
 )
 
@@ -51,13 +55,10 @@ func mainCode() int {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cfg := defaultConfig()
-	if env := os.Getenv("REDIS_ADDRS"); env != "" {
-		addrs, err := embedded.ParseAddrs(env)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "semaphore:", err)
-			return 2
-		}
-		cfg.Addrs = addrs
+	cfg.URLs = os.Getenv("REDIS_ADDRS")
+	if cfg.URLs != "" && strings.Trim(cfg.URLs, ", \t") == "" {
+		fmt.Fprintf(os.Stderr, "semaphore: REDIS_ADDRS=%q lists no server; want URLs or host:port, comma-separated\n", cfg.URLs)
+		return 2
 	}
 	res, err := run(ctx, os.Stdout, cfg)
 	if err != nil {
@@ -72,11 +73,11 @@ func mainCode() int {
 
 // config is what the demo runs on and how much work it does.
 type config struct {
-	Addrs   []string // Redis servers; empty: start 3 in-process servers
-	Clients int      // process-like clients
-	Workers int      // worker goroutines per client
-	Jobs    int      // jobs per worker
-	Permits int64    // the semaphore's capacity
+	URLs    string // Redis servers, as REDIS_ADDRS lists them; empty: start 3 in-process servers
+	Clients int    // process-like clients
+	Workers int    // worker goroutines per client
+	Jobs    int    // jobs per worker
+	Permits int64  // the semaphore's capacity
 	JobTime time.Duration
 	TTL     time.Duration
 	// NodeTimeout is the per-node timeout; 0: the quorum's default (a tenth of the TTL, at most
@@ -103,10 +104,16 @@ type client struct {
 	sem  *semaphore.Semaphore
 }
 
-func newClient(ctx context.Context, addrs []string, cfg config) (*client, error) {
+func newClient(ctx context.Context, urls []string, cfg config) (*client, error) {
 	c := &client{}
-	for _, a := range addrs {
-		c.rdbs = append(c.rdbs, redis.NewClient(&redis.Options{Addr: a, ContextTimeoutEnabled: true}))
+	for i, u := range urls {
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			c.closeClients()
+			return nil, fmt.Errorf("server %d: %w", i+1, err)
+		}
+		opt.ContextTimeoutEnabled = true // NewQuorum requires it, so that its per-node deadlines reach the sockets
+		c.rdbs = append(c.rdbs, redis.NewClient(opt))
 	}
 	opts := []lease.Option{lease.WithTTL(cfg.TTL)}
 	if cfg.NodeTimeout > 0 {
@@ -136,12 +143,18 @@ func (c *client) closeClients() {
 func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error) {
 	res = &result{Mode: "REDIS_ADDRS"}
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
-	addrs, mode, stop, err := embedded.Use(cfg.Addrs, 3, say)
+	servers, err := quorumsynctest.Use(cfg.URLs, 3)
 	if err != nil {
 		return res, err
 	}
-	defer stop() // runs last: after every client has closed
-	res.Mode = mode
+	defer servers.Close() // runs last: after every client has closed; it stops only the servers it started
+	urls := servers.URLs()
+	if servers.Embedded() {
+		res.Mode = "embedded"
+		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=redis://host:port,... (URLs or host:port) to use your own", len(urls))
+	} else {
+		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), redacted(urls))
+	}
 	var clients []*client
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -151,7 +164,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		}
 	}()
 	for range cfg.Clients {
-		c, err := newClient(ctx, addrs, cfg)
+		c, err := newClient(ctx, urls, cfg)
 		if err != nil {
 			return res, err
 		}
@@ -218,4 +231,17 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		say("highest concurrency observed: %d, MORE than the %d permits", res.Highest, cfg.Permits)
 	}
 	return res, nil
+}
+
+// redacted lists urls for the narrative, their passwords hidden.
+func redacted(urls []string) string {
+	shown := make([]string, len(urls))
+	for i, u := range urls {
+		if p, err := url.Parse(u); err == nil {
+			shown[i] = p.Redacted()
+		} else {
+			shown[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(shown, ", ")
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/quorumsync/quorumsync/quorumsynctest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -42,5 +45,33 @@ func TestRunNeverExceedsThePermits(t *testing.T) {
 	}
 	if res.Highest < 2 {
 		t.Errorf("highest concurrency %d; want the permits shared (at least 2 at once)", res.Highest)
+	}
+}
+
+// TestRunOnServersNamedInREDIS_ADDRS runs the demo on servers of its own (real redis-servers
+// where redis-server is installed), named by URL as a reader would name theirs in REDIS_ADDRS.
+func TestRunOnServersNamedInREDIS_ADDRS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := defaultConfig()
+	cfg.URLs = strings.Join(quorumsynctest.NewServers(t, 3).URLs(), ",")
+	cfg.Jobs = 3
+	cfg.TTL, cfg.NodeTimeout = 6*time.Second, time.Second // as above: a loaded machine stalls
+	var out bytes.Buffer
+	res, err := run(ctx, &out, cfg)
+	t.Logf("REDIS_ADDRS=%s\noutput:\n%s", cfg.URLs, out.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Mode != "REDIS_ADDRS" || res.Nodes != 3 || !strings.Contains(out.String(), "mode: REDIS_ADDRS: 3 server(s): redis://") {
+		t.Errorf("mode %q on %d nodes; want REDIS_ADDRS on 3, and said so", res.Mode, res.Nodes)
+	}
+	for i, n := range res.Jobs {
+		if n != int64(cfg.Workers*cfg.Jobs) {
+			t.Errorf("client %d ran %d jobs; want %d", i+1, n, cfg.Workers*cfg.Jobs)
+		}
+	}
+	if res.Highest > cfg.Permits {
+		t.Errorf("highest concurrency %d; want at most %d", res.Highest, cfg.Permits)
 	}
 }

@@ -27,15 +27,37 @@
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run .
 //
 // REDIS_ADDRS lists your own independent Redis masters instead (one, or 3 or 5 for a real
-// quorum); the counter is kept on the first under "tracedservice:counter:value" and deleted at
-// the end:
+// quorum), comma-separated, as URLs (redis://, rediss:// for TLS, unix:// for a socket; see
+// redis.ParseURL) or as plain host:port; the counter is kept on the first under
+// "tracedservice:counter:value" and deleted at the end:
 //
+//	REDIS_ADDRS=redis://localhost:6379,redis://localhost:6380,redis://localhost:6381 go run .
 //	REDIS_ADDRS=localhost:6379,localhost:6380,localhost:6381 go run .
 //
 // -serve runs the service until interrupted, without the load:
 //
 //	go run . -serve 127.0.0.1:8080 &
 //	curl -X POST http://127.0.0.1:8080/increment
+//	curl http://127.0.0.1:8080/metrics
+//
+// GET /metrics serves the metrics, quorumsync's and otelhttp's, in the Prometheus text format,
+// through the OpenTelemetry Prometheus exporter (go.opentelemetry.io/otel/exporters/prometheus)
+// and promhttp. Their Prometheus names have underscores for dots, the unit as a suffix and _total
+// on counters: quorumsync.acquire.duration (seconds, by quorumsync_outcome) is the histogram
+// quorumsync_acquire_duration_seconds, quorumsync.hold.duration is
+// quorumsync_hold_duration_seconds, quorumsync.leases.held the gauge quorumsync_leases_held,
+// quorumsync.renewals the counter quorumsync_renewals_total, and so on:
+//
+//	# TYPE quorumsync_acquire_duration_seconds histogram
+//	...
+//	quorumsync_acquire_duration_seconds_count{otel_scope_name="github.com/quorumsync/quorumsync/tracing",...,quorumsync_operation="Lock",quorumsync_outcome="acquired",quorumsync_primitive="mutex"} 1
+//
+// For Prometheus to scrape them, in prometheus.yml:
+//
+//	scrape_configs:
+//	  - job_name: tracedservice
+//	    static_configs:
+//	      - targets: ["127.0.0.1:8080"]
 //
 // The providers are passed explicitly (lease.WithTracerProvider, otelhttp.WithTracerProvider, ...)
 // so that the tests can run the program several times in one process; an application would
@@ -51,6 +73,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -59,8 +82,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/quorumsync/quorumsync/internal/embedded"
 	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/quorumsynctest"
 )
 
 const (
@@ -84,13 +107,10 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if env := os.Getenv("REDIS_ADDRS"); env != "" {
-		addrs, err := embedded.ParseAddrs(env)
-		if err != nil {
-			fmt.Fprintln(stderr, "tracedservice:", err)
-			return 2
-		}
-		cfg.Addrs = addrs
+	cfg.URLs = os.Getenv("REDIS_ADDRS")
+	if cfg.URLs != "" && strings.Trim(cfg.URLs, ", \t") == "" {
+		fmt.Fprintf(stderr, "tracedservice: REDIS_ADDRS=%q lists no server; want URLs or host:port, comma-separated\n", cfg.URLs)
+		return 2
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -113,11 +133,11 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 
 // config is what the program runs on and what it does.
 type config struct {
-	Addrs       []string // Redis servers; empty: start embeddedNodes in-process servers
-	Load        int      // requests to fire
-	Concurrency int      // requests in flight at once
-	Traces      string   // span file; "-": stdout; "": none
-	Serve       string   // listen address of serve mode; "": load mode on a loopback port
+	URLs        string // Redis servers, as REDIS_ADDRS lists them; empty: start embeddedNodes in-process servers
+	Load        int    // requests to fire
+	Concurrency int    // requests in flight at once
+	Traces      string // span file; "-": stdout; "": none
+	Serve       string // listen address of serve mode; "": load mode on a loopback port
 	TTL         time.Duration
 }
 
@@ -146,24 +166,29 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		err = errors.Join(err, tel.shutdown(sctx))
 	}()
 
-	addrs := cfg.Addrs
-	mode := fmt.Sprintf("REDIS_ADDRS: %d server(s): %s", len(addrs), strings.Join(addrs, ", "))
-	if len(addrs) == 0 {
-		e, err := embedded.Start(embeddedNodes)
-		if err != nil {
-			return nil, err
-		}
-		defer e.Close()
-		addrs = e.Addrs()
-		mode = fmt.Sprintf("embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=host:port,... to use your own", len(addrs))
+	// The servers cfg.URLs names, or embedded ones; Close stops only the ones it started.
+	servers, err := quorumsynctest.Use(cfg.URLs, embeddedNodes)
+	if err != nil {
+		return nil, err
 	}
-	say("mode: %s", mode)
+	defer servers.Close()
+	urls := servers.URLs()
+	if servers.Embedded() {
+		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=redis://host:port,... (URLs or host:port) to use your own", len(urls))
+	} else {
+		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), redacted(urls))
+	}
 
-	clients := make([]redis.UniversalClient, len(addrs))
-	for i, a := range addrs {
+	clients := make([]redis.UniversalClient, len(urls))
+	for i, u := range urls {
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("server %d: %w", i+1, err)
+		}
 		// ContextTimeoutEnabled: NewQuorum requires it, so that its per-node deadlines reach
 		// the sockets.
-		c := redis.NewClient(&redis.Options{Addr: a, ContextTimeoutEnabled: true})
+		opt.ContextTimeoutEnabled = true
+		c := redis.NewClient(opt)
 		defer c.Close()
 		clients[i] = c
 	}
@@ -209,8 +234,8 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		return err
 	}
 	defer func() { err = errors.Join(err, stopServer()) }()
-	url := "http://" + ln.Addr().String()
-	say("serving on %s (POST /increment, GET /counter)", url)
+	base := "http://" + ln.Addr().String()
+	say("serving on %s (POST /increment, GET /counter, GET /metrics)", base)
 
 	if cfg.Serve != "" {
 		say("traces: %s; Ctrl-C to stop", tel.destination())
@@ -226,13 +251,13 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		return nil, fmt.Errorf("reset counter: %w", err)
 	}
 	res = &result{Requests: cfg.Load, Concurrency: cfg.Concurrency}
-	fire(ctx, url, tel, cfg, res)
+	fire(ctx, base, tel, cfg, res)
 	res.Final, err = counter.Get(ctx, counterKey).Int64()
 	if err != nil {
 		return res, fmt.Errorf("read counter: %w", err)
 	}
 	res.Expected = int64(res.OK)
-	if len(cfg.Addrs) > 0 {
+	if !servers.Embedded() {
 		// Leave the servers as we found them.
 		_ = counter.Del(ctx, counterKey).Err()
 	}
@@ -244,4 +269,17 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 	tel.summarize(ctx, res)
 	res.print(out, tel)
 	return res, nil
+}
+
+// redacted lists urls for the narrative, their passwords hidden.
+func redacted(urls []string) string {
+	shown := make([]string, len(urls))
+	for i, u := range urls {
+		if p, err := url.Parse(u); err == nil {
+			shown[i] = p.Redacted()
+		} else {
+			shown[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(shown, ", ")
 }

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
+
+	"github.com/quorumsync/quorumsync/quorumsynctest"
 )
 
 func TestMain(m *testing.M) {
@@ -147,6 +150,41 @@ func TestMainCodeExitsZeroWhenEveryIncrementCounts(t *testing.T) {
 	}
 	if code := mainCode([]string{"-nosuchflag"}, io.Discard, io.Discard); code != 2 {
 		t.Errorf("exit code with an unknown flag: got %d; want 2", code)
+	}
+}
+
+// TestMainCodeOnServersNamedInREDIS_ADDRS runs the program on servers of its own (real
+// redis-servers where redis-server is installed), named in REDIS_ADDRS as a reader would name
+// theirs: URLs, and a plain host:port among them. It checks that the program uses them, says so,
+// counts every increment and leaves no counter behind; and that a REDIS_ADDRS that lists no server
+// is refused.
+func TestMainCodeOnServersNamedInREDIS_ADDRS(t *testing.T) {
+	noOTLP(t)
+	urls := quorumsynctest.NewServers(t, 3).URLs()
+	list := urls[0] + ", " + strings.TrimPrefix(urls[1], "redis://") + "," + urls[2]
+	t.Setenv("REDIS_ADDRS", list)
+	var stdout, stderr bytes.Buffer
+	code := mainCode([]string{"-load", "20", "-concurrency", "4", "-traces", ""}, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stdout.String(), "final value: 20 (expected 20)") {
+		t.Errorf("REDIS_ADDRS=%s: exit code %d; want 0 and a final value of 20\nstdout:\n%s\nstderr:\n%s", list, code, stdout.String(), stderr.String())
+	}
+	if want := "mode: REDIS_ADDRS: 3 server(s): " + strings.Join(urls, ", "); !strings.Contains(stdout.String(), want) {
+		t.Errorf("stdout: got no %q\n%s", want, stdout.String())
+	}
+	opt, err := redis.ParseURL(urls[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if n, err := rdb.Exists(context.Background(), counterKey).Result(); err != nil || n != 0 {
+		t.Errorf("%s on the first server after the run: exists %d (%v); want it deleted", counterKey, n, err)
+	}
+
+	t.Setenv("REDIS_ADDRS", " , ")
+	stderr.Reset()
+	if code := mainCode(nil, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "lists no server") {
+		t.Errorf("REDIS_ADDRS=\" , \": exit code %d, stderr %q; want 2 and that it lists no server", code, stderr.String())
 	}
 }
 

@@ -32,11 +32,21 @@ type service struct {
 
 // handler returns the service's routes wrapped in otelhttp, which starts a server span per
 // request (named after the route, e.g. "POST /increment") and puts it in the request's context,
-// where the mutex finds it.
+// where the mutex finds it; and, beside them, GET /metrics, which serves the metrics for
+// Prometheus to scrape. The scrapes are left untraced: one every few seconds would only crowd
+// the service's own spans.
 func (s *service) handler(tel *telemetry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /increment", s.increment)
 	mux.HandleFunc("GET /counter", s.counter)
+	root := http.NewServeMux()
+	root.Handle("GET /metrics", tel.metricsHandler())
+	root.Handle("/", traced(mux, tel))
+	return root
+}
+
+// traced wraps mux in otelhttp.
+func traced(mux *http.ServeMux, tel *telemetry) http.Handler {
 	return otelhttp.NewHandler(mux, "tracedservice",
 		otelhttp.WithTracerProvider(tel.tp),
 		otelhttp.WithMeterProvider(tel.mp),

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -25,11 +29,13 @@ import (
 
 // telemetry is the OpenTelemetry SDK set up for the program: a tracer provider that exports to
 // the span file (stdouttrace) and, when configured, over OTLP; a meter provider read on demand
-// for the summary; and, in load mode, a log of every ended span for the summary.
+// for the summary, and by the Prometheus exporter at every scrape of GET /metrics; and, in load
+// mode, a log of every ended span for the summary.
 type telemetry struct {
 	tp         *sdktrace.TracerProvider
 	mp         *sdkmetric.MeterProvider
 	reader     *sdkmetric.ManualReader
+	registry   *prometheus.Registry // what GET /metrics serves: the Prometheus exporter's metrics
 	propagator propagation.TextMapPropagator
 	spans      *spanLog // nil in serve mode, where it would grow without bound
 
@@ -55,6 +61,7 @@ func otlpEndpoint() string {
 func newTelemetry(ctx context.Context, traces string, out io.Writer, keepSpans bool) (*telemetry, error) {
 	t := &telemetry{
 		reader:     sdkmetric.NewManualReader(),
+		registry:   prometheus.NewRegistry(),
 		propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		traces:     traces,
 	}
@@ -62,6 +69,14 @@ func newTelemetry(ctx context.Context, traces string, out io.Writer, keepSpans b
 		resource.NewSchemaless(semconv.ServiceName("tracedservice")))
 	if err != nil {
 		return nil, err
+	}
+	// The Prometheus exporter is a metric reader that collects from the meter provider at every
+	// scrape. It registers with a registry of its own rather than prometheus.DefaultRegisterer,
+	// so that the tests can build the telemetry more than once in one process; an application
+	// with one meter provider could keep the default and serve promhttp.Handler().
+	prom, err := otelprom.New(otelprom.WithRegisterer(t.registry))
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	switch traces {
@@ -99,8 +114,14 @@ func newTelemetry(ctx context.Context, traces string, out io.Writer, keepSpans b
 		opts = append(opts, sdktrace.WithSpanProcessor(t.spans))
 	}
 	t.tp = sdktrace.NewTracerProvider(opts...)
-	t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(t.reader))
+	t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
+		sdkmetric.WithReader(t.reader), sdkmetric.WithReader(prom))
 	return t, nil
+}
+
+// metricsHandler serves the metrics in the Prometheus text format, for GET /metrics.
+func (t *telemetry) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{})
 }
 
 // destination says where the spans go, for the narrative.
