@@ -89,6 +89,19 @@ func clientOf(raw string) (redis.UniversalClient, error) {
 		kind = "sentinel"
 	}
 	u.Scheme = scheme
+	// settle sets what the quorum needs on the options go-redis parsed (maxRetries nil: leave them).
+	settle := func(contextTimeout *bool, dialerRetries, maxRetries *int, tc **tls.Config) error {
+		*contextTimeout = true
+		if !set("dialer_retries") {
+			*dialerRetries = 1
+		}
+		if maxRetries != nil && !set("max_retries") {
+			*maxRetries = -1
+		}
+		var err error
+		*tc, err = withFiles(*tc, files)
+		return err
+	}
 	switch kind {
 	case "":
 		if scheme != "redis" && scheme != "rediss" && scheme != "unix" {
@@ -98,14 +111,7 @@ func clientOf(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		o.ContextTimeoutEnabled = true
-		if !set("dialer_retries") {
-			o.DialerRetries = 1
-		}
-		if !set("max_retries") {
-			o.MaxRetries = -1
-		}
-		if o.TLSConfig, err = withFiles(o.TLSConfig, files); err != nil {
+		if err := settle(&o.ContextTimeoutEnabled, &o.DialerRetries, &o.MaxRetries, &o.TLSConfig); err != nil {
 			return nil, err
 		}
 		return redis.NewClient(o), nil
@@ -114,14 +120,7 @@ func clientOf(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		o.ContextTimeoutEnabled = true
-		if !set("dialer_retries") {
-			o.DialerRetries = 1
-		}
-		if !set("max_retries") {
-			o.MaxRetries = -1
-		}
-		if o.TLSConfig, err = withFiles(o.TLSConfig, files); err != nil {
+		if err := settle(&o.ContextTimeoutEnabled, &o.DialerRetries, &o.MaxRetries, &o.TLSConfig); err != nil {
 			return nil, err
 		}
 		return redis.NewFailoverClient(o), nil
@@ -130,11 +129,7 @@ func clientOf(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		o.ContextTimeoutEnabled = true
-		if !set("dialer_retries") {
-			o.DialerRetries = 1
-		}
-		if o.TLSConfig, err = withFiles(o.TLSConfig, files); err != nil {
+		if err := settle(&o.ContextTimeoutEnabled, &o.DialerRetries, nil, &o.TLSConfig); err != nil {
 			return nil, err
 		}
 		return redis.NewClusterClient(o), nil

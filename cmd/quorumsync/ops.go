@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -113,23 +114,34 @@ func printState(w io.Writer, st lease.State) {
 	table("waiters (in the order they are served)", st.Waiters)
 }
 
+// connect parses args with fs, checks that between least and most positional arguments came
+// (want says what is wanted), and dials the quorum. ok is false when the command should exit with
+// code; else the caller closes q.
+func (c *cli) connect(ctx context.Context, fs *flag.FlagSet, args []string, least, most int, want string) (q *lease.Quorum, pos []string, code int, ok bool) {
+	pos, _, code, ok = parse(fs, args)
+	if !ok {
+		return nil, nil, code, false
+	}
+	if len(pos) < least || len(pos) > most {
+		fmt.Fprintf(c.stderr, "quorumsync %s: want %s\n", fs.Name(), want)
+		return nil, nil, exitUsage, false
+	}
+	q, err := c.dial(ctx)
+	if err != nil {
+		return nil, nil, c.fail(err), false
+	}
+	return q, pos, 0, true
+}
+
 func (c *cli) inspect(args []string) int {
 	fs := c.flags("inspect", "[flags] NAME", "Show who holds NAME under every primitive (mutex, rwmutex, semaphore), since when, with what label,\nwhat is left of each hold on every node, and who waits, in queue order.")
 	asJSON := fs.Bool("json", false, "print JSON")
 	watch := fs.Duration("watch", 0, "refresh every D until interrupted (for example 1s)")
-	pos, _, code, ok := parse(fs, args)
-	if !ok {
-		return code
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(c.stderr, "quorumsync inspect: want one NAME")
-		return exitUsage
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	q, err := c.dial(ctx)
-	if err != nil {
-		return c.fail(err)
+	q, pos, code, ok := c.connect(ctx, fs, args, 1, 1, "one NAME")
+	if !ok {
+		return code
 	}
 	defer closeQuorum(q)
 	for {
@@ -165,24 +177,16 @@ func (c *cli) inspect(args []string) int {
 func (c *cli) list(args []string) int {
 	fs := c.flags("ls", "[flags] [PATTERN]", "List the names that something holds or waits for, under any primitive, matching PATTERN (a Redis glob;\ndefault *). It scans the keys with SCAN, never KEYS.")
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	pos, _, code, ok := parse(fs, args)
+	ctx := context.Background()
+	q, pos, code, ok := c.connect(ctx, fs, args, 0, 1, "at most one PATTERN")
 	if !ok {
 		return code
 	}
-	if len(pos) > 1 {
-		fmt.Fprintln(c.stderr, "quorumsync ls: want at most one PATTERN")
-		return exitUsage
-	}
+	defer closeQuorum(q)
 	pattern := "*"
 	if len(pos) == 1 {
 		pattern = pos[0]
 	}
-	ctx := context.Background()
-	q, err := c.dial(ctx)
-	if err != nil {
-		return c.fail(err)
-	}
-	defer closeQuorum(q)
 	names, err := q.List(ctx, pattern)
 	if err != nil {
 		return c.fail(err)
@@ -203,18 +207,10 @@ func (c *cli) list(args []string) int {
 func (c *cli) breakLock(args []string) int {
 	fs := c.flags("break", "[flags] NAME", "Force-release NAME: remove its holders on every node, under every primitive, and wake its waiters\nas a release would. A broken holder learns it at its next renewal (within a third of its TTL);\nuntil then it may still act as the holder. Break a lock whose holder is stuck or gone.")
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	pos, _, code, ok := parse(fs, args)
+	ctx := context.Background()
+	q, pos, code, ok := c.connect(ctx, fs, args, 1, 1, "one NAME")
 	if !ok {
 		return code
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(c.stderr, "quorumsync break: want one NAME")
-		return exitUsage
-	}
-	ctx := context.Background()
-	q, err := c.dial(ctx)
-	if err != nil {
-		return c.fail(err)
 	}
 	defer closeQuorum(q)
 	st, err := q.Inspect(ctx, pos[0])
@@ -254,18 +250,10 @@ func (c *cli) breakLock(args []string) int {
 func (c *cli) health(args []string) int {
 	fs := c.flags("health", "[flags]", "Show each node's health: whether it answers and how fast, its version, role and replicas, persistence,\neviction policy, uptime, whether its ACL allows what the library needs, and what in its set-up can\nbreak exclusion. Exits 1 if a node did not answer or its ACL refused something.")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, _, code, ok := parse(fs, args)
+	ctx := context.Background()
+	q, _, code, ok := c.connect(ctx, fs, args, 0, 0, "no arguments")
 	if !ok {
 		return code
-	}
-	if len(pos) != 0 {
-		fmt.Fprintln(c.stderr, "quorumsync health: takes no arguments")
-		return exitUsage
-	}
-	ctx := context.Background()
-	q, err := c.dial(ctx)
-	if err != nil {
-		return c.fail(err)
 	}
 	defer closeQuorum(q)
 	hs, err := q.Health(ctx)
