@@ -17,6 +17,7 @@ package quorumsynctest
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -101,6 +102,19 @@ func StartEmbedded(n int) (*Servers, error) {
 // URLs returns the servers' URLs (redis://host:port for those started here), in order: what
 // lease.Dial takes, and redis.ParseURL for a client of your own.
 func (s *Servers) URLs() []string { return append([]string(nil), s.urls...) }
+
+// String lists the URLs, comma-separated, their passwords hidden: for a log line.
+func (s *Servers) String() string {
+	shown := make([]string, len(s.urls))
+	for i, u := range s.urls {
+		if p, err := url.Parse(u); err == nil {
+			shown[i] = p.Redacted()
+		} else {
+			shown[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(shown, ", ")
+}
 
 // Embedded reports whether the servers are in-process ones.
 func (s *Servers) Embedded() bool { return s.embedded }

@@ -86,6 +86,10 @@ func TestServersOnPathAndEmbedded(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"redis://localhost:6379", "rediss://example.com:6380"}, mine.URLs())
 	assert.False(t, mine.Embedded())
+	secret, err := quorumsynctest.Use("redis://app:hunter2@localhost:6379", 1)
+	require.NoError(t, err)
+	assert.NotContains(t, secret.String(), "hunter2", "String hides passwords")
+	assert.Contains(t, secret.String(), "localhost:6379")
 	mine.Close() // not ours to stop: does nothing
 	started, err := quorumsynctest.Use("", 2)
 	require.NoError(t, err)

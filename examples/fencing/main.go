@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -174,7 +173,7 @@ func run(ctx context.Context, out io.Writer, list string) (res *result, err erro
 		res.Mode = "embedded"
 		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=redis://host:port,... (URLs or host:port) to use your own", len(urls))
 	} else {
-		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), redacted(urls))
+		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), servers)
 	}
 	q, clients, err := newQuorum(ctx, urls)
 	if err != nil {
@@ -274,17 +273,4 @@ func run(ctx context.Context, out io.Writer, list string) (res *result, err erro
 	res.Final = store.Get(ctx, valueKey).Val()
 	say("the resource says: %q", res.Final)
 	return res, nil
-}
-
-// redacted lists urls for the narrative, their passwords hidden.
-func redacted(urls []string) string {
-	shown := make([]string, len(urls))
-	for i, u := range urls {
-		if p, err := url.Parse(u); err == nil {
-			shown[i] = p.Redacted()
-		} else {
-			shown[i] = "(unparsable URL)"
-		}
-	}
-	return strings.Join(shown, ", ")
 }

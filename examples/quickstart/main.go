@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -149,7 +148,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		res.Mode = "embedded"
 		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=redis://host:port,... (URLs or host:port) to use your own", len(urls))
 	} else {
-		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), redacted(urls))
+		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), servers)
 	}
 
 	var all []*worker
@@ -350,19 +349,6 @@ func increment(ctx context.Context, c *redis.Client) error {
 		return fmt.Errorf("set counter: %w", err)
 	}
 	return nil
-}
-
-// redacted lists urls for the narrative, their passwords hidden.
-func redacted(urls []string) string {
-	shown := make([]string, len(urls))
-	for i, u := range urls {
-		if p, err := url.Parse(u); err == nil {
-			shown[i] = p.Redacted()
-		} else {
-			shown[i] = "(unparsable URL)"
-		}
-	}
-	return strings.Join(shown, ", ")
 }
 
 // ms formats d rounded to the millisecond, for the narrative.

@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -151,7 +150,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		res.Mode = "embedded"
 		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=redis://host:port,... (URLs or host:port) to use your own", len(urls))
 	} else {
-		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), redacted(urls))
+		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), servers)
 	}
 	var all []*worker
 	defer func() {
@@ -273,17 +272,4 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		say("exclusion VIOLATED %d times", res.Violations)
 	}
 	return res, nil
-}
-
-// redacted lists urls for the narrative, their passwords hidden.
-func redacted(urls []string) string {
-	shown := make([]string, len(urls))
-	for i, u := range urls {
-		if p, err := url.Parse(u); err == nil {
-			shown[i] = p.Redacted()
-		} else {
-			shown[i] = "(unparsable URL)"
-		}
-	}
-	return strings.Join(shown, ", ")
 }

@@ -73,7 +73,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -176,7 +175,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 	if servers.Embedded() {
 		say("mode: embedded: %d in-process Redis servers (miniredis); set REDIS_ADDRS=redis://host:port,... (URLs or host:port) to use your own", len(urls))
 	} else {
-		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), redacted(urls))
+		say("mode: REDIS_ADDRS: %d server(s): %s", len(urls), servers)
 	}
 
 	clients := make([]redis.UniversalClient, len(urls))
@@ -269,17 +268,4 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 	tel.summarize(ctx, res)
 	res.print(out, tel)
 	return res, nil
-}
-
-// redacted lists urls for the narrative, their passwords hidden.
-func redacted(urls []string) string {
-	shown := make([]string, len(urls))
-	for i, u := range urls {
-		if p, err := url.Parse(u); err == nil {
-			shown[i] = p.Redacted()
-		} else {
-			shown[i] = "(unparsable URL)"
-		}
-	}
-	return strings.Join(shown, ", ")
 }

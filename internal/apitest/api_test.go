@@ -67,6 +67,10 @@ var surface = map[string][]string{
 		"RetryWaitKey", "ScopeName", "ValidityKey", "Version", "WaitKey", "WakeUpKey",
 	},
 	"fence": {"ErrInvalidArgument", "ErrStale", "NewScript", "Script", "Script.Run", "Set"},
+	"quorumsynctest": {
+		"New", "NewServers", "Servers", "Servers.Close", "Servers.Embedded", "Servers.String", "Servers.URLs",
+		"Start", "StartEmbedded", "Use",
+	},
 	"semaphore": {
 		"CapacityError", "CapacityError.Error", "CapacityError.Is",
 		"ErrCapacityMismatch", "ErrReleaseTooMany",
