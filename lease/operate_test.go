@@ -337,6 +337,10 @@ func TestHealthReportsEachNode(t *testing.T) {
 
 	nodes[2].Stop()
 	hs, err = q.Health(ctx)
+	require.NoError(t, err)
+	require.Error(t, hs[2].Err)
+	// Asked again, now that the node is known to be hung (suspect): still bounded.
+	hs, err = q.Health(context.Background())
 	nodes[2].Continue()
 	require.NoError(t, err)
 	var ne *lease.NodeError

@@ -44,6 +44,9 @@ func (q *Quorum) Health(ctx context.Context) ([]NodeHealth, error) {
 	// Not the suspect-skipping fan-out: health is asked of every node, hung ones included.
 	timeout := max(q.cfg.nodeTimeout, time.Second)
 	q.fanoutTimeout(ctx, timeout, taskFunc(func(ctx context.Context, n *node, _ redis.UniversalClient) {
+		// A suspect node's task gets no deadline of the fan-out's: give it its own.
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
 		h := &out[n.index]
 		h.Addr = n.addr
 		c := n.client
