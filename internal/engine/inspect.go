@@ -35,6 +35,7 @@ type Holding struct {
 
 	record  string // the token as the servers store it
 	arrival int64  // a waiter's place in the queue
+	waiter  bool
 }
 
 // NodeState is one node's part of a lookup: its address, and why it did not answer (nil when it
@@ -111,14 +112,11 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 					p = len(all)
 					index[key] = p
 					h := Holding{Kind: kinds[j], Mode: rec.mode, Weight: rec.weight, TTL: make([]time.Duration, len(q.nodes)),
-						record: rec.token, arrival: rec.order}
+						record: rec.token, arrival: rec.order, waiter: rec.role == "w"}
 					if _, parsed, ok := ParseHolder(rec.token); ok {
 						h.Holder = parsed
 					} else {
 						h.Holder = Holder{Token: rec.token}
-					}
-					if rec.role == "w" {
-						h.Weight = -h.Weight // marks a waiter until the split below
 					}
 					all = append(all, h)
 				}
@@ -132,8 +130,7 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 		return st, q.unavailable(name, st.Nodes)
 	}
 	for _, h := range all {
-		if h.Weight < 0 {
-			h.Weight = -h.Weight
+		if h.waiter {
 			st.Waiters = append(st.Waiters, h)
 		} else {
 			st.Holders = append(st.Holders, h)
