@@ -16,7 +16,8 @@ import (
 // It holds the watchdog goroutine that renews every lease it granted, one pub/sub connection per
 // node for wake-ups, and the local gates where the process's goroutines queue for a name. Its
 // methods are safe for concurrent use. [Quorum.Close] ends blocked acquires, releases the leases
-// still held and stops its goroutines; it does not close the clients, which stay the caller's.
+// still held and stops its goroutines; it does not close the clients given to NewQuorum, which
+// stay the caller's (it closes those [Dial] made).
 type Quorum engine.Quorum
 
 // NewQuorum returns a quorum over nodes. It checks the arguments (no nodes, a nil node, the same
@@ -44,7 +45,7 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 // they have left the servers' queues, then releases every lease still held, in parallel (their
 // Err then matches [ErrLost] and [ErrClosed]), and stops the quorum's goroutines — the watchdog,
 // the pub/sub connections, the probes of suspect nodes, the notifier that runs loss handlers — and
-// waits for them. Later calls return [ErrClosed]. It does not close the clients.
+// waits for them. Later calls return [ErrClosed]. It closes the clients only if [Dial] made them.
 //
 // If ctx ends first, Close stops waiting for acquires to return and for releases to be answered,
 // still stops and waits for its own goroutines, and returns an error matching ctx's; what was not

@@ -382,7 +382,7 @@ func (q *Quorum) Report(err error) {
 // servers' queues, then releases every lease still held, in parallel (their Err then matches
 // [ErrLost] and [ErrClosed]), and stops the quorum's goroutines — the watchdog, the pub/sub
 // connections, the probes of suspect nodes, the notifier that runs loss handlers — and waits for
-// them. Later calls return [ErrClosed]. It does not close the clients.
+// them. Later calls return [ErrClosed]. It closes the clients only if lease.Dial made them.
 //
 // If ctx ends first, Close stops waiting for acquires to return and for releases to be answered,
 // still stops and waits for its own goroutines, and returns an error matching ctx's; what was not
