@@ -31,10 +31,11 @@ import (
 // one.) The query sets go-redis's options by their snake-case names (dial_timeout=2s,
 // pool_size=20, skip_verify=true, ...), and, for TLS, three of Dial's own: ca_file (a PEM file
 // of the CA to trust instead of the system's), cert_file and key_file (a client certificate). Dial then sets what the quorum needs:
-// ContextTimeoutEnabled, so that the per-node timeout bounds every call; and, unless the URL
-// sets them, DialerRetries=1 and MaxRetries=-1 (a Cluster URL keeps its retries: they follow
-// MOVED redirects), so that a node that refuses connections fails at once instead of eating
-// the per-node timeout in retries, as NewQuorum's start-up warning recommends. The other
+// ContextTimeoutEnabled, so that the per-node timeout bounds every call; and DialerRetries=1 and
+// MaxRetries=-1 (a Cluster URL keeps its retries: they follow MOVED redirects), so that a node
+// that refuses connections fails at once instead of eating the per-node timeout in retries, as
+// NewQuorum's start-up warning recommends. A URL may set them where go-redis's parser takes them
+// (max_retries everywhere; dialer_retries in the Sentinel and Cluster forms). The other
 // timeouts keep go-redis's defaults: each call is bounded by its context.
 //
 // A URL that cannot be parsed is an error matching [ErrInvalidArgument] that says which.

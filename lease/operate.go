@@ -61,8 +61,10 @@ func (q *Quorum) Inspect(ctx context.Context, name string) (State, error) {
 
 // Break is an administrator's force-release of name: on every node it releases each holder that
 // [Quorum.Inspect] finds, under every primitive, the way its own release would — what it frees
-// goes to the waiters, in queue order, and they wake at once. Waiters stay queued. It returns the
-// state it found, whose Holders are the ones it removed.
+// goes to the waiters, in queue order, and those it serves wake at once. Waiters stay queued.
+// With tokens (Holder.Token, as Inspect shows them), it breaks only the holders with those
+// tokens: what an operator looked at and confirmed, not whoever holds the name by then. It
+// returns the state it found, whose Holders are the ones it broke.
 //
 // A broken holder learns it at its next renewal (within TTL/3 and a round trip): its lease's Done
 // closes and Err matches [ErrLost], with a cause that says the lease was broken. Until then it
@@ -72,18 +74,20 @@ func (q *Quorum) Inspect(ctx context.Context, name string) (State, error) {
 // holder's TTL; a holder cut off from the nodes longer than that learns only that it lost.
 //
 // A holder that acquires after the lookup is not broken. The error matches [ErrUnavailable] when
-// fewer than a majority of the nodes ran the break: the holders may then still hold.
-func (q *Quorum) Break(ctx context.Context, name string) (State, error) {
-	st, err := (*engine.Quorum)(q).Break(ctx, name, families)
+// fewer than a majority of the nodes answered the lookup (a holder may hold there unseen) or ran
+// the break (the holders may then still hold).
+func (q *Quorum) Break(ctx context.Context, name string, tokens ...string) (State, error) {
+	st, err := (*engine.Quorum)(q).Break(ctx, name, families, tokens...)
 	return stateOf(st), err
 }
 
 // List returns, sorted, the names that something holds or waits for (under any primitive) whose
 // name matches pattern, a Redis glob ("orders:*"; "" for all). It scans each node's keys of the
 // quorum's key prefix with SCAN (on a Cluster node, every master), never KEYS, so it does not
-// block the servers; on a large keyspace it takes a while. A name is listed when any node has it.
-// Names of which only a fencing counter is left (it has no TTL) are not listed. The error is
-// non-nil when no node answered ([ErrUnavailable]).
+// block the servers; on a large keyspace it takes a while. A name is listed when any node that
+// answered has it. Names of which only a fencing counter is left (it has no TTL) are not listed.
+// When nodes did not answer, it returns the names the others have and an error naming those
+// nodes, which matches [ErrUnavailable] when they were more than a minority.
 func (q *Quorum) List(ctx context.Context, pattern string) ([]string, error) {
 	return (*engine.Quorum)(q).List(ctx, pattern)
 }
@@ -133,8 +137,8 @@ type NodeHealth struct {
 	Warnings []string
 }
 
-// Health asks every node, in parallel (one PING and one pipeline each, bounded by ctx and the
-// node timeout), how it is: whether it answers and how fast, its role and replicas, persistence,
+// Health asks every node, in parallel (one PING and one pipeline each, bounded by ctx and by the
+// node timeout or one second, whichever is longer), how it is: whether it answers and how fast, its role and replicas, persistence,
 // eviction policy, uptime, and whether its ACL allows what the library needs. Nodes known to be
 // down are asked too. The error is non-nil only for bad arguments or a closed quorum; a node's
 // own trouble is in its NodeHealth.

@@ -198,6 +198,24 @@ func TestBreakWakesTheWaitersAndTellsTheHolder(t *testing.T) {
 	st, err := admin.Break(ctx, "nobody-holds-this")
 	require.NoError(t, err)
 	assert.Empty(t, st.Holders)
+
+	// Given tokens, only those holders are broken: not one that took the name since.
+	l, err := mutex.New(holders, "confirmed", mutex.WithErrorHandler(func(error) {})).Obtain(ctx)
+	require.NoError(t, err)
+	st, err = admin.Break(ctx, "confirmed", "0123456789abcdef0123456789abcdef")
+	require.NoError(t, err)
+	assert.Empty(t, st.Holders, "another token: nothing broken")
+	st, err = admin.Break(ctx, "confirmed", l.Holder().Token)
+	require.NoError(t, err)
+	require.Len(t, st.Holders, 1)
+
+	// With most nodes not answering, "nothing holds it" cannot be told: unavailable.
+	nodes[1].Stop()
+	nodes[2].Stop()
+	_, err = admin.Break(ctx, "nobody-holds-this")
+	nodes[1].Continue()
+	nodes[2].Continue()
+	require.ErrorIs(t, err, lease.ErrUnavailable)
 }
 
 // List finds the names in use under every primitive, odd names included, by pattern; a name
@@ -231,6 +249,38 @@ func TestListNamesInUse(t *testing.T) {
 	none, err := q.List(ctx, "nothing*")
 	require.NoError(t, err)
 	assert.Empty(t, none)
+
+	// Patterns match names, not keys: "a" is not "a}b", and names stored with a '~' in front
+	// are found by patterns that start with a wildcard or a class.
+	require.NoError(t, mutex.New(q, "a").Lock(ctx))
+	require.NoError(t, mutex.New(q, "a}b").Lock(ctx))
+	require.NoError(t, mutex.New(q, "~}x").Lock(ctx))
+	for pattern, want := range map[string][]string{
+		"a":       {"a"},
+		"a*":      {"a", "a b{c}d", "a}b"},
+		"?odd":    {"}odd"},
+		"[}]odd":  {"}odd"},
+		"~*":      {"~tilde", "~}x"},
+		"?}x":     {"~}x"},
+		"[^a-z]*": {"}odd", "~tilde", "~}x"},
+		`a\}b`:    {"a}b"},
+	} {
+		got, err := q.List(ctx, pattern)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "pattern %q", pattern)
+	}
+
+	// A node that does not answer is said, with what the others have.
+	three := redistest.Start(t, 3)
+	q3 := newQuorum(t, redistest.Clients(three))
+	require.NoError(t, mutex.New(q3, "seen").Lock(ctx))
+	three[1].Stop()
+	three[2].Stop()
+	got, err := q3.List(ctx, "*")
+	three[1].Continue()
+	three[2].Continue()
+	require.ErrorIs(t, err, lease.ErrUnavailable, "two of three did not answer")
+	assert.Equal(t, []string{"seen"}, got)
 }
 
 // Inspect, List and Break work on a Cluster node: every key of a name shares its hash tag, and

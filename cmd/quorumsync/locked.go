@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,7 +38,7 @@ func (c *cli) locked(kind string, args []string) int {
 	try := fs.Bool("try", false, "do not wait: exit with the busy code at once if the lock is held")
 	wait := fs.Duration("wait", 0, "wait at most this long for the lock, then exit with the busy code (default: wait as long as it takes)")
 	ttl := fs.Duration("ttl", 0, "the lease's TTL: how long the lock outlives a quorumsync that was killed (default the library's, 10s)")
-	label := fs.String("label", "", "a label that inspect shows beside this holder (default: the command line)")
+	label := fs.String("label", "", "a label that inspect shows beside this holder, to anyone who can read the servers (default: the command's name, without its arguments)")
 	fencing := fs.Bool("fencing", false, "give COMMAND a fencing token in QUORUMSYNC_FENCE")
 	onLost := fs.String("on-lost", "term", "what to do to COMMAND if the lock is lost: term (SIGTERM, then SIGKILL after --grace), kill, or ignore")
 	grace := fs.Duration("grace", 10*time.Second, "with --on-lost=term, how long COMMAND has to exit before SIGKILL")
@@ -261,9 +262,10 @@ func releaseLease(l *lease.Lease) {
 	_ = l.Release(ctx)
 }
 
-// commandLabel is the default label: the command line, cut to what a label holds.
+// commandLabel is the default label: the command's name, without its arguments, which may hold
+// secrets that anyone who can read the servers would see.
 func commandLabel(command []string) string {
-	s := strings.Join(command, " ")
+	s := filepath.Base(command[0])
 	if len(s) > 120 {
 		s = s[:117] + "..."
 	}

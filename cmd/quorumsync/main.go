@@ -11,6 +11,10 @@
 //	quorumsync break   [--yes] NAME                       force-release NAME (an administrator's act)
 //	quorumsync health  [--json]                           each node's health and set-up
 //
+// break shows the holders and asks; it then breaks those it showed, not whoever holds NAME by
+// then (with --yes, whoever holds it). The label (--label; default the command's name) is stored
+// on the servers and shown by inspect to anyone who can read them: keep secrets out of it.
+//
 // The nodes come from --redis URL (repeatable: one per node of the quorum) or from
 // QUORUMSYNC_REDIS (comma-separated URLs); default redis://localhost:6379. The URL forms are those
 // of lease.Dial: redis://, rediss://, unix://, redis+sentinel://, redis+cluster://.
@@ -21,8 +25,9 @@
 // the terminal. If the lock is lost while COMMAND runs (its holder was broken, or the nodes were
 // unreachable past the TTL), quorumsync sends COMMAND SIGTERM, then SIGKILL after --grace
 // (--on-lost=term, the default), SIGKILL at once (kill), or nothing (ignore). If quorumsync itself
-// dies (SIGKILL, a crash), Linux kills COMMAND with it (PR_SET_PDEATHSIG), so that it does not
-// run on once the lock expires; on other systems it would. The lock commands need a Unix-like
+// dies (SIGKILL, a crash), Linux kills COMMAND's own process with it (PR_SET_PDEATHSIG), so that
+// it does not run on once the lock expires; processes COMMAND started do run on (make a script's
+// last step exec), and on other systems COMMAND does too. The lock commands need a Unix-like
 // system; the others run anywhere.
 //
 // Exit codes:
@@ -34,8 +39,10 @@
 //	70     the lock was lost while COMMAND ran, and COMMAND was ended (--on-lost=term or kill)
 //	64     usage: bad flags or arguments
 //	126    COMMAND could not be run; 127: COMMAND was not found
-//	1      inspect, ls, break, health: the call failed otherwise, or break was declined;
-//	       health: a node did not answer or its ACL refused something (details printed)
+//	1      inspect, ls, break, health: the call failed otherwise, or break was declined; ls: a
+//	       minority of the nodes did not answer (the names of the others are printed); health: a
+//	       node did not answer, or its ACL lost a permission since health connected (a node
+//	       that refuses at connection exits 78, named)
 //
 // With --fencing, COMMAND gets the lock's fencing token in QUORUMSYNC_FENCE (for sem, one per
 // permit, comma-separated): a number that increases with every holder, for the resource to
@@ -104,6 +111,9 @@ type urls []string
 
 func (u *urls) String() string { return strings.Join(*u, ",") }
 func (u *urls) Set(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("empty URL")
+	}
 	*u = append(*u, v)
 	return nil
 }
@@ -217,10 +227,16 @@ type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
-// fail prints err, saying what kind of failure it is, and returns the exit code for it.
+// fail prints err and returns the exit code for it. The library's errors say what they are
+// ("unavailable", "misconfigured", "invalid argument"), but for busy, which they say as "not
+// acquired": that one gets the word in front.
 func (c *cli) fail(err error) int {
 	code, kind := classify(err)
-	fmt.Fprintf(c.stderr, "quorumsync: %s: %v\n", kind, err)
+	if code == exitBusy {
+		fmt.Fprintf(c.stderr, "quorumsync: %s: %v\n", kind, err)
+	} else {
+		fmt.Fprintf(c.stderr, "quorumsync: %v\n", err)
+	}
 	return code
 }
 

@@ -371,6 +371,10 @@ func TestExitCodes(t *testing.T) {
 		{"unavailable, waiting", []string{"lock", "--wait", "1s", "x", "--", "true"}, "redis://127.0.0.1:1", 69},
 		{"misconfigured", []string{"lock", "x", "--", "true"}, "redis://nobody:wrong@" + e.nodes[0].Addr(), 78},
 		{"health of a node that does not answer", []string{"health"}, "redis://127.0.0.1:1", 1},
+		{"health of a node that refuses the password", []string{"health"}, "redis://nobody:wrong@" + e.nodes[0].Addr(), 78},
+		{"ls with no node answering", []string{"ls"}, "redis://127.0.0.1:1", 69},
+		{"usage: an empty --redis", []string{"ls", "--redis", ""}, "", 64},
+		{"misconfigured: no such database", []string{"lock", "x", "--", "true"}, "redis://" + e.nodes[0].Addr() + "/99", 78},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

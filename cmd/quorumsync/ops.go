@@ -76,9 +76,9 @@ func printState(w io.Writer, st lease.State) {
 		}
 	}
 	fmt.Fprintf(w, "%s  (%d of %d nodes answered)\n", st.Name, answered, len(st.NodeErrs))
-	for i, err := range st.NodeErrs {
+	for _, err := range st.NodeErrs {
 		if err != nil {
-			fmt.Fprintf(w, "  node %d: %v\n", i, err)
+			fmt.Fprintf(w, "  %v\n", err) // a *lease.NodeError: it names the node
 		}
 	}
 	table := func(title string, hs []lease.Holding) {
@@ -88,7 +88,7 @@ func printState(w io.Writer, st lease.State) {
 		}
 		fmt.Fprintf(w, "%s:\n", title)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  MODE\tN\tHOST\tPID\tSINCE\tTTL PER NODE\tFENCE\tTOKEN\tLABEL")
+		fmt.Fprintln(tw, "  MODE\tN\tHOST\tPID\tSINCE\tTTL PER NODE\tFENCE COUNTER\tTOKEN\tLABEL")
 		for _, h := range hs {
 			var ttls []string
 			for _, t := range h.TTL {
@@ -188,18 +188,18 @@ func (c *cli) list(args []string) int {
 		pattern = pos[0]
 	}
 	names, err := q.List(ctx, pattern)
-	if err != nil {
-		return c.fail(err)
-	}
 	if *asJSON {
 		if names == nil {
 			names = []string{}
 		}
 		_ = json.NewEncoder(c.stdout).Encode(names)
-		return exitOK
+	} else {
+		for _, n := range names {
+			fmt.Fprintln(c.stdout, n)
+		}
 	}
-	for _, n := range names {
-		fmt.Fprintln(c.stdout, n)
+	if err != nil { // nodes that did not answer: the list may miss what they hold
+		return c.fail(err)
 	}
 	return exitOK
 }
@@ -230,25 +230,31 @@ func (c *cli) breakLock(args []string) int {
 			return exitFailed
 		}
 	}
-	broken, err := q.Break(ctx, pos[0])
+	var tokens []string // with a confirmation, the holders shown: not whoever holds it by then
+	if !*yes {
+		for _, h := range st.Holders {
+			tokens = append(tokens, h.Token)
+		}
+	}
+	broken, err := q.Break(ctx, pos[0], tokens...)
 	if err != nil {
 		return c.fail(err)
 	}
 	if len(broken.Holders) == 0 {
-		fmt.Fprintf(c.stdout, "nothing held %q any more: nothing broken\n", pos[0])
+		fmt.Fprintf(c.stdout, "the holder(s) shown hold %q no more: nothing broken\n", pos[0])
 		return exitOK
 	}
 	for _, h := range broken.Holders {
 		fmt.Fprintf(c.stdout, "broke %s %s: %s pid %d since %s, label %q\n", h.Mode, h.Token, h.Host, h.PID, h.Since.Format(time.RFC3339), h.Label)
 	}
 	if n := len(broken.Waiters); n > 0 {
-		fmt.Fprintf(c.stdout, "%d waiter(s) woken\n", n)
+		fmt.Fprintf(c.stdout, "%d waiter(s) queued: what the break freed went to them in queue order\n", n)
 	}
 	return exitOK
 }
 
 func (c *cli) health(args []string) int {
-	fs := c.flags("health", "[flags]", "Show each node's health: whether it answers and how fast, its version, role and replicas, persistence,\neviction policy, uptime, whether its ACL allows what the library needs, and what in its set-up can\nbreak exclusion. Exits 1 if a node did not answer or its ACL refused something.")
+	fs := c.flags("health", "[flags]", "Show each node's health: whether it answers and how fast, its version, role and replicas, persistence,\neviction policy, uptime, whether its ACL allows what the library needs, and what in its set-up can\nbreak exclusion. Exits 1 if a node did not answer or its ACL refuses something it allowed when\nhealth connected; a node that refuses at connection (credentials, ACL, TLS) is reported at once\n(exit 78), naming each.")
 	asJSON := fs.Bool("json", false, "print JSON")
 	ctx := context.Background()
 	q, _, code, ok := c.connect(ctx, fs, args, 0, 0, "no arguments")
@@ -263,6 +269,7 @@ func (c *cli) health(args []string) int {
 	status := exitOK
 	type nodeJSON struct {
 		Addr      string   `json:"addr"`
+		Answered  bool     `json:"answered"`
 		Error     string   `json:"error,omitempty"`
 		LatencyUS int64    `json:"latency_us"`
 		Version   string   `json:"version"`
@@ -279,12 +286,15 @@ func (c *cli) health(args []string) int {
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tADDR\tANSWERS\tLATENCY\tVERSION\tROLE\tREPLICAS\tAOF\tFSYNC\tEVICTION\tUPTIME\tACL")
 	for i, h := range hs {
-		answers, acl := "yes", "ok"
-		j := nodeJSON{Addr: h.Addr, LatencyUS: h.Latency.Microseconds(), Version: h.Version, Role: h.Role, Replicas: h.Replicas,
-			AOF: h.AOF, Fsync: h.Fsync, Eviction: h.Eviction, UptimeS: int64(h.Uptime.Seconds()), Warnings: h.Warnings}
-		if h.Err != nil {
-			answers, status, j.Error = "NO", exitFailed, h.Err.Error()
+		if h.Err != nil { // nothing known of it but that it did not answer
+			status = exitFailed
+			out = append(out, nodeJSON{Addr: h.Addr, Error: h.Err.Error(), Warnings: []string{}})
+			fmt.Fprintf(tw, "%d\t%s\tNO\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", i, h.Addr)
+			continue
 		}
+		answers, acl := "yes", "ok"
+		j := nodeJSON{Addr: h.Addr, Answered: true, LatencyUS: h.Latency.Microseconds(), Version: h.Version, Role: h.Role, Replicas: h.Replicas,
+			AOF: h.AOF, Fsync: h.Fsync, Eviction: h.Eviction, UptimeS: int64(h.Uptime.Seconds()), Warnings: h.Warnings}
 		if h.ACL != nil {
 			acl, status, j.ACL = "REFUSES", exitFailed, h.ACL.Error()
 		}
@@ -302,10 +312,10 @@ func (c *cli) health(args []string) int {
 	_ = tw.Flush()
 	for i, h := range hs {
 		if h.Err != nil {
-			fmt.Fprintf(c.stdout, "node %d: %v\n", i, h.Err)
+			fmt.Fprintln(c.stdout, h.Err) // a *lease.NodeError: it names the node
 		}
 		if h.ACL != nil {
-			fmt.Fprintf(c.stdout, "node %d: %v\n", i, h.ACL)
+			fmt.Fprintln(c.stdout, h.ACL)
 		}
 		for _, w := range h.Warnings {
 			fmt.Fprintf(c.stdout, "node %d: warning: %s\n", i, w)

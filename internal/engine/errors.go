@@ -320,6 +320,8 @@ func refusalOf(err error) *refusal {
 		words = "the ACL user may not publish to the library's wake-up channels: allow the key prefix as a channel pattern (&prefix*)"
 	case strings.HasPrefix(msg, "CROSSSLOT"):
 		words = "the keys of one call hash to different Cluster slots"
+	case strings.HasPrefix(msg, "ERR DB index is out of range"):
+		words = "the server has no such database (the db of the URL or client options)"
 	case strings.HasPrefix(msg, "ERR unknown command"):
 		words = "the server does not have a command the library needs (renamed or disabled?)"
 	default:

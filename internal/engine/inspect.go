@@ -185,12 +185,35 @@ const brokenFor = 10 * time.Minute
 // hands what it frees to the waiters and wakes them as a release does, after marking the holder's
 // token broken (a hash on the name's keys, expiring brokenFor after the holder's TTL) so that the
 // holder's next renewal reports why it lost the lease. Waiters are left queued. It returns the
-// state it found; the error matches [ErrUnavailable] when fewer than a quorum of the nodes ran
-// the break (the holders may then still hold on a quorum).
-func (q *Quorum) Break(ctx context.Context, name string, kinds []Kind) (State, error) {
+// state it found, its Holders only those it broke: when tokens are given, only the holders with
+// those tokens (the random part, Holder.Token) are broken. The error matches [ErrUnavailable]
+// when fewer than a quorum of the nodes answered the lookup (a holder may hold there unseen) or
+// ran the break (the holders may then still hold on a quorum).
+func (q *Quorum) Break(ctx context.Context, name string, kinds []Kind, tokens ...string) (State, error) {
 	st, err := q.Inspect(ctx, name, kinds)
-	if err != nil || len(st.Holders) == 0 {
+	if err != nil {
 		return st, err
+	}
+	answered := 0
+	for _, n := range st.Nodes {
+		if n.Err == nil {
+			answered++
+		}
+	}
+	if answered < q.quorum {
+		return st, q.unavailable(name, st.Nodes)
+	}
+	if len(tokens) > 0 {
+		kept := st.Holders[:0]
+		for _, h := range st.Holders {
+			if slices.Contains(tokens, h.Token) {
+				kept = append(kept, h)
+			}
+		}
+		st.Holders = kept
+	}
+	if len(st.Holders) == 0 {
+		return st, nil
 	}
 	var calls []Call
 	now := time.Now().UnixMilli()
@@ -267,7 +290,9 @@ func (q *Quorum) adminCheck(ctx context.Context, name string) error {
 // List returns the names that something holds or waits for, under any kind, whose names match
 // pattern (a Redis glob: *, ?, [...], \ escapes; "" means "*"), sorted. It scans each node's keys
 // with SCAN (a Cluster client: each of its masters), never KEYS. A name whose only key left is a
-// fencing counter (kept without a TTL) is not listed. The error is non-nil when no node answered.
+// fencing counter (kept without a TTL) is not listed. It returns the names the nodes that
+// answered have; the error says which nodes did not, and matches [ErrUnavailable] when they were
+// more than a minority.
 func (q *Quorum) List(ctx context.Context, pattern string) ([]string, error) {
 	if q == nil || q.wd == nil {
 		return nil, invalid("quorum", "nil")
@@ -282,8 +307,9 @@ func (q *Quorum) List(ctx context.Context, pattern string) ([]string, error) {
 		pattern = "*"
 	}
 	matches := []string{escapeGlob(q.cfg.prefix) + "{" + pattern + "}*"}
-	if pattern[0] == '~' || pattern[0] == '}' {
-		matches = append(matches, escapeGlob(q.cfg.prefix)+"{~"+pattern+"}*") // escaped names (see escapeName)
+	if strings.ContainsRune("~}*?[\\", rune(pattern[0])) {
+		// Names that start with '~' or '}' are stored with a '~' in front (see escapeName).
+		matches = append(matches, escapeGlob(q.cfg.prefix)+"{~*}*")
 	}
 	found := make([][]string, len(q.nodes))
 	errs := make([]NodeState, len(q.nodes))
@@ -337,17 +363,106 @@ func (q *Quorum) List(ctx context.Context, pattern string) ([]string, error) {
 	}))
 	var names []string
 	answered := 0
+	var failed []error
 	for i, f := range found {
 		if errs[i].Err == nil {
 			answered++
+		} else {
+			failed = append(failed, errs[i].Err)
 		}
 		names = append(names, f...)
 	}
-	if answered == 0 {
-		return nil, q.unavailable("", errs)
-	}
 	slices.Sort(names)
-	return slices.Compact(names), nil
+	names = slices.Compact(names)
+	// A glob over the escaped keys is a superset (a trailing "*" lets "a" match "a}b"), and a
+	// pattern that starts with a wildcard misses escaped names: every name found is matched again.
+	kept := names[:0]
+	for _, n := range names {
+		if globMatch(pattern, n) {
+			kept = append(kept, n)
+		}
+	}
+	names = kept
+	switch {
+	case answered < q.quorum:
+		return names, q.unavailable("", errs)
+	case len(failed) > 0:
+		return names, Join(failed...)
+	}
+	return names, nil
+}
+
+// globMatch reports whether name matches pattern as Redis's glob-style patterns do: * any run,
+// ? one byte, [abc], [a-z] and [^a] classes, and \ escaping the next character.
+func globMatch(pattern, name string) bool {
+	for len(pattern) > 0 {
+		switch pattern[0] {
+		case '*':
+			for len(pattern) > 1 && pattern[1] == '*' {
+				pattern = pattern[1:]
+			}
+			if len(pattern) == 1 {
+				return true
+			}
+			for i := 0; i <= len(name); i++ {
+				if globMatch(pattern[1:], name[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if len(name) == 0 {
+				return false
+			}
+			name = name[1:]
+			pattern = pattern[1:]
+		case '[':
+			if len(name) == 0 {
+				return false
+			}
+			p := pattern[1:]
+			not := len(p) > 0 && p[0] == '^'
+			if not {
+				p = p[1:]
+			}
+			match := false
+			for len(p) > 0 && p[0] != ']' {
+				switch {
+				case p[0] == '\\' && len(p) > 1:
+					match = match || p[1] == name[0]
+					p = p[2:]
+				case len(p) > 2 && p[1] == '-' && p[2] != ']':
+					lo, hi := p[0], p[2]
+					if lo > hi {
+						lo, hi = hi, lo
+					}
+					match = match || (name[0] >= lo && name[0] <= hi)
+					p = p[3:]
+				default:
+					match = match || p[0] == name[0]
+					p = p[1:]
+				}
+			}
+			if len(p) > 0 {
+				p = p[1:] // the ']'
+			}
+			if match == not {
+				return false
+			}
+			name, pattern = name[1:], p
+		case '\\':
+			if len(pattern) > 1 {
+				pattern = pattern[1:]
+			}
+			fallthrough
+		default:
+			if len(name) == 0 || name[0] != pattern[0] {
+				return false
+			}
+			name, pattern = name[1:], pattern[1:]
+		}
+	}
+	return len(name) == 0
 }
 
 // nameOfKey returns the name a key of this library belongs to: the text between the prefix's "{"
