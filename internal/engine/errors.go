@@ -230,6 +230,13 @@ func (e *opError) Error() string {
 	b.WriteString(e.sentinel.Error())
 	b.WriteByte(' ')
 	b.WriteString(strconv.Quote(e.name))
+	e.writeRest(&b)
+	return b.String()
+}
+
+// writeRest writes the detail and the causes. A cause about the same name says it without the
+// package and the name again ("mutex: lost "x": not held: ...", not "... mutex: not held "x": ...").
+func (e *opError) writeRest(b *strings.Builder) {
 	if e.detail != "" {
 		b.WriteString(": ")
 		b.WriteString(e.detail)
@@ -240,9 +247,17 @@ func (e *opError) Error() string {
 		} else {
 			b.WriteString("; ")
 		}
+		if oe, ok := c.(*opError); ok && oe.name == e.name {
+			words := oe.sentinel.Error()
+			if _, after, found := strings.Cut(words, ": "); found {
+				words = after // the package, said already
+			}
+			b.WriteString(words)
+			oe.writeRest(b)
+			continue
+		}
 		b.WriteString(oneLine(c.Error()))
 	}
-	return b.String()
 }
 
 func (e *opError) Unwrap() []error { return append([]error{e.sentinel}, e.causes...) }
