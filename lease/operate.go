@@ -32,7 +32,8 @@ type Holding struct {
 	// Mode is what it holds or waits for: "lock" (a mutex), "read" or "write" (an rwmutex),
 	// "permits" (a semaphore).
 	Mode string
-	// Weight is the number of permits (slots) of a semaphore's holder or waiter; 1 otherwise.
+	// Weight is the number of permits (slots) of a semaphore's holder or waiter, the most any
+	// node has (they differ while a partial release is under way); 1 otherwise.
 	Weight int64
 	// TTL says, per node in the order given to NewQuorum, what is left of the holder's lease
 	// there (or of a waiter's place in the queue, renewed by each of its attempts); 0 where the

@@ -29,7 +29,7 @@ type Holding struct {
 	Holder
 	Kind   Kind            // the kind of claim (its family says which primitive)
 	Mode   string          // what it holds or waits for: "lock", "read", "write", "permits"
-	Weight int64           // the permits of a semaphore's holder or waiter; 1 otherwise
+	Weight int64           // the permits of a semaphore's holder or waiter (the most any node has); 1 otherwise
 	TTL    []time.Duration // per node, in the quorum's order: what is left of it there; 0 where the node does not have it, -1ns where its key has no TTL
 	Fence  uint64          // the fencing counter of what it holds, the highest over the nodes
 
@@ -123,6 +123,7 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 				h := &all[p]
 				h.TTL[i] = rec.left
 				h.Fence = max(h.Fence, rec.fence)
+				h.Weight = max(h.Weight, rec.weight) // the most any node has (a partial release may be under way)
 			}
 		}
 	}
