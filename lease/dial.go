@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -34,9 +35,11 @@ import (
 // ContextTimeoutEnabled, so that the per-node timeout bounds every call; and DialerRetries=1 and
 // MaxRetries=-1 (a Cluster URL keeps its retries: they follow MOVED redirects), so that a node
 // that refuses connections fails at once instead of eating the per-node timeout in retries, as
-// NewQuorum's start-up warning recommends. A URL may set them where go-redis's parser takes them
-// (max_retries everywhere; dialer_retries in the Sentinel and Cluster forms). The other
-// timeouts keep go-redis's defaults: each call is bounded by its context.
+// NewQuorum's start-up warning recommends; and DialTimeout to the per-node timeout (at least
+// 250ms), since a dial, a TLS handshake above all, is bounded by it rather than by the call's
+// context. A URL may set them where go-redis's parser takes them (dial_timeout and max_retries
+// everywhere; dialer_retries in the Sentinel and Cluster forms). The read and write timeouts keep
+// go-redis's defaults: each call is bounded by its context.
 //
 // A URL that cannot be parsed is an error matching [ErrInvalidArgument] that says which.
 func Dial(ctx context.Context, urls []string, opts ...Option) (*Quorum, error) {
@@ -49,8 +52,11 @@ func Dial(ctx context.Context, urls []string, opts ...Option) (*Quorum, error) {
 			_ = c.Close()
 		}
 	}
+	// A dial (a TLS handshake above all) is bounded by the client's DialTimeout, not by the
+	// call's context: the per-node timeout is the bound the quorum needs.
+	dialTimeout := max(engine.NodeTimeoutOf(opts...), 250*time.Millisecond)
 	for i, u := range urls {
-		c, err := clientOf(u)
+		c, err := clientOf(u, dialTimeout)
 		if err != nil {
 			closeAll()
 			return nil, engine.Invalid(fmt.Sprintf("urls[%d]", i), "%s: %v", redact(u), err)
@@ -66,7 +72,7 @@ func Dial(ctx context.Context, urls []string, opts ...Option) (*Quorum, error) {
 }
 
 // clientOf makes the client one URL names.
-func clientOf(raw string) (redis.UniversalClient, error) {
+func clientOf(raw string, dialTimeout time.Duration) (redis.UniversalClient, error) {
 	if !strings.Contains(raw, "://") {
 		raw = "redis://" + raw // host:port
 	}
@@ -91,8 +97,11 @@ func clientOf(raw string) (redis.UniversalClient, error) {
 	}
 	u.Scheme = scheme
 	// settle sets what the quorum needs on the options go-redis parsed (maxRetries nil: leave them).
-	settle := func(contextTimeout *bool, dialerRetries, maxRetries *int, tc **tls.Config) error {
+	settle := func(contextTimeout *bool, dialTO *time.Duration, dialerRetries, maxRetries *int, tc **tls.Config) error {
 		*contextTimeout = true
+		if !set("dial_timeout") {
+			*dialTO = dialTimeout
+		}
 		if !set("dialer_retries") {
 			*dialerRetries = 1
 		}
@@ -112,7 +121,7 @@ func clientOf(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := settle(&o.ContextTimeoutEnabled, &o.DialerRetries, &o.MaxRetries, &o.TLSConfig); err != nil {
+		if err := settle(&o.ContextTimeoutEnabled, &o.DialTimeout, &o.DialerRetries, &o.MaxRetries, &o.TLSConfig); err != nil {
 			return nil, err
 		}
 		return redis.NewClient(o), nil
@@ -121,7 +130,10 @@ func clientOf(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := settle(&o.ContextTimeoutEnabled, &o.DialerRetries, &o.MaxRetries, &o.TLSConfig); err != nil {
+		if o.MasterName == "" {
+			return nil, errors.New("a Sentinel URL needs master_name=NAME")
+		}
+		if err := settle(&o.ContextTimeoutEnabled, &o.DialTimeout, &o.DialerRetries, &o.MaxRetries, &o.TLSConfig); err != nil {
 			return nil, err
 		}
 		return redis.NewFailoverClient(o), nil
@@ -130,7 +142,7 @@ func clientOf(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := settle(&o.ContextTimeoutEnabled, &o.DialerRetries, nil, &o.TLSConfig); err != nil {
+		if err := settle(&o.ContextTimeoutEnabled, &o.DialTimeout, &o.DialerRetries, nil, &o.TLSConfig); err != nil {
 			return nil, err
 		}
 		return redis.NewClusterClient(o), nil

@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"context"
+	"net"
 	"net/url"
 	"path/filepath"
 	"testing"
@@ -102,6 +103,7 @@ func TestDialRefusesBadURLs(t *testing.T) {
 		{"redis://localhost:6379?ca_file=/x.pem", "rediss"},
 		{"rediss://localhost:6379?ca_file=/does/not/exist.pem", "exist.pem"},
 		{"redis+nonsense://localhost:6379", "scheme"},
+		{"redis+sentinel://localhost:26379", "master_name"},
 	} {
 		t.Run(c.url, func(t *testing.T) {
 			_, err := lease.Dial(context.Background(), []string{"redis://127.0.0.1:1", c.url})
@@ -113,4 +115,44 @@ func TestDialRefusesBadURLs(t *testing.T) {
 	}
 	_, err := lease.Dial(context.Background(), nil)
 	require.ErrorIs(t, err, lease.ErrInvalidArgument)
+}
+
+// A node that accepts the connection and never answers the TLS handshake costs the per-node
+// timeout (at least 250ms) per dial, not go-redis's 5 s default dial timeout: Dial and a Lock
+// bounded by a 1 s ctx both return well before that.
+func TestDialBoundsATLSHandshakeThatNeverEnds(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // held open, never answered
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	q, err := lease.Dial(ctx, []string{"rediss://" + ln.Addr().String()}, quiet, lease.WithTTL(2*time.Second), lease.WithNodeTimeout(200*time.Millisecond))
+	require.NoError(t, err, "a node that does not answer is not an error at start-up")
+	defer q.Close(context.Background())
+	assert.Less(t, time.Since(start), 4*time.Second, "Dial waited for go-redis's 5s dial timeout")
+	lctx, lcancel := context.WithTimeout(context.Background(), time.Second)
+	defer lcancel()
+	start = time.Now()
+	err = mutex.New(q, "x").Lock(lctx)
+	require.ErrorIs(t, err, lease.ErrUnavailable)
+	assert.Less(t, time.Since(start), 3*time.Second, "a Lock bounded by 1s took %v", time.Since(start))
 }

@@ -28,7 +28,9 @@ type State struct {
 // holds is the name's holder; one held on fewer (a grant that failed and is being undone, a node
 // that restarted) shows so in TTL, which is how nodes that disagree are told apart.
 type Holding struct {
-	Holder // its token, host, pid, start and label
+	// Holder is its token, host, pid, start and label: those of the acquisition the servers
+	// granted, which a grant passed between goroutines of one process keeps (see WithHandoff).
+	Holder
 	// Mode is what it holds or waits for: "lock" (a mutex), "read" or "write" (an rwmutex),
 	// "permits" (a semaphore).
 	Mode string
@@ -64,8 +66,10 @@ func (q *Quorum) Inspect(ctx context.Context, name string) (State, error) {
 // [Quorum.Inspect] finds, under every primitive, the way its own release would — what it frees
 // goes to the waiters, in queue order, and those it serves wake at once. Waiters stay queued.
 // With tokens (Holder.Token, as Inspect shows them), it breaks only the holders with those
-// tokens: what an operator looked at and confirmed, not whoever holds the name by then. It
-// returns the state it found, whose Holders are the ones it broke.
+// tokens: the grants an operator looked at and confirmed, not a grant made since. A grant passed
+// from goroutine to goroutine of its process (see [WithHandoff]) keeps its token, host, pid,
+// start and label, so the goroutine it breaks may be a later one than the label says. It returns
+// the state it found, whose Holders are the ones it broke.
 //
 // A broken holder learns it at its next renewal (within TTL/3 and a round trip): its lease's Done
 // closes and Err matches [ErrLost], with a cause that says the lease was broken. Until then it

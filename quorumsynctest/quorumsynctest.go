@@ -11,7 +11,7 @@
 // in-process servers (miniredis, with a goroutine that makes their keys expire in real time),
 // which serve everything the library does but the fault injection of its own tests (pausing or
 // killing a server). Set QUORUMSYNCTEST_EMBEDDED=1 to use in-process servers even where
-// redis-server is installed.
+// redis-server is installed (0 or false: not).
 package quorumsynctest
 
 import (
@@ -65,7 +65,7 @@ func Start(n int) (*Servers, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("quorumsynctest: %d servers: want at least 1", n)
 	}
-	if _, err := exec.LookPath("redis-server"); err != nil || os.Getenv("QUORUMSYNCTEST_EMBEDDED") != "" {
+	if _, err := exec.LookPath("redis-server"); err != nil || embeddedWanted() {
 		return StartEmbedded(n)
 	}
 	s := &Servers{}
@@ -79,6 +79,16 @@ func Start(n int) (*Servers, error) {
 		s.stop = append(s.stop, stop)
 	}
 	return s, nil
+}
+
+// embeddedWanted reports whether QUORUMSYNCTEST_EMBEDDED asks for in-process servers: any value
+// but "", "0" and "false".
+func embeddedWanted() bool {
+	switch strings.ToLower(os.Getenv("QUORUMSYNCTEST_EMBEDDED")) {
+	case "", "0", "false":
+		return false
+	}
+	return true
 }
 
 // StartEmbedded starts n in-process servers (miniredis), whatever is installed. Their keys expire

@@ -54,6 +54,11 @@ func TestServersOnPathAndEmbedded(t *testing.T) {
 		assert.False(t, s.Embedded(), "redis-server is on PATH in this project's test runs")
 		exclusion(t, s)
 	})
+	t.Run("QUORUMSYNCTEST_EMBEDDED=0 means no", func(t *testing.T) {
+		t.Setenv("QUORUMSYNCTEST_EMBEDDED", "0")
+		s := quorumsynctest.NewServers(t, 1)
+		assert.False(t, s.Embedded())
+	})
 	t.Run("embedded", func(t *testing.T) {
 		t.Setenv("QUORUMSYNCTEST_EMBEDDED", "1")
 		s := quorumsynctest.NewServers(t, 3)

@@ -229,3 +229,18 @@ func Traced(primitive, operation string) AcquireOption {
 func TTL(d time.Duration) AcquireOption {
 	return acquireOptionFunc(func(r *Request) { r.TTL = d })
 }
+
+// NodeTimeoutOf returns the per-node timeout a quorum made with opts would have (the default when
+// opts do not set it, or set it wrongly: NewQuorum reports that).
+func NodeTimeoutOf(opts ...Option) time.Duration {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return min(DefaultTTL/10, maxDefaultNodeTimeout)
+	}
+	return cfg.nodeTimeout
+}
