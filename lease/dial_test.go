@@ -91,6 +91,10 @@ func TestDialTakesEveryURLForm(t *testing.T) {
 		names, err := q.List(context.Background(), "*")
 		require.NoError(t, err)
 		assert.Empty(t, names)
+		// The same cluster through two seeds is one node, not two of a quorum.
+		_, err = dial(t, "redis+cluster://"+masters[0].Addr(), "redis+cluster://"+masters[1].Addr(), plain[0].Addr())
+		require.ErrorIs(t, err, lease.ErrInvalidArgument)
+		assert.Contains(t, err.Error(), "same Redis Cluster")
 	})
 }
 

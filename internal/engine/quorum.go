@@ -136,6 +136,9 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 		skipped  []string
 		refused  error // what the node refused for good, as a refusal
 		err      error
+		// clusterIDs are the node ids of a Cluster client's cluster: two clients of one
+		// cluster are one node, not two.
+		clusterIDs []string
 	}
 	answers := make([]answer, len(q.nodes))
 	timeout := max(q.cfg.nodeTimeout, time.Second)
@@ -207,11 +210,17 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 		if cc, ok := c.(*redis.ClusterClient); ok {
 			if nodes, err := cc.ClusterNodes(ctx).Result(); err == nil {
 				a.replicas = strconv.Itoa(strings.Count(nodes, "slave"))
+				for _, line := range strings.Split(nodes, "\n") {
+					if id, _, ok := strings.Cut(line, " "); ok && id != "" {
+						a.clusterIDs = append(a.clusterIDs, id)
+					}
+				}
 			}
 		}
 	}))
 	var refused []error
 	seen := make(map[string]int, len(q.nodes))
+	seenCluster := map[string]int{}
 	for i, a := range answers {
 		n := q.nodes[i]
 		if a.err != nil && refusalOf(a.err) == nil {
@@ -231,6 +240,12 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 			q.cfg.logger.Warn("lease: start-up check skipped: the node's ACL does not allow it", "node", i, "addr", n.addr, "check", what)
 		}
 		q.warnSetUp(n, a.aof, a.role, a.replicas)
+		for _, id := range a.clusterIDs {
+			if j, dup := seenCluster[id]; dup && j != i {
+				return invalid(fmt.Sprintf("nodes[%d]", i), "the same Redis Cluster as nodes[%d] (node %s): one cluster is one node of a quorum", j, id)
+			}
+			seenCluster[id] = i
+		}
 		if _, cluster := n.client.(*redis.ClusterClient); cluster || a.runID == "" {
 			continue // a cluster answers from any of its masters; run_id says nothing there
 		}
