@@ -54,9 +54,10 @@ type Holding struct {
 // and label (mutex.WithLabel). Each Holding's TTL gives its time left on every node.
 //
 // It is a snapshot: by the time it returns, a holder may have released or a waiter been served.
-// Nodes that do not answer are in NodeErrs; the error is non-nil only for bad arguments (it
-// matches [ErrInvalidArgument]), a closed quorum ([ErrClosed]), and when no node answered
-// ([ErrUnavailable]). It works on Cluster nodes: every key of a name shares its hash tag.
+// Nodes that do not answer are in NodeErrs. The error matches [ErrInvalidArgument] for bad
+// arguments, [ErrClosed] for a closed quorum, and [ErrUnavailable] when more than a minority of
+// the nodes did not answer: a holder may then hold unseen, and the State returned is what the
+// others have. It works on Cluster nodes: every key of a name shares its hash tag.
 func (q *Quorum) Inspect(ctx context.Context, name string) (State, error) {
 	st, err := (*engine.Quorum)(q).Inspect(ctx, name, families)
 	return stateOf(st), err
@@ -145,8 +146,8 @@ type NodeHealth struct {
 // Health asks every node, in parallel (one PING and one pipeline each, bounded by ctx and by the
 // node timeout or one second, whichever is longer), how it is: whether it answers and how fast, its role and replicas, persistence,
 // eviction policy, uptime, and whether its ACL allows what the library needs. Nodes known to be
-// down are asked too. The error is non-nil only for bad arguments or a closed quorum; a node's
-// own trouble is in its NodeHealth.
+// down are asked too. The error is non-nil only for bad arguments, an ended ctx or a closed
+// quorum; a node's own trouble is in its NodeHealth.
 func (q *Quorum) Health(ctx context.Context) ([]NodeHealth, error) {
 	hs, err := (*engine.Quorum)(q).Health(ctx)
 	out := make([]NodeHealth, len(hs))

@@ -119,6 +119,14 @@ func TestInspectShowsHoldersAndWaitersOfEveryPrimitive(t *testing.T) {
 	require.NotEmpty(t, st.Holders)
 	assert.Zero(t, st.Holders[0].TTL[2])
 	assert.Positive(t, st.Holders[0].TTL[0])
+	// Most nodes not answering: a holder may hold unseen, so unavailable, with what one node has.
+	nodes[1].Stop()
+	nodes[2].Stop()
+	st, err = looker.Inspect(ctx, name)
+	nodes[1].Continue()
+	nodes[2].Continue()
+	require.ErrorIs(t, err, lease.ErrUnavailable)
+	require.NotEmpty(t, st.Holders, "the answering node's holders are still returned")
 
 	require.NoError(t, lock.Release(ctx))
 	require.NoError(t, rw.RUnlock(ctx))
@@ -342,6 +350,29 @@ func TestOperatingArgumentsAreChecked(t *testing.T) {
 	require.ErrorIs(t, err, lease.ErrInvalidArgument)
 	_, err = q.Break(ctx, "")
 	require.ErrorIs(t, err, lease.ErrInvalidArgument)
+	//lint:ignore SA1012 a nil ctx is what is tested
+	_, err = q.Break(nil, "x") //nolint:staticcheck
+	require.ErrorIs(t, err, lease.ErrInvalidArgument)
+	//lint:ignore SA1012 a nil ctx is what is tested
+	_, err = q.List(nil, "*") //nolint:staticcheck
+	require.ErrorIs(t, err, lease.ErrInvalidArgument)
+	//lint:ignore SA1012 a nil ctx is what is tested
+	_, err = q.Health(nil) //nolint:staticcheck
+	require.ErrorIs(t, err, lease.ErrInvalidArgument)
+	//lint:ignore SA1012 a nil ctx is what is tested
+	_, err = lease.Dial(nil, []string{nodes[0].Addr()}) //nolint:staticcheck
+	require.ErrorIs(t, err, lease.ErrInvalidArgument)
+	// A cancelled ctx: the caller's own error, not a node's.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = q.Inspect(cancelled, "x")
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = q.Break(cancelled, "x")
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = q.List(cancelled, "*")
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = q.Health(cancelled)
+	require.ErrorIs(t, err, context.Canceled)
 	var nilQ *lease.Quorum
 	_, err = nilQ.List(ctx, "*")
 	require.ErrorIs(t, err, lease.ErrInvalidArgument)

@@ -146,9 +146,9 @@ func (c *cli) inspect(args []string) int {
 	defer closeQuorum(q)
 	for {
 		st, err := q.Inspect(ctx, pos[0])
-		if err != nil {
+		if err != nil && (ctx.Err() != nil || st.NodeErrs == nil) {
 			if ctx.Err() != nil {
-				return exitOK
+				return exitOK // interrupted
 			}
 			return c.fail(err)
 		}
@@ -164,6 +164,9 @@ func (c *cli) inspect(args []string) int {
 			printState(c.stdout, st)
 		}
 		if *watch <= 0 {
+			if err != nil { // most nodes did not answer: what the others have is above
+				return c.fail(err)
+			}
 			return exitOK
 		}
 		select {
@@ -213,15 +216,18 @@ func (c *cli) breakLock(args []string) int {
 		return code
 	}
 	defer closeQuorum(q)
-	st, err := q.Inspect(ctx, pos[0])
-	if err != nil {
-		return c.fail(err)
-	}
-	if len(st.Holders) == 0 {
-		fmt.Fprintf(c.stdout, "nothing holds %q: nothing to break\n", pos[0])
-		return exitOK
-	}
+	// Asked first: it breaks the holders it showed, not whoever holds the name by then. With
+	// --yes, whoever holds it, in the break's own lookup.
+	var tokens []string
 	if !*yes {
+		st, err := q.Inspect(ctx, pos[0])
+		if err != nil {
+			return c.fail(err)
+		}
+		if len(st.Holders) == 0 {
+			fmt.Fprintf(c.stdout, "nothing holds %q: nothing to break\n", pos[0])
+			return exitOK
+		}
 		printState(c.stderr, st)
 		fmt.Fprintf(c.stderr, "break the %d holder(s) of %q? [y/N] ", len(st.Holders), pos[0])
 		answer, _ := bufio.NewReader(c.stdin).ReadString('\n')
@@ -229,18 +235,18 @@ func (c *cli) breakLock(args []string) int {
 			fmt.Fprintln(c.stderr, "not broken")
 			return exitFailed
 		}
-	}
-	var tokens []string // with a confirmation, the holders shown: not whoever holds it by then
-	if !*yes {
 		for _, h := range st.Holders {
 			tokens = append(tokens, h.Token)
 		}
 	}
 	broken, err := q.Break(ctx, pos[0], tokens...)
-	if err != nil {
+	switch {
+	case err != nil:
 		return c.fail(err)
-	}
-	if len(broken.Holders) == 0 {
+	case len(broken.Holders) == 0 && *yes:
+		fmt.Fprintf(c.stdout, "nothing holds %q: nothing to break\n", pos[0])
+		return exitOK
+	case len(broken.Holders) == 0:
 		fmt.Fprintf(c.stdout, "the holder(s) shown hold %q no more: nothing broken\n", pos[0])
 		return exitOK
 	}

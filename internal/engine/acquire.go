@@ -126,7 +126,7 @@ func (q *Quorum) acquireExclusive(ctx context.Context, name string, wait bool, o
 	r := &Request{Kind: Exclusive, Name: name, Wait: wait}
 	for _, o := range opts {
 		if o == nil {
-			return nil, invalid("option", "nil")
+			return nil, Invalid("option", "nil")
 		}
 		o.applyAcquire(r)
 	}

@@ -174,8 +174,6 @@ func (errs *Errors) InvalidFor(name, arg, format string, a ...any) error {
 	return &ArgumentError{Package: errs.Package, Name: name, Arg: arg, Reason: fmt.Sprintf(format, a...)}
 }
 
-func invalid(arg, format string, a ...any) error { return leaseErrors.Invalid(arg, format, a...) }
-
 // NodeError is the failure of one node in a fan-out. The errors of several nodes are joined; use
 // errors.As to get at each.
 type NodeError struct {

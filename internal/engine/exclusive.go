@@ -58,7 +58,7 @@ func (exclusive) Acquire(a *Attempt) Call {
 	if a.Queue && !a.Fast {
 		join = argYes
 	}
-	return Call{Script: acquireScript.Script, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
+	return Call{Script: acquireScript.Script, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
 }
 
 // yes is the reply of a node that said yes (ok) or no to a call about a claim of one unit.
@@ -97,19 +97,20 @@ func (exclusive) Renew(c *Claim, ttl time.Duration) Call {
 	if ttl != c.TTL {
 		ms = ttl.Milliseconds()
 	}
-	return Call{Script: renewScript.Script, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), ms}}
+	// The lock key to the broken marker: the end of Keys, three keys rather than six.
+	return Call{Script: renewScript.Script, Keys: c.Keys[keyLock:], KeyArgs: sub(c.KeyArgs(), keyLock, len(c.Keys)), Args: []any{c.TokenArg(), ms}}
 }
 
 func (exclusive) Release(c *Claim) Call {
-	return Call{Script: releaseScript.Script, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+	return Call{Script: releaseScript.Script, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 func (exclusive) Inspect(c *Claim) Call {
-	return Call{Script: inspectScript.Script, Keys: c.Keys}
+	return Call{Script: inspectScript.Script, Keys: c.CallKeys()}
 }
 
 func (exclusive) Leave(c *Claim) Call {
-	return Call{Script: leaveScript.Script, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+	return Call{Script: leaveScript.Script, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 func (exclusive) Read(op Op, cmd *redis.Cmd, _ *Claim) (Reply, error) {

@@ -28,16 +28,10 @@ type NodeHealth struct {
 }
 
 // Health asks every node, in parallel, one pipeline each, what NewQuorum checks at start-up, and
-// returns it as data. The error is non-nil only for a nil or closed quorum or a nil ctx.
+// returns it as data. The error is non-nil only for a nil or closed quorum, or a nil or ended ctx.
 func (q *Quorum) Health(ctx context.Context) ([]NodeHealth, error) {
-	if q == nil || q.wd == nil {
-		return nil, invalid("quorum", "nil")
-	}
-	if ctx == nil {
-		return nil, invalid("ctx", "nil")
-	}
-	if q.isClosed() {
-		return nil, ErrClosed
+	if err := q.adminCheck(ctx); err != nil {
+		return nil, err
 	}
 	out := make([]NodeHealth, len(q.nodes))
 	keys, channel := q.probeKeys()

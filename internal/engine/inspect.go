@@ -55,11 +55,14 @@ type State struct {
 
 // Inspect reads what the nodes hold for name under each of kinds (one per family: they share
 // keys), and returns every holder and waiter any node has, with what is left of each on every
-// node. A node that does not answer is in State.Nodes with its error; the error is non-nil only for
-// bad arguments and when no node answered (it then matches [ErrUnavailable]).
+// node. A node that does not answer is in State.Nodes with its error; when they are more than a
+// minority the error matches [ErrUnavailable] (the state of the others is still returned).
 func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State, error) {
-	if err := q.adminCheck(ctx, name); err != nil {
+	if err := q.adminCheck(ctx); err != nil {
 		return State{}, err
+	}
+	if name == "" {
+		return State{}, Invalid("name", "empty")
 	}
 	st := State{Name: name, Nodes: make([]NodeState, len(q.nodes))}
 	claims := make([]*Claim, len(kinds))
@@ -127,9 +130,6 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 			}
 		}
 	}
-	if answered == 0 {
-		return st, q.unavailable(name, st.Nodes)
-	}
 	for _, h := range all {
 		if h.waiter {
 			st.Waiters = append(st.Waiters, h)
@@ -143,6 +143,9 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 	slices.SortStableFunc(st.Waiters, func(a, b Holding) int {
 		return cmp.Or(cmp.Compare(a.arrival, b.arrival), strings.Compare(a.record, b.record))
 	})
+	if answered < q.quorum {
+		return st, q.unavailable(name, st.Nodes) // what the others have is still in st
+	}
 	return st, nil
 }
 
@@ -191,18 +194,9 @@ const brokenFor = 10 * time.Minute
 // when fewer than a quorum of the nodes answered the lookup (a holder may hold there unseen) or
 // ran the break (the holders may then still hold on a quorum).
 func (q *Quorum) Break(ctx context.Context, name string, kinds []Kind, tokens ...string) (State, error) {
-	st, err := q.Inspect(ctx, name, kinds)
+	st, err := q.Inspect(ctx, name, kinds) // unavailable unless a majority answered: a holder may hold unseen
 	if err != nil {
 		return st, err
-	}
-	answered := 0
-	for _, n := range st.Nodes {
-		if n.Err == nil {
-			answered++
-		}
-	}
-	if answered < q.quorum {
-		return st, q.unavailable(name, st.Nodes)
 	}
 	if len(tokens) > 0 {
 		kept := st.Holders[:0]
@@ -271,16 +265,18 @@ func (q *Quorum) unavailable(name string, nodes []NodeState) error {
 	return &opError{sentinel: ErrUnavailable, name: name, causes: causes}
 }
 
-// adminCheck checks the arguments every lookup shares.
-func (q *Quorum) adminCheck(ctx context.Context, name string) error {
+// adminCheck checks what every operator's call (Inspect, Break, List, Health) shares: the
+// quorum, and a ctx neither nil nor ended (a call on an ended ctx could still get answers from a
+// pooled connection).
+func (q *Quorum) adminCheck(ctx context.Context) error {
 	if q == nil || q.wd == nil {
-		return invalid("quorum", "nil")
+		return Invalid("quorum", "nil")
 	}
 	if ctx == nil {
-		return invalid("ctx", "nil")
+		return Invalid("ctx", "nil")
 	}
-	if name == "" {
-		return invalid("name", "empty")
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if q.isClosed() {
 		return ErrClosed
@@ -295,14 +291,8 @@ func (q *Quorum) adminCheck(ctx context.Context, name string) error {
 // answered have; the error says which nodes did not, and matches [ErrUnavailable] when they were
 // more than a minority.
 func (q *Quorum) List(ctx context.Context, pattern string) ([]string, error) {
-	if q == nil || q.wd == nil {
-		return nil, invalid("quorum", "nil")
-	}
-	if ctx == nil {
-		return nil, invalid("ctx", "nil")
-	}
-	if q.isClosed() {
-		return nil, ErrClosed
+	if err := q.adminCheck(ctx); err != nil {
+		return nil, err
 	}
 	if pattern == "" {
 		pattern = "*"

@@ -25,8 +25,8 @@ import (
 //     the kind's own, one per suffix of [Kind.Keys], and last the broken marker (a hash of the
 //     tokens an administrator broke with Quorum.Break, suffix ":broken"). All share the name's
 //     hash tag.
-//   - A renew that finds the token gone checks the broken marker, and says so in its reply
-//     ([Reply.Broken]).
+//   - A renew that finds the token gone checks the broken marker (KEYS[#KEYS]), and says so in
+//     its reply ([Reply.Broken]). Other calls leave the marker out ([Claim.CallKeys]).
 //   - Scripts are made with [NewScript], which prepends the engine's queue helpers (see
 //     lua/queue.lua), and check the claim's token before they change anything.
 //   - A release (and a leave) that frees what waiters wait for hands it over in the order they
@@ -179,6 +179,13 @@ type Claim struct {
 // Own returns the kind's own keys: those after the engine's, one per suffix of [Kind.Keys], in
 // that order.
 func (c *Claim) Own() []string { return c.Keys[engineKeys : len(c.Keys)-1] }
+
+// CallKeys returns Keys but the broken marker, which only a renew reads: what every other call
+// takes. CallKeyArgs is the same, boxed (nil when KeyArgs is).
+func (c *Claim) CallKeys() []string { return c.Keys[:len(c.Keys)-1] }
+
+// CallKeyArgs: see [Claim.CallKeys].
+func (c *Claim) CallKeyArgs() []any { return sub(c.keyArgs, 0, len(c.Keys)-1) }
 
 // KeyArgs returns Keys boxed as script arguments, or nil when the request was not prepared
 // ([Quorum.Prepare]); it is for [Call.KeyArgs], and its subslices for subslices of Keys.

@@ -384,7 +384,7 @@ func (q *Quorum) pass(l *Lease) bool {
 // expires there within the TTL, no longer renewed).
 func (l *Lease) ReleaseUnits(ctx context.Context, k int64) error {
 	if l == nil || l.q == nil {
-		return invalid("lease", "nil")
+		return Invalid("lease", "nil")
 	}
 	if ctx == nil {
 		return l.errs.InvalidFor(l.claim.Name, "ctx", "nil")

@@ -72,11 +72,11 @@ func newNode(i int, c redis.UniversalClient) (*node, error) {
 	switch c := c.(type) {
 	case *redis.Client:
 		if c == nil {
-			return nil, invalid(arg, "nil client")
+			return nil, Invalid(arg, "nil client")
 		}
 		o := c.Options()
 		if !o.ContextTimeoutEnabled {
-			return nil, invalid(arg, "client for %s has ContextTimeoutEnabled=false, so per-node timeouts would not reach its sockets; set it to true", o.Addr)
+			return nil, Invalid(arg, "client for %s has ContextTimeoutEnabled=false, so per-node timeouts would not reach its sockets; set it to true", o.Addr)
 		}
 		if o.Addr != "FailoverClient" { // a Sentinel client's identity comes from run_id
 			n.addr = o.Addr
@@ -87,11 +87,11 @@ func newNode(i int, c redis.UniversalClient) (*node, error) {
 		}
 	case *redis.ClusterClient:
 		if c == nil {
-			return nil, invalid(arg, "nil client")
+			return nil, Invalid(arg, "nil client")
 		}
 		o := c.Options()
 		if !o.ContextTimeoutEnabled {
-			return nil, invalid(arg, "cluster client has ContextTimeoutEnabled=false, so per-node timeouts would not reach its sockets; set it to true")
+			return nil, Invalid(arg, "cluster client has ContextTimeoutEnabled=false, so per-node timeouts would not reach its sockets; set it to true")
 		}
 		addrs := slices.Clone(o.Addrs)
 		slices.Sort(addrs)
@@ -99,9 +99,9 @@ func newNode(i int, c redis.UniversalClient) (*node, error) {
 	case *redis.Ring:
 		// A Ring re-shards a name when a shard looks down to one process: two processes can then
 		// map the same name to different shards, and both hold it.
-		return nil, invalid(arg, "a redis.Ring cannot be a node: it moves a name to another shard when one looks down to this process, so two processes could hold it; give each shard as a node of its own")
+		return nil, Invalid(arg, "a redis.Ring cannot be a node: it moves a name to another shard when one looks down to this process, so two processes could hold it; give each shard as a node of its own")
 	case nil:
-		return nil, invalid(arg, "nil client")
+		return nil, Invalid(arg, "nil client")
 	}
 	return n, nil
 }

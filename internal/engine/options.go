@@ -134,25 +134,25 @@ func defaultBackOff() backoff.BackOff {
 // validate checks the options and fills the defaults that depend on others.
 func (c *config) validate() error {
 	if c.ttl < MinTTL {
-		return invalid("ttl", "%v is below the minimum %v", c.ttl, MinTTL)
+		return Invalid("ttl", "%v is below the minimum %v", c.ttl, MinTTL)
 	}
 	if c.nodeTimeout == 0 {
 		c.nodeTimeout = min(c.ttl/10, maxDefaultNodeTimeout)
 	}
 	if c.nodeTimeout < 0 || c.nodeTimeout >= c.ttl/3 {
-		return invalid("node timeout", "%v must be > 0 and < ttl/3 (%v)", c.nodeTimeout, c.ttl/3)
+		return Invalid("node timeout", "%v must be > 0 and < ttl/3 (%v)", c.nodeTimeout, c.ttl/3)
 	}
 	if c.maxHold < 0 || c.maxHold > 0 && c.maxHold < MinTTL {
-		return invalid("max hold", "%v must be 0 (no cap) or at least %v", c.maxHold, MinTTL)
+		return Invalid("max hold", "%v must be 0 (no cap) or at least %v", c.maxHold, MinTTL)
 	}
 	if strings.ContainsAny(c.prefix, "{}") {
-		return invalid("key prefix", "%q contains '{' or '}'", c.prefix)
+		return Invalid("key prefix", "%q contains '{' or '}'", c.prefix)
 	}
 	if c.newBackOff == nil {
-		return invalid("backoff", "nil")
+		return Invalid("backoff", "nil")
 	}
 	if c.guardSet && c.guard < c.ttl {
-		return invalid("restart guard", "%v is shorter than the TTL %v: give the longest TTL any process uses", c.guard, c.ttl)
+		return Invalid("restart guard", "%v is shorter than the TTL %v: give the longest TTL any process uses", c.guard, c.ttl)
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()

@@ -58,12 +58,12 @@ type Quorum struct {
 // NewQuorum returns a quorum over nodes; package lease's NewQuorum documents it.
 func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Option) (*Quorum, error) {
 	if ctx == nil {
-		return nil, invalid("ctx", "nil")
+		return nil, Invalid("ctx", "nil")
 	}
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if o == nil {
-			return nil, invalid("option", "nil")
+			return nil, Invalid("option", "nil")
 		}
 		o.apply(&cfg)
 	}
@@ -71,7 +71,7 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 		return nil, err
 	}
 	if len(nodes) == 0 {
-		return nil, invalid("nodes", "no nodes")
+		return nil, Invalid("nodes", "no nodes")
 	}
 	q := &Quorum{
 		nodes:  make([]*node, len(nodes)),
@@ -90,12 +90,12 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 		}
 		if n.addr != "" {
 			if j, dup := seen[n.addr]; dup {
-				return nil, invalid(fmt.Sprintf("nodes[%d]", i), "same address as nodes[%d] (%s)", j, n.addr)
+				return nil, Invalid(fmt.Sprintf("nodes[%d]", i), "same address as nodes[%d] (%s)", j, n.addr)
 			}
 			seen[n.addr] = i
 		}
 		if _, cluster := c.(*redis.ClusterClient); cluster && cfg.guard > 0 {
-			return nil, invalid(fmt.Sprintf("nodes[%d]", i), "the restart guard reads a node's uptime in the acquire's transaction, which a Cluster client cannot route; use independent nodes")
+			return nil, Invalid(fmt.Sprintf("nodes[%d]", i), "the restart guard reads a node's uptime in the acquire's transaction, which a Cluster client cannot route; use independent nodes")
 		}
 		q.nodes[i] = n
 	}
@@ -242,7 +242,7 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 		q.warnSetUp(n, a.aof, a.role, a.replicas)
 		for _, id := range a.clusterIDs {
 			if j, dup := seenCluster[id]; dup && j != i {
-				return invalid(fmt.Sprintf("nodes[%d]", i), "the same Redis Cluster as nodes[%d] (node %s): one cluster is one node of a quorum", j, id)
+				return Invalid(fmt.Sprintf("nodes[%d]", i), "the same Redis Cluster as nodes[%d] (node %s): one cluster is one node of a quorum", j, id)
 			}
 			seenCluster[id] = i
 		}
@@ -250,7 +250,7 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 			continue // a cluster answers from any of its masters; run_id says nothing there
 		}
 		if j, dup := seen[a.runID]; dup {
-			return invalid(fmt.Sprintf("nodes[%d]", i), "same server as nodes[%d] (run_id %s)", j, a.runID)
+			return Invalid(fmt.Sprintf("nodes[%d]", i), "same server as nodes[%d] (run_id %s)", j, a.runID)
 		}
 		seen[a.runID] = i
 		// volatile-* policies are no better than allkeys-*: they evict keys that have a TTL, and
@@ -407,10 +407,10 @@ func (q *Quorum) Report(err error) {
 // called it.
 func (q *Quorum) Close(ctx context.Context) error {
 	if q == nil || q.wd == nil {
-		return invalid("quorum", "nil")
+		return Invalid("quorum", "nil")
 	}
 	if ctx == nil {
-		return invalid("ctx", "nil")
+		return Invalid("ctx", "nil")
 	}
 	q.mu.Lock()
 	if q.closed {

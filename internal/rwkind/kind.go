@@ -58,7 +58,7 @@ func (k kind) Acquire(a *engine.Attempt) engine.Call {
 	if k.shared {
 		s = racquireScript
 	}
-	return engine.Call{Script: s, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
+	return engine.Call{Script: s, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
 }
 
 // Fence is the second round of a fenced write lock (readers are not fenced: they do not write).
@@ -71,15 +71,15 @@ func (kind) Renew(c *engine.Claim, ttl time.Duration) engine.Call {
 }
 
 func (kind) Release(c *engine.Claim) engine.Call {
-	return engine.Call{Script: releaseScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+	return engine.Call{Script: releaseScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 func (kind) Inspect(c *engine.Claim) engine.Call {
-	return engine.Call{Script: inspectScript, Keys: c.Keys}
+	return engine.Call{Script: inspectScript, Keys: c.CallKeys()}
 }
 
 func (kind) Leave(c *engine.Claim) engine.Call {
-	return engine.Call{Script: leaveScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+	return engine.Call{Script: leaveScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 func (kind) Read(op engine.Op, cmd *redis.Cmd, _ *engine.Claim) (engine.Reply, error) {

@@ -46,7 +46,7 @@ func (kind) Acquire(a *engine.Attempt) engine.Call {
 	if a.Fencing {
 		fenced = argYes
 	}
-	return engine.Call{Script: acquireScript, Keys: a.Keys, KeyArgs: a.KeyArgs(), Args: append(a.ArgBuf(),
+	return engine.Call{Script: acquireScript, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(), Args: append(a.ArgBuf(),
 		a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, a.Capacity, a.Weight, unitList(a.Prefer), fenced)}
 }
 
@@ -61,7 +61,7 @@ func (kind) Fence(c *engine.Claim, fences []uint64) engine.Call {
 		b.WriteByte(':')
 		b.WriteString(strconv.FormatUint(fences[i], 10))
 	}
-	return engine.Call{Script: fenceScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg(), b.String()}}
+	return engine.Call{Script: fenceScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg(), b.String()}}
 }
 
 func (kind) Renew(c *engine.Claim, ttl time.Duration) engine.Call {
@@ -69,15 +69,15 @@ func (kind) Renew(c *engine.Claim, ttl time.Duration) engine.Call {
 }
 
 func (kind) Release(c *engine.Claim) engine.Call {
-	return engine.Call{Script: releaseScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+	return engine.Call{Script: releaseScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 func (kind) Inspect(c *engine.Claim) engine.Call {
-	return engine.Call{Script: inspectScript, Keys: c.Keys}
+	return engine.Call{Script: inspectScript, Keys: c.CallKeys()}
 }
 
 func (kind) Leave(c *engine.Claim) engine.Call {
-	return engine.Call{Script: leaveScript, Keys: c.Keys, KeyArgs: c.KeyArgs(), Args: []any{c.TokenArg()}}
+	return engine.Call{Script: leaveScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
 }
 
 // unitList writes slots as the scripts read them: comma-separated.

@@ -1,13 +1,12 @@
 -- renew: extend the lock key's TTL if, and only if, it still holds our token.
--- KEYS[1..3]  queue, liveness, channel (unused here)
--- KEYS[4]  lock key
+-- KEYS[1]  lock key (then the fencing counter, unused here)
 -- KEYS[#KEYS]  the name's broken marker: a hash of the tokens an administrator broke (Quorum.Break)
 -- ARGV[1]  token
 -- ARGV[2]  new TTL in milliseconds
 -- Returns 1 when renewed, 0 when the key is gone or holds another token, -1 when an administrator
 -- broke the claim.
-if redis.call('GET', KEYS[4]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[4], ARGV[2])
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 if redis.call('HEXISTS', KEYS[#KEYS], ARGV[1]) == 1 then
   return -1
