@@ -39,15 +39,51 @@
 // Goroutines of one process queue FIFO on a local gate (shared by every primitive of the same
 // quorum, kind and name), and only those admitted talk to Redis; an admitted waiter joins the name's queue on
 // the servers — a sorted set ordered by arrival — and sleeps. A release that frees what waiters
-// wait for reserves it for them in queue order ("r:" and the waiter's token, expiring with that
-// waiter's liveness) and publishes their tokens on the name's channel, so exactly the waiters it
-// served wake, newcomers' requests fail meanwhile, and processes are served in the order they
-// arrived. For a mutex a waiting acquisition costs four requests (the SET NX, the queue script
-// that enqueues it, the one that takes the lock, and the release) or three when it waited at the
-// local gate first (it skips the SET NX), and none when the lease was passed to it (below). The
-// process keeps one pub/sub connection per node for
-// all names: a channel is subscribed when a waiter first needs it and unsubscribed half a second
-// after its last waiter leaves.
+// wait for hands it to them in queue order and publishes their tokens on the name's channel, so
+// exactly the waiters it served wake, newcomers' requests fail meanwhile, and processes are served
+// in the order they arrived. A holder nobody queued behind releases with a plain delete, as a lock
+// without a queue does: the first waiter to queue marks the holder's value ("q:" before its token),
+// and only a marked value makes the release look at the queue.
+//
+// What a release hands over is, with N = 1, the lock itself (a direct grant, below), for a mutex
+// and for a waiter that is not held back by the restart guard ([WithRestartGuard]); otherwise a
+// reservation ("r:" and the waiter's token, expiring with that waiter's liveness) that only that
+// waiter can take, with one request of its own. A waiting mutex acquisition thus costs three
+// requests with N = 1 (the SET NX, the queue script that enqueues it, and the release) or two when
+// it waited at the local gate first (it skips the SET NX), one more with a reservation, and none
+// when the lease was passed to it (see Local handoff). The process keeps one pub/sub connection
+// per node for all names: a channel is subscribed when a waiter first needs it and unsubscribed
+// half a second after its last waiter leaves.
+//
+// # Direct grant
+//
+// With N = 1 the release that serves a waiter makes it the holder (it sets the lock key to the
+// waiter's token with the waiter's TTL, and increments the fencing counter for a fenced waiter) and
+// publishes "<token>#<k>[#<fencing token>]", where k numbers the waiter's request that queued it
+// (each request that may queue it stores its number in the queue). On that wake-up the waiter holds
+// with no request, valid until s_k + TTL − drift, where s_k is when it sent request k, read from the
+// monotonic clock before sending. Why that bound is safe: the release read k from the queue, where
+// only the execution of request k put it, and that execution followed s_k; so the grant, and the
+// TTL it set, began after s_k, and the key expires no earlier than s_k + TTL by the server's
+// clock — the argument of an ordinary round, with request k as the round. The number ties the
+// wake-up to one grant: a waiter is dequeued when granted, so each k is granted at most once, and
+// the waiter accepts a grant only for its latest request. A stale wake-up (for an earlier request,
+// or arriving after the waiter's later request was answered "not yet") is ignored; when the
+// waiter's later request ran after the grant, that request found the lock its own and renewed it,
+// which is an ordinary grant. When less than TTL/4 of the bound is left as the wake-up is read
+// (the waiter was paused, or the message was slow), the waiter asks the server instead: a grant
+// still on the server is found to be its own and renewed, one that ran out is not, and the waiter
+// queues again. A lost wake-up costs what a lost reservation message does: the waiter's timer.
+// A waiter that gives up after it was granted gives the grant up with its leave, like a
+// reservation.
+//
+// With N > 1 each node serves its own first waiter and one wake-up per node carries its grant;
+// nothing makes the nodes' heads agree (a waiter may be queued on some nodes only), a waiter that
+// heard from a minority would hold there without knowing whether a majority followed, and the
+// undo of a partial grant would need a request anyway. So with N > 1 a release reserves, and the
+// waiter takes the reservation with one round, which also runs the restart guard's uptime check:
+// a direct grant reaches the waiter with no reply of the node's to check, which is why the guard
+// keeps the reservation too.
 //
 // Messages can be missed and expiry publishes nothing, so every sleep is bounded: by the remaining
 // TTL of the holder or of the reservation (at most TTL/2), with jitter. A waiter also re-checks

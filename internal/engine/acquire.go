@@ -299,9 +299,10 @@ func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl
 		q: q, kind: r.Kind, errs: errs, gate: g, mode: mode, onLost: r.OnLost,
 		claim: Claim{
 			Name: r.Name, Keys: keys, Token: token, TTL: ttl, Weight: weight, Capacity: r.Capacity,
-			Fencing: r.Fencing, tokenArg: token, ttlArg: ttlArg, keyArgs: keyArgList,
+			Fencing: r.Fencing, ttlArg: ttlArg, keyArgs: keyArgList,
 		},
 	}
+	l.claim.tokenArgs[0] = token
 	if !l.picked() {
 		l.claim.Units = One // a claim of one unit; the servers pick a weighted claim's
 	}
@@ -374,6 +375,14 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		bo         backoff.BackOff
 		timer      *time.Timer
 	)
+	// A release may grant this waiter the claim outright rather than reserve it (see directGrant):
+	// for a kind of one unit that offers it, with N = 1, and without the restart guard, whose check
+	// needs a reply of the node's. seq numbers the requests that may queue us; sent is when the last
+	// of them was sent.
+	_, grants := l.kind.(directGranter)
+	direct := wait && grants && len(q.nodes) == 1 && q.cfg.guard == 0
+	var seq int64
+	var sent time.Time
 	// listen registers us for wake-ups before the first attempt that may queue us (the fast
 	// request never does): the release that serves us may come at once, and its message must find
 	// us listening. An uncontended acquire never gets here.
@@ -413,6 +422,10 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		}
 		tr.Attempt()
 		a.Fast = attempt == 1 && !contended
+		if direct && !a.Fast {
+			seq, sent = int64(attempt), time.Now()
+			a.Seq = seq
+		}
 		res, err := q.round(ctx, l, w, votes, tr)
 		if err == nil && !res.granted {
 			l.gate.noteFailure(&res)
@@ -447,13 +460,30 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		} else {
 			timer.Reset(d)
 		}
+	sleep:
 		select {
 		case <-ctx.Done():
 			return q.notAcquired(ctx, l.errs, l.claim.Name, &res)
 		case <-q.stop:
 			return l.errs.Closed
 		case <-sub.wake:
+			if q.woken != nil && !q.woken() {
+				goto sleep
+			}
 			tr.WakeUp("pubsub")
+			if !direct {
+				break
+			}
+			if fence, ok := sub.granted(seq); ok && (fence > 0 || !l.claim.Fencing) {
+				if held, err := q.directGrant(l, sent, fence); held || err != nil {
+					if held {
+						l.gate.noteFailure(nil)
+					}
+					return err
+				}
+				// Too little of its validity is sure to be left: the next round asks the server,
+				// which finds the claim ours and renews it, or, if it ran out, queues us again.
+			}
 		case <-timer.C:
 			tr.WakeUp("timer")
 		}
@@ -669,6 +699,35 @@ func (q *Quorum) fence(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 	return "", nil
 }
 
+// directGranter is implemented by a kind whose release can grant a waiter the claim outright (see
+// [Attempt.Seq]); only the engine's own kinds can.
+type directGranter interface{ grantsDirectly() }
+
+func (exclusive) grantsDirectly() {}
+
+// directGrant makes a release's grant of the claim to this waiter the lease's, with no request
+// (N = 1). The waiter's wake-up named the request the grant answered, sent at sent: the release
+// read that request's number from the queue, where the request put it, so the grant, and the TTL
+// it set on the server, cannot precede sent, and sent + TTL − drift is a lower bound of its end
+// (the argument of a round's validity, with the request that queued us as the round). A lease
+// held from such a grant is valid until then; when less than TTL/4 of that is left (the waiter was
+// paused, or the wake-up was slow), it reports false and the caller asks the server instead.
+func (q *Quorum) directGrant(l *Lease, sent time.Time, fence uint64) (bool, error) {
+	until := validUntil(sent, l.claim.TTL)
+	if time.Until(until) < minValidity(l.claim.TTL) {
+		return false, nil
+	}
+	if l.claim.Fencing {
+		l.fences = []uint64{fence}
+	}
+	if err := q.grant(l, sent, until); err != nil {
+		return false, err
+	}
+	// The local handoff's budget counts from when the grant reached us.
+	l.grantedAt = sinceEpoch()
+	return true, nil
+}
+
 // grant hands a lease that reached its quorum to the watchdog and to the quorum's set of held
 // leases.
 func (q *Quorum) grant(l *Lease, start, until time.Time) error {
@@ -745,6 +804,34 @@ type callTask struct {
 	votes []nodeVote
 	pick  []bool
 	owed  bool
+	// room, when not nil, is per-node room for the call's arguments and context, which the
+	// scratch space of an acquire or release lends (a call then allocates neither).
+	room *[maxRoom]callRoom
+}
+
+// callRoom is one node's room for a call: its arguments, and its context.
+type callRoom struct {
+	args [20]any
+	ctx  nodeCtx
+}
+
+// argsFor returns n's room for a call's arguments, or nil.
+func (t *callTask) argsFor(n *node) []any {
+	if t.room == nil || n.index >= len(t.room) {
+		return nil
+	}
+	return t.room[n.index].args[:0]
+}
+
+// nodeContext returns the context of n's call under ctx that ends at deadline, in n's room when
+// the task has one (see nodeContexter).
+func (t *callTask) nodeContext(q *Quorum, ctx context.Context, n *node, deadline time.Time) context.Context {
+	if t.room == nil || n.index >= len(t.room) {
+		return q.deadlines.context(ctx, deadline)
+	}
+	c := &t.room[n.index].ctx
+	q.deadlines.fill(c, ctx, deadline)
+	return c
 }
 
 func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
@@ -768,7 +855,7 @@ func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
 		cmd, up = runGuarded(ctx, c, t.call)
 		v.young = up < q.cfg.guardUp()
 	} else {
-		cmd = run(ctx, c, t.call)
+		cmd = run(ctx, c, t.call, t.argsFor(n))
 	}
 	if err := cmd.Err(); err != nil && err != redis.Nil {
 		v.err = err
@@ -798,12 +885,13 @@ func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
 // costs no allocation; with w nil, a task of its own.
 func (q *Quorum) each(ctx context.Context, w *scratch, call Call, op Op, l *Lease, votes []nodeVote, pick []bool, owed bool) {
 	var t *callTask
+	var room *[maxRoom]callRoom
 	if w != nil {
-		t = &w.task
+		t, room = &w.task, &w.room
 	} else {
 		t = new(callTask)
 	}
-	*t = callTask{q: q, l: l, call: call, op: op, votes: votes, pick: pick, owed: owed}
+	*t = callTask{q: q, l: l, call: call, op: op, votes: votes, pick: pick, owed: owed, room: room}
 	q.fanout(ctx, t)
 	*t = callTask{}
 }

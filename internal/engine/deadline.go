@@ -54,10 +54,17 @@ type deadlines struct {
 
 // context returns the context of a node call under ctx that ends at deadline.
 func (d *deadlines) context(ctx context.Context, deadline time.Time) context.Context {
+	c := new(nodeCtx)
+	d.fill(c, ctx, deadline)
+	return c
+}
+
+// fill makes c the context of a node call under ctx that ends at deadline, as context does.
+func (d *deadlines) fill(c *nodeCtx, ctx context.Context, deadline time.Time) {
 	if p, ok := ctx.Deadline(); ok && p.Before(deadline) {
 		deadline = p
 	}
-	return &nodeCtx{Context: ctx, deadline: deadline, done: d.channel(deadline)}
+	*c = nodeCtx{Context: ctx, deadline: deadline, done: d.channel(deadline)}
 }
 
 func (d *deadlines) channel(deadline time.Time) <-chan struct{} {

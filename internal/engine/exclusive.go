@@ -11,10 +11,12 @@ import (
 //
 // Per node a claim is one key, prefix + "{" + name + "}", holding the holder's token (with its
 // identity: see [ParseHolder]) and the TTL, beside the engine's queue. Its fast acquire is a plain
-// SET NX PX; when that fails the waiter comes back through a script that queues it. A release that
-// finds waiters reserves the key for the first live one ("r:" and its token, expiring with its
-// liveness) and wakes it alone; newcomers' SET NX fails meanwhile, so processes are served in the
-// order they queued.
+// SET NX PX; when that fails the waiter comes back through a script that queues it and marks the
+// holder's value ("q:" before it). The release of an unmarked value is a plain delete; a marked
+// one is handed to the first live waiter — made its holder outright when the waiter asked for a
+// direct grant ([Attempt.Seq]), else reserved for it ("r:" and its token, expiring with its
+// liveness) — and that waiter alone is woken; newcomers' SET NX fails meanwhile, so processes are
+// served in the order they queued.
 var Exclusive Kind = exclusive{}
 
 type exclusive struct{}
@@ -36,6 +38,7 @@ func (exclusive) Admission() Admission { return AdmitOne }
 var (
 	argSet, argPX, argNX any = "set", "px", "nx"
 	argYes, argNo        any = "1", "0"
+	argNone              any = ""
 )
 
 func (exclusive) Acquire(a *Attempt) Call {
@@ -46,9 +49,11 @@ func (exclusive) Acquire(a *Attempt) Call {
 		return Call{Script: fastFenceScript.Script, Keys: a.Keys[keyLock : keyFence+1], KeyArgs: sub(a.KeyArgs(), keyLock, keyFence+1),
 			Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg())}
 	case a.Fast:
-		var key any = a.Keys[keyLock]
+		var key any // boxed per name when prepared (a conversion here would allocate)
 		if ka := a.KeyArgs(); ka != nil {
 			key = ka[keyLock]
+		} else {
+			key = a.Keys[keyLock]
 		}
 		return Call{Args: append(a.ArgBuf(), argSet, key, a.TokenArg(), argPX, a.TTLArg(), argNX)}
 	case a.Fencing:
@@ -58,7 +63,11 @@ func (exclusive) Acquire(a *Attempt) Call {
 	if a.Queue && !a.Fast {
 		join = argYes
 	}
-	return Call{Script: acquireScript.Script, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
+	seq := argNone
+	if a.Seq != nil && a.Queue {
+		seq = a.Seq
+	}
+	return Call{Script: acquireScript.Script, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced, seq)}
 }
 
 // yes is the reply of a node that said yes (ok) or no to a call about a claim of one unit.
@@ -102,7 +111,7 @@ func (exclusive) Renew(c *Claim, ttl time.Duration) Call {
 }
 
 func (exclusive) Release(c *Claim) Call {
-	return Call{Script: releaseScript.Script, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
+	return Call{Script: releaseScript.Script, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: c.TokenArgs()}
 }
 
 func (exclusive) Inspect(c *Claim) Call {
@@ -110,7 +119,7 @@ func (exclusive) Inspect(c *Claim) Call {
 }
 
 func (exclusive) Leave(c *Claim) Call {
-	return Call{Script: leaveScript.Script, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
+	return Call{Script: leaveScript.Script, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: c.TokenArgs()}
 }
 
 func (exclusive) Read(op Op, cmd *redis.Cmd, _ *Claim) (Reply, error) {

@@ -18,6 +18,10 @@ func ScriptsForTest() map[string]TestScript {
 	}
 }
 
+// SetWokenForTest sets a function called when a wake-up reaches a waiter of q, before the waiter
+// acts on it: it may pause the waiter, and false makes the waiter ignore the wake-up, as if lost.
+func SetWokenForTest(q *Quorum, f func() bool) { q.woken = f }
+
 // GatesForTest returns how many local gates q keeps.
 func GatesForTest(q *Quorum) int {
 	q.gmu.Lock()

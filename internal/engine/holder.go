@@ -91,9 +91,12 @@ func newToken(now time.Time, label string) string {
 
 // ParseHolder reads a value the servers store for a claim — a lock key's value, a queue member —
 // and returns its random token and its holder. A reservation made for a waiter ("r:" and the
-// waiter's record) reads as that waiter's. ok is false when v is not a record of this library.
+// waiter's record) reads as that waiter's, and a holder's value marked for its waiters ("q:") as
+// the holder's. ok is false when v is not a record of this library.
 func ParseHolder(v string) (token string, h Holder, ok bool) {
-	v = strings.TrimPrefix(v, "r:")
+	if strings.HasPrefix(v, "r:") || strings.HasPrefix(v, "q:") {
+		v = v[2:]
+	}
 	if len(v) < tokenLen+1 || v[tokenLen] != '@' {
 		return "", Holder{}, false
 	}

@@ -214,7 +214,7 @@ func (q *Quorum) Break(ctx context.Context, name string, kinds []Kind, tokens ..
 	now := time.Now().UnixMilli()
 	for _, h := range st.Holders {
 		c := &Claim{Name: name, Keys: keysFor(q.cfg.prefix, h.Kind, name), Token: h.record}
-		c.tokenArg = h.record
+		c.tokenArgs[0] = h.record
 		left := slices.Max(h.TTL)
 		broken := c.Keys[len(c.Keys)-1]
 		calls = append(calls,

@@ -66,7 +66,7 @@ type Kind interface {
 // FIFO on a local gate per name and family, and only those admitted talk to Redis, so at most the
 // goroutines that could hold together do. A waiter is never overtaken by a later one: a claim
 // that does not fit waits at the head of the queue, and those behind it wait too.
-type Admission int
+type Admission uint8
 
 const (
 	// AdmitOne admits one claim at a time, and none while shared claims hold (a mutex, an rwmutex
@@ -172,8 +172,9 @@ type Claim struct {
 	// [Fencer]).
 	Fencing bool
 
-	tokenArg, ttlArg any   // boxed once: script arguments are ...any
-	keyArgs          []any // Keys, boxed once per name (see Quorum.Prepare), or nil
+	tokenArgs [1]any // Token, boxed once: script arguments are ...any
+	ttlArg    any    // TTL in ms, boxed once
+	keyArgs   []any  // Keys, boxed once per name (see Quorum.Prepare), or nil
 }
 
 // Own returns the kind's own keys: those after the engine's, one per suffix of [Kind.Keys], in
@@ -192,7 +193,11 @@ func (c *Claim) CallKeyArgs() []any { return sub(c.keyArgs, 0, len(c.Keys)-1) }
 func (c *Claim) KeyArgs() []any { return c.keyArgs }
 
 // TokenArg returns Token as a script argument, boxed once per claim.
-func (c *Claim) TokenArg() any { return c.tokenArg }
+func (c *Claim) TokenArg() any { return c.tokenArgs[0] }
+
+// TokenArgs returns Token alone as a call's Args, made once per claim: the arguments of a release
+// or a leave. The engine only reads them; neither must anyone else change them.
+func (c *Claim) TokenArgs() []any { return c.tokenArgs[:] }
 
 // TTLArg returns TTL in milliseconds as a script argument, boxed once per claim.
 func (c *Claim) TTLArg() any { return c.ttlArg }
@@ -212,11 +217,16 @@ type Attempt struct {
 	// Prefer lists, for a weighted claim after a round that fell short, the units that most nodes
 	// granted, most votes first: asking for them again lets the nodes converge.
 	Prefer []int64
+	// Seq, when not nil, asks a release that serves this waiter to grant it the claim at once and
+	// to publish Seq, the number of this attempt, with its token, so that the waiter holds with no
+	// request of its own (a direct grant: see [Quorum.Claim]); nil asks for a reservation. The
+	// engine sets it for a kind of one unit with N = 1 only; a kind may ignore it.
+	Seq any
 
-	args [8]any
+	args [10]any
 }
 
-// ArgBuf returns an empty slice with room for 8 script arguments that belongs to the attempt: a
+// ArgBuf returns an empty slice with room for 10 script arguments that belongs to the attempt: a
 // kind's Acquire may build its Call's Args in it rather than allocate them every round. They are
 // valid only for the call the engine makes with that Call: the next Acquire for the attempt reuses
 // the room, and the engine recycles it once the acquire returns.

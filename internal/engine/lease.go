@@ -27,7 +27,6 @@ type Lease struct {
 	claim  Claim
 	errs   *Errors
 	gate   *gate
-	mode   Admission
 	entry  *watchdog.Entry
 	onLost func(error)
 	held   atomic.Pointer[telemetry.Held] // set once the acquire span ends; nil without a recording provider
@@ -48,6 +47,7 @@ type Lease struct {
 	// release ([Lease.ReleaseUnits]) shrinks them while the watchdog renews.
 	umu      sync.Mutex
 	released atomic.Bool
+	mode     Admission // beside released: a Lease is 8 bytes smaller, one size class down
 }
 
 // epoch is the origin of sinceEpoch.
@@ -431,8 +431,12 @@ func (l *Lease) ReleaseUnits(ctx context.Context, k int64) error {
 type scratch struct {
 	attempt Attempt
 	task    callTask
-	voteBuf [5]nodeVote // the votes of a quorum of up to five nodes
+	voteBuf [maxRoom]nodeVote // the votes of a quorum of up to five nodes
+	room    [maxRoom]callRoom // their calls' arguments and contexts
 }
+
+// maxRoom is how many nodes a scratch space has room for.
+const maxRoom = 5
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
@@ -442,7 +446,11 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 func begin() *scratch { return scratchPool.Get().(*scratch) }
 
 func end(w *scratch) {
-	*w = scratch{}
+	w.attempt, w.task, w.voteBuf = Attempt{}, callTask{}, [maxRoom]nodeVote{}
+	for i := range w.room {
+		clear(w.room[i].args[:]) // what they point to may be collected
+		w.room[i].ctx = nodeCtx{}
+	}
 	scratchPool.Put(w)
 }
 

@@ -268,7 +268,7 @@ func (q *Quorum) payDebts(n *node) bool {
 		c := n.debts[0]
 		n.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), q.cfg.nodeTimeout)
-		err := run(ctx, n.client, c).Err()
+		err := run(ctx, n.client, c, nil).Err()
 		cancel()
 		if isTransportError(err) {
 			return false
@@ -292,11 +292,15 @@ func (n *node) owes() int {
 // run sends one call to one node. A script goes as EVALSHA with its arguments laid out here, the
 // keys boxed once (Call.KeyArgs) where the kind has them, rather than through go-redis's Script,
 // which boxes every key on every call; a node that lost its script cache gets EVAL.
-func run(ctx context.Context, c redis.UniversalClient, call Call) *redis.Cmd {
+//
+// buf, if not nil, is room for the command's arguments that the caller owns and may reuse once run
+// returns (go-redis is done with them then: the command was written, and its reply read or given
+// up on).
+func run(ctx context.Context, c redis.UniversalClient, call Call, buf []any) *redis.Cmd {
 	if call.Script == nil {
 		return c.Do(ctx, call.Args...)
 	}
-	cmd := c.Do(ctx, evalShaArgs(call)...)
+	cmd := c.Do(ctx, evalShaArgs(call, buf)...)
 	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 		return call.Script.Eval(ctx, c, call.Keys, call.Args...)
 	}
@@ -304,9 +308,12 @@ func run(ctx context.Context, c redis.UniversalClient, call Call) *redis.Cmd {
 }
 
 // evalShaArgs lays out a script call as one EVALSHA command, with the keys boxed once per name
-// (Call.KeyArgs) when the caller has them.
-func evalShaArgs(call Call) []any {
-	args := make([]any, 0, 3+len(call.Keys)+len(call.Args))
+// (Call.KeyArgs) when the caller has them, in buf when it has room.
+func evalShaArgs(call Call, buf []any) []any {
+	args := buf[:0]
+	if n := 3 + len(call.Keys) + len(call.Args); cap(buf) < n {
+		args = make([]any, 0, n)
+	}
 	args = append(args, argEvalSha, hashArg(call.Script), len(call.Keys))
 	if call.KeyArgs != nil {
 		args = append(args, call.KeyArgs...)
@@ -336,7 +343,7 @@ func queue(ctx context.Context, p redis.Pipeliner, call Call) *redis.Cmd {
 	if call.Script == nil {
 		return p.Do(ctx, call.Args...)
 	}
-	return p.Do(ctx, evalShaArgs(call)...)
+	return p.Do(ctx, evalShaArgs(call, nil)...)
 }
 
 // runGuarded sends an acquire call inside MULTI with INFO server, so that the node's uptime is read

@@ -53,6 +53,10 @@ type Quorum struct {
 	// background probes of suspect nodes (Close waits for them).
 	stop   chan struct{}
 	probes sync.WaitGroup
+
+	// woken, if not nil (tests only), is called when a wake-up reaches a waiter, before the waiter
+	// acts on it; false makes the waiter ignore it, as if it had been lost.
+	woken func() bool
 }
 
 // NewQuorum returns a quorum over nodes; package lease's NewQuorum documents it.
@@ -568,7 +572,13 @@ func (q *Quorum) callNode(ctx context.Context, timeout time.Duration, n *node, t
 		return
 	}
 	deadline := time.Now().Add(timeout)
-	t.do(q.deadlines.context(ctx, deadline), n, n.client)
+	var nctx context.Context
+	if ct, ok := t.(*callTask); ok {
+		nctx = ct.nodeContext(q, ctx, n, deadline)
+	} else {
+		nctx = q.deadlines.context(ctx, deadline)
+	}
+	t.do(nctx, n, n.client)
 	// Out of time while the caller was not: the node is hung (or far too slow). The clock, not
 	// the ctx's Err: the socket deadline can fire a moment before any timer.
 	if nodeOutOfTime(ctx, deadline) {

@@ -11,8 +11,8 @@ import (
 // also runs on Redis Cluster.
 //
 // queue.lua holds the engine's waiter-queue helpers; [NewScript] prepends it to the scripts of
-// every kind, this package's and others'. exclusive.lua holds the exclusive kind's handoff, which
-// its release and leave share.
+// every kind, this package's and others'. exclusive.lua holds the exclusive kind's grant and
+// handoff, which its acquire, release and leave share.
 var (
 	//go:embed lua/queue.lua
 	queueLua string
@@ -62,7 +62,7 @@ func NewScript(src string) *redis.Script { return redis.NewScript(queueLua + src
 
 // The exclusive kind's scripts.
 var (
-	acquireScript   = newScript(queueLua, acquireLua)
+	acquireScript   = newScript(queueLua, exclusiveLua, acquireLua)
 	renewScript     = newScript(renewLua)
 	releaseScript   = newScript(queueLua, exclusiveLua, releaseLua)
 	leaveScript     = newScript(queueLua, exclusiveLua, leaveLua)

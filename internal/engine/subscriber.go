@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,10 +14,45 @@ import (
 // waiter is one blocked acquire's interest in a name's wake-up channel. A release publishes the
 // tokens of the waiters it served, separated by spaces, so only they are woken. wake has room for
 // one signal: several wake-ups before the waiter looks collapse into one re-check.
+//
+// A token published as "<token>#<request number>[#<fencing counter>]" says that the release
+// granted the claim to the waiter outright, in answer to that request of its (a direct grant: see
+// Quorum.acquireRemote); the waiter keeps the last such grant it heard of.
 type waiter struct {
 	channel string
 	token   string
 	wake    chan struct{}
+
+	mu    sync.Mutex
+	seq   int64  // the request number of the last direct grant heard of; 0 for none
+	fence uint64 // its fencing counter, 0 when unfenced
+}
+
+// granted returns the fencing counter of a direct grant made in answer to request seq, and
+// whether one was heard of.
+func (w *waiter) granted(seq int64) (uint64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fence, seq > 0 && w.seq == seq
+}
+
+// heard records the direct grant a wake-up described ("<request number>[#<fencing counter>]");
+// anything it cannot read is ignored, and the waiter then asks the servers.
+func (w *waiter) heard(grant string) {
+	seqText, fenceText, fenced := strings.Cut(grant, "#")
+	seq, err := strconv.ParseInt(seqText, 10, 64)
+	if err != nil || seq <= 0 {
+		return
+	}
+	var fence uint64
+	if fenced {
+		if fence, err = strconv.ParseUint(fenceText, 10, 64); err != nil {
+			return
+		}
+	}
+	w.mu.Lock()
+	w.seq, w.fence = seq, fence
+	w.mu.Unlock()
 }
 
 func (w *waiter) signal() {
@@ -149,8 +185,9 @@ func (s *subscriber) unsubscribe(channel string, sub *subscription) {
 	_ = s.ps.Unsubscribe(ctx, channel)
 }
 
-// wake signals the waiters of channel whose token is among tokens (space-separated); with tokens
-// "", all of them; with channel "", the waiters of every channel.
+// wake signals the waiters of channel whose token is among tokens (space-separated, each maybe
+// with a direct grant: see waiter); with tokens "", all of them; with channel "", the waiters of
+// every channel.
 func (s *subscriber) wake(channel, tokens string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,23 +196,31 @@ func (s *subscriber) wake(channel, tokens string) {
 			continue
 		}
 		for w := range sub.waiters {
-			if tokens == "" || named(tokens, w.token) {
+			if tokens == "" {
+				w.signal()
+				continue
+			}
+			if grant, ok := named(tokens, w.token); ok {
+				if grant != "" {
+					w.heard(grant)
+				}
 				w.signal()
 			}
 		}
 	}
 }
 
-// named reports whether token is one of the space-separated tokens.
-func named(tokens, token string) bool {
+// named reports whether token is one of the space-separated tokens, and returns what follows it
+// after a '#' (a direct grant), if anything.
+func named(tokens, token string) (grant string, ok bool) {
 	for len(tokens) > 0 {
 		t, rest, _ := strings.Cut(tokens, " ")
-		if t == token {
-			return true
+		if id, g, _ := strings.Cut(t, "#"); id == token {
+			return g, true
 		}
 		tokens = rest
 	}
-	return false
+	return "", false
 }
 
 func (s *subscriber) receive(ps *redis.PubSub, done chan struct{}) {

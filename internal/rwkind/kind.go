@@ -54,11 +54,14 @@ func (k kind) Acquire(a *engine.Attempt) engine.Call {
 	if a.Fencing {
 		fenced = argYes
 	}
-	s := wacquireScript
 	if k.shared {
-		s = racquireScript
+		queued := argYes // a reader's first attempt cannot be queued yet: its script skips the dequeue
+		if a.Fast {
+			queued = argNo
+		}
+		return engine.Call{Script: racquireScript, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced, queued)}
 	}
-	return engine.Call{Script: s, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
+	return engine.Call{Script: wacquireScript, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(), Args: append(a.ArgBuf(), a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, fenced)}
 }
 
 // Fence is the second round of a fenced write lock (readers are not fenced: they do not write).
@@ -71,7 +74,7 @@ func (kind) Renew(c *engine.Claim, ttl time.Duration) engine.Call {
 }
 
 func (kind) Release(c *engine.Claim) engine.Call {
-	return engine.Call{Script: releaseScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
+	return engine.Call{Script: releaseScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: c.TokenArgs()}
 }
 
 func (kind) Inspect(c *engine.Claim) engine.Call {
@@ -79,7 +82,7 @@ func (kind) Inspect(c *engine.Claim) engine.Call {
 }
 
 func (kind) Leave(c *engine.Claim) engine.Call {
-	return engine.Call{Script: leaveScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
+	return engine.Call{Script: leaveScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: c.TokenArgs()}
 }
 
 func (kind) Read(op engine.Op, cmd *redis.Cmd, _ *engine.Claim) (engine.Reply, error) {

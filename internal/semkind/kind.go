@@ -46,8 +46,12 @@ func (kind) Acquire(a *engine.Attempt) engine.Call {
 	if a.Fencing {
 		fenced = argYes
 	}
+	first := argNo
+	if a.Fast {
+		first = argYes
+	}
 	return engine.Call{Script: acquireScript, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(), Args: append(a.ArgBuf(),
-		a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, a.Capacity, a.Weight, unitList(a.Prefer), fenced)}
+		a.TokenArg(), a.TTLArg(), join, a.ArrivalArg, a.Capacity, a.Weight, unitList(a.Prefer), fenced, first)}
 }
 
 // Fence is the second round of a fenced acquire: each slot's counter raised to its token.
@@ -69,7 +73,7 @@ func (kind) Renew(c *engine.Claim, ttl time.Duration) engine.Call {
 }
 
 func (kind) Release(c *engine.Claim) engine.Call {
-	return engine.Call{Script: releaseScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
+	return engine.Call{Script: releaseScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: c.TokenArgs()}
 }
 
 func (kind) Inspect(c *engine.Claim) engine.Call {
@@ -77,7 +81,7 @@ func (kind) Inspect(c *engine.Claim) engine.Call {
 }
 
 func (kind) Leave(c *engine.Claim) engine.Call {
-	return engine.Call{Script: leaveScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: []any{c.TokenArg()}}
+	return engine.Call{Script: leaveScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: c.TokenArgs()}
 }
 
 // unitList writes slots as the scripts read them: comma-separated.

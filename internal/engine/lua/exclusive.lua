@@ -1,11 +1,40 @@
--- exclusive: the exclusive kind's handoff, prepended (after queue.lua) to its release and leave.
+-- exclusive: the exclusive kind's grant and handoff, prepended (after queue.lua) to its acquire,
+-- release and leave.
 -- KEYS[1..3]  queue, liveness, channel (see queue.lua)
--- KEYS[4]  lock key: a holder's token, or "r:" and the token of the waiter it is reserved for
+-- KEYS[4]  lock key: a holder's token ("q:" and the token once a waiter has queued behind it), or
+--          "r:" and the token of the waiter it is reserved for
+-- KEYS[5]  fencing counter of the name
 -- ARGV[1]  the caller's token
--- Returns nothing itself; it defines hand().
+-- Returns nothing itself; it defines hold() and hand().
 
--- serve reserves the lock for one waiter, for as long as the waiter counts, and stops there.
-local function serve(token, alive)
+-- hold makes the lock key token's for ms, marked "q:" when waiters are still queued, so that its
+-- release knows to hand it over; unmarked, the release is a plain delete that looks at no queue.
+local function hold(token, ms)
+  local v = token
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    v = 'q:' .. token
+  end
+  redis.call('SET', KEYS[4], v, 'PX', ms)
+end
+
+-- serve gives the lock to one waiter, and stops there. A waiter that asked for a direct grant
+-- (its demand is "<request number>,<ttl ms>,<1 if fenced else 0>", N = 1) is made the holder at
+-- once, and its wake-up says so: "<token>#<request number>", then "#<fencing counter>" when
+-- fenced. Another is only reserved the lock ("r:" and its token), for as long as it counts, and
+-- takes it with a request of its own.
+local function serve(token, alive, demand)
+  if demand then
+    local seq, ms, fenced = string.match(demand, '^(%d+),(%d+),([01])$')
+    if seq then
+      dequeue(token)
+      hold(token, tonumber(ms))
+      local msg = token .. '#' .. seq
+      if fenced == '1' then
+        msg = msg .. '#' .. redis.call('INCR', KEYS[5])
+      end
+      return true, false, msg
+    end
+  end
   redis.call('SET', KEYS[4], 'r:' .. token, 'PX', math.max(alive - now(), 1))
   return true, false
 end
@@ -15,4 +44,9 @@ local function hand()
   if handover(serve) == 0 then
     redis.call('DEL', KEYS[4])
   end
+end
+
+-- ours reports whether a lock key's value v is the caller's hold, marked or not.
+local function ours(v)
+  return v == ARGV[1] or v == 'q:' .. ARGV[1]
 end

@@ -5,7 +5,8 @@
 -- ARGV[1]  token
 -- ARGV[2]  the fencing token: the highest counter the nodes that granted the acquire reported
 -- Returns 1 when the counter is now at least ARGV[2], 0 when the key no longer holds the token.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+if v ~= ARGV[1] and v ~= 'q:' .. ARGV[1] then -- ours, marked or not (see exclusive.lua)
   return 0
 end
 local t = tonumber(ARGV[2])

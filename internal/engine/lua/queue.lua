@@ -75,9 +75,10 @@ end
 
 -- handover offers what a release or a leave freed to the live waiters, from the head of the queue.
 -- serve(token, alive, demand) reserves what that waiter needs, if it can, and returns two booleans:
--- whether it served the waiter, and whether to offer the next one. Dead waiters are dropped on the
--- way. The tokens of the waiters served are published together, separated by spaces, so that those
--- waiters, and only they, wake. Returns how many were served.
+-- whether it served the waiter, and whether to offer the next one, and, optionally, what to publish
+-- for it (default: its token). Dead waiters are dropped on the way. What is published for the
+-- waiters served goes out in one message, separated by spaces, so that those waiters, and only
+-- they, wake. Returns how many were served.
 local function handover(serve)
   local served = {}
   local i = 0
@@ -90,9 +91,9 @@ local function handover(serve)
     if alive <= now() then
       dequeue(m[1])
     else
-      local ok, more = serve(m[1], alive, demand)
+      local ok, more, msg = serve(m[1], alive, demand)
       if ok then
-        served[#served + 1] = m[1]
+        served[#served + 1] = msg or m[1]
       end
       if not more then
         break

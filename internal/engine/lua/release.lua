@@ -1,22 +1,23 @@
 -- release: give up the lock key if, and only if, it holds our token: delete it, or, when waiters
--- are queued, reserve it for the first of them and wake that one.
+-- queued behind us, hand it to the first of them.
 -- KEYS[1..3]  queue, liveness, channel (see queue.lua)
--- KEYS[4]  lock key (see acquire.lua)
+-- KEYS[4]  lock key; KEYS[5]  fencing counter (see exclusive.lua)
 -- ARGV[1]  token
 -- (queue.lua and exclusive.lua are prepended)
 -- Returns 1 when the key was ours, 0 when it was gone or held another token (releasing twice, or
--- after expiry, changes nothing). The reservation ("r:" and the waiter's token, expiring with the
--- waiter's liveness) makes a newcomer's SET NX fail while someone waits, so the queue's order holds;
--- only the waiter it names may take it. A holder that won a majority can still be queued on the
--- nodes that did not grant it; the release, which goes to every node, takes it out of those queues.
+-- after expiry, changes nothing). What the first waiter is handed (the lock itself, or a
+-- reservation only it may take) makes a newcomer's SET NX fail while someone waits, so the queue's
+-- order holds. A holder that won a majority can still be queued on the nodes that did not grant
+-- it; the release, which goes to every node, takes it out of those queues.
 local holder = redis.call('GET', KEYS[4])
+-- Nobody queued while we held it (the common case): a plain delete. A holder is never queued
+-- where it holds (taking the lock dequeues it).
 if holder == ARGV[1] then
-  -- Nobody waits (the common case): just delete.
-  if redis.call('EXISTS', KEYS[1]) == 0 then
-    redis.call('DEL', KEYS[4])
-    return 1
-  end
-  dequeue(ARGV[1])
+  redis.call('DEL', KEYS[4])
+  return 1
+end
+-- Waiters queued behind us (the first of them marked the value): the next one gets it.
+if holder == 'q:' .. ARGV[1] then
   hand()
   return 1
 end

@@ -5,7 +5,9 @@
 -- ARGV[2]  new TTL in milliseconds
 -- Returns 1 when renewed, 0 when the key is gone or holds another token, -1 when an administrator
 -- broke the claim.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+-- Ours, marked "q:" once a waiter queued behind us (see exclusive.lua).
+if v == ARGV[1] or v == 'q:' .. ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 if redis.call('HEXISTS', KEYS[#KEYS], ARGV[1]) == 1 then

@@ -5,16 +5,22 @@
 -- ARGV[2]  TTL in milliseconds; also how long the queue keeps a waiter that makes no new attempt
 -- ARGV[3]  "1" to join the queue if not acquired (a blocking acquire), "0" not to (a try)
 -- ARGV[4]  arrival score: the waiter's first attempt, in ms
+-- ARGV[5]  "1" for a fenced acquire (unused: readers are not fenced)
+-- ARGV[6]  "1" when the caller may be queued (an attempt after its first), "0" when it cannot be
 -- Returns 0 when the token now holds a read lock for the TTL (also when it already did, or a
 -- release had reserved it one). Else the longest the caller should wait before trying again, in ms
 -- (at least 1): the remaining TTL of the writer or of the reservation; -1 when the writer key has
 -- no TTL (not set by this library), and the caller backs off.
 local ttl = tonumber(ARGV[2])
-readers()
-if redis.call('ZSCORE', KEYS[5], ARGV[1]) or not reader_blocked(tonumber(ARGV[4])) then
+-- Other readers, live or not, never hold a reader up, so the readers whose time is up are left for
+-- those who count them (a writer) and for the releases to drop.
+-- Ours already (a retry), or reserved for us by the release that woke us, or free for readers.
+if not reader_blocked(tonumber(ARGV[4])) or redis.call('ZSCORE', KEYS[5], ARGV[1]) then
   redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])
   expire_set(KEYS[5], ttl)
-  dequeue(ARGV[1])
+  if ARGV[6] == '1' then
+    dequeue(ARGV[1])
+  end
   return 0
 end
 if ARGV[3] == '1' then

@@ -4,18 +4,27 @@
 -- ARGV[1]  token
 -- Returns 1 when the token held the lock here (as the writer, or as a reader), 0 when it did not
 -- (released twice, after expiry, or never granted here).
+-- A reader (the common case), or a reader a release reserved a place for: it is no waiting writer,
+-- and with nobody queued, it is not queued either.
+local score = redis.call('ZSCORE', KEYS[5], ARGV[1])
+if score then
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  -- Drop the readers whose time is up on the way (readers do not, when they acquire).
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now())
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    dequeue(ARGV[1])
+    hand()
+  end
+  if tonumber(score) > now() then
+    return 1
+  end
+  return 0
+end
 local held = 0
 local holder = redis.call('GET', KEYS[4])
 if holder == ARGV[1] or holder == 'r:' .. ARGV[1] then
   redis.call('DEL', KEYS[4])
   if holder == ARGV[1] then
-    held = 1
-  end
-end
-local score = redis.call('ZSCORE', KEYS[5], ARGV[1])
-if score then
-  redis.call('ZREM', KEYS[5], ARGV[1])
-  if tonumber(score) > now() then
     held = 1
   end
 end

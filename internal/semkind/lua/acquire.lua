@@ -8,6 +8,7 @@
 -- ARGV[6]  the weight, n (1 <= n <= C)
 -- ARGV[7]  the slots to prefer, comma-separated (those most other nodes granted), or ""
 -- ARGV[8]  "1" for a fenced acquire: a grant increments each slot's fencing counter
+-- ARGV[9]  "1" on the acquire's first attempt: its token holds nothing and is queued nowhere yet
 -- Returns {0, slot, slot, ...} when the token now holds n slots for the TTL (also when it already
 -- did, or a release had reserved them for it) — fenced, {0, slot, ..., slot, counter, ...,
 -- counter}, each slot's counter after the increment; {-2, stored} when the capacity stored for the name
@@ -24,17 +25,14 @@ end
 if not stored then
   redis.call('HSET', KEYS[5], 'cap', c)
 end
-purge()
 local named = {}
 for s in string.gmatch(ARGV[7], '%d+') do
   named[#named + 1] = tonumber(s)
 end
 local until_ms = now() + ttl
 
-local function done(got)
-  set_slots(ARGV[1], got)
-  dequeue(ARGV[1])
-  settle()
+-- reply is the grant of got, fenced when asked.
+local function reply(got)
   local out = {0}
   for _, s in ipairs(got) do
     out[#out + 1] = s
@@ -45,6 +43,32 @@ local function done(got)
     end
   end
   return out
+end
+
+-- The fast path: the first attempt, with nobody queued. A fresh token holds nothing here and is
+-- queued nowhere, so only the count of slots taken matters; the slots whose time is up are
+-- dropped only when they are in the way.
+if ARGV[9] == '1' and #named == 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+  local taken = redis.call('ZCARD', KEYS[4])
+  if c - taken < n then
+    purge()
+    taken = redis.call('ZCARD', KEYS[4])
+  end
+  if c - taken >= n then
+    local got = grab(n, c, ARGV[1], until_ms, {})
+    set_slots(ARGV[1], got)
+    settle(true)
+    return reply(got)
+  end
+end
+
+purge()
+
+local function done(got)
+  set_slots(ARGV[1], got)
+  dequeue(ARGV[1])
+  settle()
+  return reply(got)
 end
 
 local function wait_hint()

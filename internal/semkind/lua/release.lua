@@ -3,19 +3,28 @@
 -- KEYS[1..7]  see sem.lua (queue.lua and sem.lua are prepended)
 -- ARGV[1]  token
 -- Returns the slots the token held (not those merely reserved for it); none when it had expired.
-purge()
+-- The token's own slots first, with no purge: one of ours whose time is up was not held any more.
 local released = {}
 for _, s in ipairs(slots_of(ARGV[1])) do
   local owner = redis.call('HGET', KEYS[5], s)
   if owner == ARGV[1] then
-    released[#released + 1] = s
+    local until_ms = redis.call('ZSCORE', KEYS[4], s)
+    if until_ms and tonumber(until_ms) > now() then
+      released[#released + 1] = s
+    end
   end
   if owner == ARGV[1] or owner == 'r:' .. ARGV[1] then
     free_slot(s)
   end
 end
 set_slots(ARGV[1], {})
-dequeue(ARGV[1])
-hand()
-settle()
+-- With waiters queued: leave the queue if we were in it, drop the slots whose time is up (the
+-- waiters count what is free), and hand the free slots over.
+local queued = redis.call('EXISTS', KEYS[1]) == 1
+if queued then
+  dequeue(ARGV[1])
+  purge()
+  handover(serve)
+end
+settle(not queued)
 return released

@@ -169,13 +169,16 @@ end
 -- free list and the watermark (in the hash) never part, which would lose the free slots below the
 -- watermark: at the last slot's end (held or reserved), or at the queue's when waiters outlive it
 -- (a release must still find the capacity to serve them). When neither is left, it deletes them.
-local function settle()
+-- unqueued says the caller found the queue empty (it need not be asked again).
+local function settle(unqueued)
   local ms = 0
   local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
   if #last > 0 then
     ms = tonumber(last[2]) - now()
   end
-  ms = math.max(ms, redis.call('PTTL', KEYS[1]))
+  if not unqueued then
+    ms = math.max(ms, redis.call('PTTL', KEYS[1]))
+  end
   if ms <= 0 then
     redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
     return
