@@ -121,9 +121,12 @@
 // One watchdog goroutine per quorum renews every claim it granted, whatever its kind or TTL, at a
 // third of its TTL. Renewing early is safe, so when a renewal falls due every claim due within
 // half its renewal interval joins it: claims acquired at any times settle into about one batch per
-// TTL/3, sent as one pipeline per node, split into pipelines of at most 2,000 renewals so that one
-// per-node timeout cannot fail all of it. Holding 10,000 leases costs about 5 round trips per node
-// per TTL/3.
+// TTL/3, sent as one pipeline per node, split into pipelines of at most 2,000 renewals (two of them
+// in flight at once) so that one per-node timeout cannot fail all of it. Holding 10,000 leases
+// costs about 5 round trips per node per TTL/3, 100,000 about 50 (bench/scale measures it). A node
+// renews a few hundred thousand leases a second at most (each renewal is a script run): measured
+// on 2 cores, 100,000 leases took up to 2 s of every TTL/3 tick, so a TTL of 3 s is about the
+// shortest that holds them there; give many leases a TTL well above that.
 //
 // A claim that is not renewed by [Lease.Until] is lost: [Lease.Done] closes at Until, on the
 // watchdog's loss clock (a goroutine with a timer of its own), with [Lease.Err] already saying why. What a loss sets off beyond that — the tracing

@@ -26,9 +26,10 @@ type Renewal struct {
 	Final bool
 }
 
-// RenewFunc renews a batch of leases that fell due together. It is called only from the watchdog
-// goroutine, one batch at a time, and must return once ctx is done. It reports each lease's result
-// in place.
+// RenewFunc renews a batch of leases that fell due together. It is called from the watchdog
+// goroutine, one batch at a time, except that the chunks of a batch larger than the max batch
+// ([WithMaxBatch]) go out up to [parallelChunks] at once, from goroutines the watchdog waits for;
+// it must return once ctx is done. It reports each lease's result in place.
 type RenewFunc func(ctx context.Context, batch []Renewal)
 
 // Watchdog renews the leases added to it at a third of their TTL, from one goroutine, and ends
@@ -299,8 +300,15 @@ func (w *Watchdog) loop() {
 	}
 }
 
-// runBatch renews the entries of batch, in chunks of at most maxBatch, and applies each chunk's
-// results as soon as it returns.
+// parallelChunks is how many chunks of one batch are renewed at once: the client's encoding and
+// decoding of one chunk's pipeline overlaps the server's work on another's. Measured with 100,000
+// leases at TTL 3s on 2 cores (bench/scale): the longest batch took 3.5 s one chunk at a time and
+// 1.9 s two at a time; four at a time kept the server busy long enough for other requests (the
+// releases) to run past the per-node timeout.
+const parallelChunks = 2
+
+// runBatch renews the entries of batch, in chunks of at most maxBatch (up to parallelChunks of them
+// at once), and applies each chunk's results as soon as it returns.
 func (w *Watchdog) runBatch(batch []Renewal) {
 	now := time.Now()
 	live := batch[:0]
@@ -314,29 +322,47 @@ func (w *Watchdog) runBatch(batch []Renewal) {
 		r.TTL = ttl
 		live = append(live, r)
 	}
+	if w.cfg.maxBatch <= 0 || len(live) <= w.cfg.maxBatch {
+		w.runChunk(live) // one chunk: no goroutine
+		return
+	}
+	slots := make(chan struct{}, parallelChunks)
+	var wg sync.WaitGroup
 	for len(live) > 0 && w.ctx.Err() == nil {
-		chunk := live
-		if w.cfg.maxBatch > 0 && len(chunk) > w.cfg.maxBatch {
-			chunk = chunk[:w.cfg.maxBatch]
-		}
+		chunk := live[:min(len(live), w.cfg.maxBatch)]
 		live = live[len(chunk):]
-		start := time.Now()
-		w.renew(w.ctx, chunk)
-		after := time.Now()
-		for i := range chunk {
-			r := &chunk[i]
-			e := r.Entry
-			next, keep := e.apply(r, start, after)
-			if !keep {
-				continue
-			}
-			w.mu.Lock()
-			if _, watched := w.entries[e]; watched && e.index < 0 {
-				e.next = next
-				heap.Push(&w.queue, e)
-			}
-			w.mu.Unlock()
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.runChunk(chunk)
+			<-slots
+		}()
+	}
+	wg.Wait()
+}
+
+// runChunk renews chunk and applies its results.
+func (w *Watchdog) runChunk(chunk []Renewal) {
+	if len(chunk) == 0 || w.ctx.Err() != nil {
+		return
+	}
+	start := time.Now()
+	w.renew(w.ctx, chunk)
+	after := time.Now()
+	for i := range chunk {
+		r := &chunk[i]
+		e := r.Entry
+		next, keep := e.apply(r, start, after)
+		if !keep {
+			continue
 		}
+		w.mu.Lock()
+		if _, watched := w.entries[e]; watched && e.index < 0 {
+			e.next = next
+			heap.Push(&w.queue, e)
+		}
+		w.mu.Unlock()
 	}
 }
 

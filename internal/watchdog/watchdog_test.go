@@ -334,8 +334,11 @@ func TestMaxBatchSplitsAHugeBatch(t *testing.T) {
 		synctest.Wait()
 		got := f.seen()
 		require.GreaterOrEqual(t, len(got), 2)
-		assert.Equal(t, 2000, got[0].size)
-		assert.Equal(t, 1000, got[1].size)
+		// Chunks of 2,000, 2,000 and 1,000 go out a few at once, in any order: the one sent first
+		// failed, the other two were renewed.
+		assert.LessOrEqual(t, got[0].size, 2000)
+		assert.LessOrEqual(t, got[1].size, 2000)
+		assert.Contains(t, []int{3000, 4000}, got[0].size+got[1].size)
 		time.Sleep(2 * ttl)
 		synctest.Wait()
 		for _, e := range es {
