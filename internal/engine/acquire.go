@@ -387,7 +387,7 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 	// request never does): the release that serves us may come at once, and its message must find
 	// us listening. An uncontended acquire never gets here.
 	listen := func() {
-		sub = q.watch(l.claim.Keys[keyChannel], l.claim.Token)
+		sub = q.watch(l.claim.Keys[keyChannel]+procChannel, l.claim.Token)
 		subscribed = q.subscribe(sub)
 		tr.Waiting()
 	}

@@ -22,6 +22,9 @@ func ScriptsForTest() map[string]TestScript {
 // acts on it: it may pause the waiter, and false makes the waiter ignore the wake-up, as if lost.
 func SetWokenForTest(q *Quorum, f func() bool) { q.woken = f }
 
+// ProcChannelForTest is what follows a name's wake-up channel for this process's waiters.
+var ProcChannelForTest = procChannel
+
 // GatesForTest returns how many local gates q keeps.
 func GatesForTest(q *Quorum) int {
 	q.gmu.Lock()

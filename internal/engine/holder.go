@@ -31,6 +31,12 @@ var holderSuffix = func() string {
 	return "@" + sanitizeHost(host) + ":" + strconv.Itoa(os.Getpid()) + ":"
 }()
 
+// procChannel is what follows a name's wake-up channel for this process's waiters: "@host:pid",
+// the process part of its tokens. A release publishes to the processes of the waiters it served
+// (see lua/queue.lua), so a process hears only the wake-ups of its own waiters, however many
+// processes wait for the name.
+var procChannel = strings.TrimSuffix(holderSuffix, ":")
+
 // sanitizeHost keeps a host name to characters that cannot break a token: no spaces (wake-up
 // messages separate tokens with them) and nothing that needs quoting.
 func sanitizeHost(h string) string {

@@ -12,7 +12,7 @@ import (
 )
 
 // maxRenewBatch is the most leases one pipeline renews. The watchdog coalesces renewals into about
-// one batch per TTL/3; a batch of more leases goes out as several pipelines, one after another, so
+// one batch per TTL/3; a batch of more leases goes out as several pipelines, a few at once, so
 // that one per-node timeout cannot fail all of it. 2,000 renewals take a few milliseconds of a
 // node's time, far inside any per-node timeout; 10,000 leases cost 5 pipelines per node per tick.
 const maxRenewBatch = 2000

@@ -46,8 +46,9 @@ func queued(t *testing.T, node *redistest.Node, name string, n int64) {
 
 func numSub(node *redistest.Node, name string) int64 {
 	c := node.Client()
-	m := c.PubSubNumSub(context.Background(), "quorumsync:{"+name+"}:wake").Val()
-	return m["quorumsync:{"+name+"}:wake"]
+	ch := "quorumsync:{" + name + "}:wake" + engine.ProcChannelForTest
+	m := c.PubSubNumSub(context.Background(), ch).Val()
+	return m[ch]
 }
 
 // subscribed waits until every node has the waiter's subscription, then lets the retry that the

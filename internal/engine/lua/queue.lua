@@ -3,7 +3,8 @@
 -- KEYS[1]  waiter queue: sorted set of waiting tokens, scored by arrival (ms, the same on every node)
 -- KEYS[2]  waiter liveness: hash of token -> "<server time in ms until which the waiter counts>",
 --          followed by ":<demand>" for kinds whose waiters wait for different things ("w", "3")
--- KEYS[3]  wake-up channel of the name
+-- KEYS[3]  wake-up channel of the name: a release publishes on it followed by the process part of
+--          each served waiter's token ("@host:pid"), so that one process's waiters hear it
 -- ARGV[1]  the caller's token
 -- Returns nothing itself. It defines now() (the server's time in ms, read once and only when
 -- needed, so that a path that does not need it does not pay for it), waiter(), head(), join(),
@@ -77,10 +78,11 @@ end
 -- serve(token, alive, demand) reserves what that waiter needs, if it can, and returns two booleans:
 -- whether it served the waiter, and whether to offer the next one, and, optionally, what to publish
 -- for it (default: its token). Dead waiters are dropped on the way. What is published for the
--- waiters served goes out in one message, separated by spaces, so that those waiters, and only
--- they, wake. Returns how many were served.
+-- waiters served goes out in one message per process, separated by spaces, on that process's
+-- channel (see KEYS[3]): only those processes hear it, however many others wait, and only the
+-- waiters served wake. Returns how many were served.
 local function handover(serve)
-  local served = {}
+  local served, n = {}, 0
   local i = 0
   while true do
     local m = redis.call('ZRANGE', KEYS[1], i, i)
@@ -93,7 +95,13 @@ local function handover(serve)
     else
       local ok, more, msg = serve(m[1], alive, demand)
       if ok then
-        served[#served + 1] = msg or m[1]
+        -- The channel of the waiter's process: the name's, then "@host:pid" from its token.
+        local ch = KEYS[3] .. (string.match(m[1], '^%x+(@[^:]*:%d+)') or '')
+        if not served[ch] then
+          served[ch] = {}
+        end
+        table.insert(served[ch], msg or m[1])
+        n = n + 1
       end
       if not more then
         break
@@ -101,8 +109,8 @@ local function handover(serve)
       i = i + 1
     end
   end
-  if #served > 0 then
-    redis.call('PUBLISH', KEYS[3], table.concat(served, ' '))
+  for ch, msgs in pairs(served) do
+    redis.call('PUBLISH', ch, table.concat(msgs, ' '))
   end
-  return #served
+  return n
 end
