@@ -40,8 +40,9 @@ func (a access) String() string {
 // writers (exclusive holders) in the high 32 bits, shared units (readers, or permits) in the low 32.
 // Every holder adds itself right after its Lock returned and checks the sum the addition returned;
 // it takes itself out right before it calls Unlock. Whichever of two overlapping holders enters
-// second sees the first, so every overlap the primitive forbids is counted at least once.
-type occupancy struct{ v atomic.Int64 }
+// second sees the first, so every overlap the primitive forbids is counted at least once. The word
+// lives in the run's arena, shared by every client process (see arena.go).
+type occupancy struct{ v *atomic.Int64 }
 
 const (
 	writerUnit = int64(1) << 32
@@ -50,7 +51,7 @@ const (
 
 // enter records a holder granted a and reports whether that is allowed with the holders already
 // inside, and how many are inside now, itself included (permits in use, for a semaphore).
-func (o *occupancy) enter(a access) (ok bool, inside int64) {
+func (o occupancy) enter(a access) (ok bool, inside int64) {
 	var v int64
 	switch a.mode {
 	case exclusive:
@@ -67,7 +68,7 @@ func (o *occupancy) enter(a access) (ok bool, inside int64) {
 }
 
 // leave takes a holder granted a out again.
-func (o *occupancy) leave(a access) {
+func (o occupancy) leave(a access) {
 	switch a.mode {
 	case exclusive:
 		o.v.Add(-writerUnit)

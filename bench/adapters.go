@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -26,20 +27,20 @@ import (
 // ttl is the lock TTL of every library, so that no one wins by doing less work per lock.
 const ttl = 10 * time.Second
 
-// retryEvery is the retry interval of the polling baselines (raw, raw-quorum) and of the peers
-// configured for fast retry (redsync-1ms, redislock).
+// retryEvery is the retry interval of the polling baselines (raw, raw-pass, raw-quorum) and of
+// the peers configured for fast retry (redsync-1ms, redislock).
 const retryEvery = time.Millisecond
 
 // Adapter builds clients of one lock library.
 type Adapter interface {
 	// Name is the adapter's name in flags and reports.
 	Name() string
-	// NewClient connects to the servers at addrs (one node each) with connection pools of its own,
-	// as a separate process would.
+	// NewClient connects to the servers at addrs (one node each) with connection pools of its own.
 	NewClient(ctx context.Context, addrs []string) (Client, error)
 }
 
-// Client is one "process" of a library: its own connection pools and library state.
+// Client is one instance of a library: its own connection pools and library state. In a
+// scenario of several clients, each is made in a process of its own (see child.go).
 type Client interface {
 	// NewLocker returns an exclusive lock on key. The harness makes one per goroutine and key, and
 	// uses it from that goroutine only.
@@ -89,6 +90,7 @@ var adapters = []Adapter{
 	redsyncAdapter{name: "redsync-1ms", fast: true},
 	redislockAdapter{},
 	rawAdapter{},
+	rawPassAdapter{},
 	rawQuorumAdapter{},
 	rawSemAdapter{},
 }
@@ -413,6 +415,152 @@ func (l *rawLocker) Unlock(ctx context.Context) error {
 		err = errors.New("raw: unlock: not held")
 	}
 	return err
+}
+
+// --- raw-pass: raw plus quorumsync's local pass between the goroutines of one client ---
+
+// passBudget is how long after Redis's grant raw-pass may pass the lock on locally: quorumsync's
+// default handoff budget (lease.WithHandoff).
+const passBudget = time.Millisecond
+
+// rawPassAdapter is raw with the local handoff rule of quorumsync (package lease, "Local
+// handoff"): a client's goroutines that want one key queue FIFO at the client's gate for it, and
+// only the head talks to Redis. An Unlock with a goroutine waiting passes the Redis lock to it,
+// with no request, if less than passBudget has gone by since Redis's grant reached the client and
+// at least half the TTL of validity is left; otherwise it releases on Redis, and the next waiter
+// polls every 1ms as raw does. So contended rows can compare quorumsync with a poller that
+// passes as it does.
+type rawPassAdapter struct{}
+
+func (rawPassAdapter) Name() string { return "raw-pass" }
+
+func (rawPassAdapter) NewClient(_ context.Context, addrs []string) (Client, error) {
+	if len(addrs) != 1 {
+		return nil, fmt.Errorf("raw-pass: single node only, got %d", len(addrs))
+	}
+	return &rawPassClient{c: redis.NewClient(redisOptions(addrs[0])), gates: map[string]*passGate{}}, nil
+}
+
+type rawPassClient struct {
+	c     *redis.Client
+	mu    sync.Mutex
+	gates map[string]*passGate // per key, for the client's life (it runs one-key scenarios)
+}
+
+func (c *rawPassClient) NewLocker(key string) Locker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gates[key] == nil {
+		c.gates[key] = &passGate{}
+	}
+	return &rawPassLocker{rawLocker: rawLocker{c: c.c, key: key}, g: c.gates[key]}
+}
+
+func (c *rawPassClient) Close() error { return c.c.Close() }
+
+// passGate is a client's queue for one key. Its holder (busy) holds the key on Redis or polls for
+// it; the others wait in order, each on a channel that says whether it gets the lock held (true)
+// or only the gate (false: poll Redis).
+type passGate struct {
+	mu    sync.Mutex
+	busy  bool
+	queue []chan bool
+	// The held lock, written by the gate's holder: its token, when Redis's grant reached us, and
+	// its validity (counted from the start of the Lock whose SET NX won: raw-pass's polls do not
+	// say which SET it was, so it may count a little less validity than it has, never more).
+	token         string
+	granted, till time.Time
+}
+
+type rawPassLocker struct {
+	rawLocker // SET NX every 1ms, compare-and-delete
+	g         *passGate
+}
+
+func (l *rawPassLocker) Lock(ctx context.Context) error {
+	g := l.g
+	g.mu.Lock()
+	if !g.busy {
+		g.busy = true
+		g.mu.Unlock()
+		return l.poll(ctx)
+	}
+	ch := make(chan bool, 1)
+	g.queue = append(g.queue, ch)
+	g.mu.Unlock()
+	select {
+	case held := <-ch:
+		if !held {
+			return l.poll(ctx)
+		}
+		l.token = g.token
+		return nil
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	if i := slices.Index(g.queue, ch); i >= 0 {
+		g.queue = slices.Delete(g.queue, i, i+1)
+		g.mu.Unlock()
+		return ctx.Err()
+	}
+	g.mu.Unlock()
+	// Handed the gate as ctx ended: hand it on, as if it had been taken and given back.
+	if <-ch {
+		l.token = g.token
+		return errors.Join(ctx.Err(), l.Unlock(context.WithoutCancel(ctx)))
+	}
+	g.handOn()
+	return ctx.Err()
+}
+
+// poll takes the key on Redis as raw does, for the gate's holder.
+func (l *rawPassLocker) poll(ctx context.Context) error {
+	began := time.Now()
+	if err := l.rawLocker.Lock(ctx); err != nil {
+		l.g.handOn()
+		return err
+	}
+	l.g.token, l.g.granted, l.g.till = l.token, time.Now(), began.Add(ttl)
+	return nil
+}
+
+func (l *rawPassLocker) Unlock(ctx context.Context) error {
+	if l.g.pass() {
+		return nil
+	}
+	err := l.rawLocker.Unlock(ctx)
+	l.g.handOn()
+	return err
+}
+
+// pass gives the held lock to the first waiter if the budget allows, and reports whether it did.
+func (g *passGate) pass() bool {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 || now.Sub(g.granted) >= passBudget || g.till.Sub(now) < ttl/2 {
+		return false
+	}
+	g.first() <- true
+	return true
+}
+
+// handOn gives the gate, without the lock, to the first waiter, or frees it.
+func (g *passGate) handOn() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.busy = false
+		return
+	}
+	g.first() <- false
+}
+
+// first takes the first waiter off the queue; g.mu must be held.
+func (g *passGate) first() chan bool {
+	ch := g.queue[0]
+	g.queue = g.queue[1:]
+	return ch
 }
 
 // sleep waits d or until ctx ends, reusing *t.

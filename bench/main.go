@@ -1,11 +1,13 @@
 // Command bench compares quorumsync (its Mutex, RWMutex and Semaphore) with its peers
 // (go-redsync/redsync, bsm/redislock) and with minimal baselines (raw: SET NX PX +
-// compare-and-delete; raw-quorum: the same fanned out to N nodes; raw-sem: a sorted-set semaphore
-// in one script) on the same real redis-server processes, in one run, in interleaved rounds, and
-// reports every figure as a ratio to the baseline measured side by side. See README.md.
+// compare-and-delete; raw-pass: raw with quorumsync's local pass; raw-quorum: raw fanned out to N
+// nodes; raw-sem: a sorted-set semaphore in one script) on the same real redis-server processes,
+// in one run, in interleaved rounds, and reports every figure as a ratio to the baseline measured
+// side by side. A scenario's clients, when it has several, are processes of their own. See
+// README.md.
 //
-//	cd bench && go run .            # full run, about 7 minutes on 2 cores
-//	cd bench && go run . -quick     # smoke run, under 30 seconds
+//	cd bench && go run .            # full run, about 8½ minutes on 2 cores
+//	cd bench && go run . -quick     # smoke run, under a minute
 package main
 
 import (
@@ -39,6 +41,10 @@ func main() {
 }
 
 func run() int {
+	// Started by a run as one of its clients (see child.go): no flags, a plan in the environment.
+	if spec, ok := os.LookupEnv(childEnv); ok {
+		return runChild(spec)
+	}
 	var (
 		duration  = flag.Duration("duration", 1*time.Second, "how long each adapter runs a scenario in each round")
 		rounds    = flag.Int("rounds", 5, "interleaved rounds; ratios are medians of the per-round ratios")
@@ -157,7 +163,7 @@ func parseAdapters(list string) ([]string, error) {
 }
 
 // singleNodeOnly are the adapters that cannot fan out to several nodes.
-var singleNodeOnly = map[string]bool{"raw": true, "redislock": true, "raw-sem": true}
+var singleNodeOnly = map[string]bool{"raw": true, "raw-pass": true, "redislock": true, "raw-sem": true}
 
 // adaptersFor returns the adapters that run scenario s: its defaults, or the explicit list cut to
 // those that support s's node count; the baseline always, for the ratios.

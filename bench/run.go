@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -27,8 +29,10 @@ type runResult struct {
 	maxWait     time.Duration           // longest wait, including a wait still unfinished when the round ended
 	maxWaitRole [numRoles]time.Duration // the same, per role
 
-	// Handoffs to a goroutine of another client, and to one of the same client.
+	// In the scenarios that record turns (scenario.turns): handoffs to a goroutine of another
+	// client, and to one of the same client; and the lock's idle time between two holders.
 	handoffCross, handoffLocal handoffFigures
+	idle                       handoffFigures // early is always 0
 
 	peak       int64 // most holders inside at once (permits in use, for a semaphore)
 	violations int64
@@ -36,11 +40,14 @@ type runResult struct {
 	unlockErrs int64
 	firstErr   error
 
-	mallocs   uint64
+	mallocs   uint64 // summed over the clients' processes, as is bytes
 	bytes     uint64 // runtime.MemStats.TotalAlloc delta
 	cmds      map[string]int64
-	clientCPU time.Duration // this process (library + harness), user + system
+	clientCPU time.Duration // the clients' processes (library + harness), user + system
 	serverCPU time.Duration // the scenario's redis-servers, user + system
+
+	processes int           // the OS processes the clients ran in: 1 (this one) or one each
+	startLag  time.Duration // how late the last client began after the common start instant
 }
 
 func (r *runResult) opsPerSec() float64 {
@@ -131,159 +138,287 @@ func (r *runResult) fairness() (ratio float64, starved int) {
 	return float64(hi) / float64(lo), starved
 }
 
-// worker is the state of one benchmark goroutine; only that goroutine writes it.
+// tally is what one benchmark goroutine counted. A child process sends its goroutines' tallies to
+// the harness as JSON, hence the exported fields.
+type tally struct {
+	ID          int // the goroutine's index in the scenario
+	Acq         int64
+	ByRole      [numRoles]int64
+	Lat         hist
+	MaxWait     time.Duration
+	MaxWaitRole [numRoles]time.Duration
+	Peak        int64
+	Violations  int64
+	LockErrs    int64
+	UnlockErrs  int64
+	FirstErr    string
+}
+
+// worker is one benchmark goroutine; only that goroutine writes it.
 type worker struct {
-	id       int
+	tally
 	client   Client
 	clientID int
 	key      string
-	occ      *occupancy // the exclusion check of the worker's key
-
-	acq         int64
-	byRole      [numRoles]int64
-	lat         hist
-	maxWait     time.Duration
-	maxWaitRole [numRoles]time.Duration
-	peak        int64
-	violations  int64
-	lockErrs    int64
-	unlockErrs  int64
-	firstErr    error
-	keyBuf      []byte
+	occ      occupancy // the exclusion check of the worker's key
+	keyBuf   []byte
 }
 
-// runOne runs scenario sc with adapter ad for d and measures it. Only this adapter runs meanwhile,
-// so the process-wide allocation count and the servers' command counts are its own.
-func runOne(parent context.Context, srv *servers, sc scenario, ad Adapter, round int, d time.Duration) (res *runResult, err error) {
-	nodes := srv.list[:sc.nodes]
-	addrs := srv.addrs(sc.nodes)
-	res = &runResult{scenario: sc.name, adapter: ad.Name(), round: round}
+// clientReport is one client's part of a run: its goroutines' tallies and its process's figures
+// over the measured window.
+type clientReport struct {
+	Workers []tally
+	Mallocs uint64
+	Bytes   uint64
+	CPU     time.Duration
+	Began   int64 // machine-wide clock (monoNow): when its goroutines began…
+	Ended   int64 // …and when the last of them returned
+	Pid     int
+}
 
-	setup, cancelSetup := context.WithTimeout(parent, 30*time.Second)
-	defer cancelSetup()
-	clients := make([]Client, 0, sc.clients)
+const (
+	// setupTimeout bounds the clients' set-up: starting, connecting and warming up.
+	setupTimeout = 30 * time.Second
+	// startLead is how far ahead of the start message the clients' common start instant lies, so
+	// that every client has read it before the instant comes.
+	startLead = 5 * time.Millisecond
+)
+
+// runOne runs scenario sc with adapter ad for d and measures it. Only this adapter runs meanwhile,
+// so the allocation and CPU figures of its clients' processes and the servers' command counts are
+// its own. The one client of a single-client scenario runs in this process; with several, each
+// client is a child process of its own (see child.go). Every client connects and warms up, then
+// all begin at one instant of the machine-wide clock and stop at one deadline, and share the
+// exclusion checks and the turn records through the run's arena.
+func runOne(parent context.Context, srv *servers, sc scenario, ad Adapter, round int, d time.Duration) (*runResult, error) {
+	nodes := srv.list[:sc.nodes]
+	ar, err := newArena(shapeOf(sc, d))
+	if err != nil {
+		return nil, err
+	}
+	defer ar.close()
+	p := plan{Adapter: ad.Name(), Scenario: wireOf(sc), Addrs: srv.addrs(sc.nodes),
+		Prefix: fmt.Sprintf("b:%s:%s:r%d", sc.name, ad.Name(), round), Duration: d}
+	clients, err := startClients(parent, p, ad, ar)
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
 		for _, c := range clients {
-			if cerr := c.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("%s: close client: %w", ad.Name(), cerr)
-			}
+			c.stop()
 		}
 	}()
-	for range sc.clients {
-		c, err := ad.NewClient(setup, addrs)
-		if err != nil {
-			return nil, fmt.Errorf("%s: new client: %w", ad.Name(), err)
-		}
-		clients = append(clients, c)
-	}
 
-	prefix := fmt.Sprintf("b:%s:%s:r%d", sc.name, ad.Name(), round)
-	sharedOcc := new(occupancy)
-	workers := make([]*worker, sc.goroutines)
-	for g := range workers {
-		w := &worker{id: g, clientID: g % sc.clients, client: clients[g%sc.clients], key: prefix, occ: sharedOcc}
-		if sc.keys != keyShared {
-			w.key = prefix + ":g" + strconv.Itoa(g)
-			w.occ = new(occupancy)
+	setup, cancelSetup := context.WithTimeout(parent, setupTimeout)
+	defer cancelSetup()
+	for _, c := range clients {
+		if err := c.ready(setup); err != nil {
+			return nil, err
 		}
-		workers[g] = w
-	}
-
-	// Warm-up: open the connections each goroutine will use and get the scripts of every access it
-	// will ask for into the servers' caches, so that neither is counted.
-	if err := parallel(len(workers), func(g int) error {
-		w := workers[g]
-		wants := []access{sc.load.access(g, 0)}
-		if sc.load.mixed() {
-			wants = []access{{mode: shared}, exclusiveAccess}
-		}
-		for _, want := range wants {
-			lk, _ := lockerFor(w.client, prefix+":warm:g"+strconv.Itoa(g), want)
-			for range 3 {
-				if err := lk.Lock(setup); err != nil {
-					return fmt.Errorf("%s: warm-up lock (%v): %w", ad.Name(), want, err)
-				}
-				if err := lk.Unlock(setup); err != nil {
-					return fmt.Errorf("%s: warm-up unlock (%v): %w", ad.Name(), want, err)
-				}
-			}
-		}
-		return nil
-	}); err != nil {
-		return nil, err
 	}
 	if err := resetStats(setup, nodes); err != nil {
 		return nil, err
-	}
-
-	var ho *handoffState
-	if sc.handoff {
-		ho = &handoffState{next: make(chan struct{}), relTurn: -1, holder: -1}
 	}
 	srvCPU0, err := serverCPU(setup, nodes)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(parent, d)
-	defer cancel()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	cpu0 := processCPU()
-	start := time.Now()
-	err = parallel(len(workers), func(g int) error {
-		workers[g].loop(ctx, sc, ho)
-		return nil
-	})
-	res.elapsed = time.Since(start)
-	res.clientCPU = processCPU() - cpu0
-	runtime.ReadMemStats(&after)
-	if err != nil {
-		return nil, err
+	start := monoNow() + int64(startLead)
+	for _, c := range clients {
+		if err := c.start(start, start+int64(d)); err != nil {
+			return nil, err
+		}
+	}
+	wait, cancelWait := context.WithTimeout(parent, startLead+d+setupTimeout)
+	defer cancelWait()
+	reps := make([]*clientReport, len(clients))
+	for i, c := range clients {
+		if reps[i], err = c.report(wait); err != nil {
+			return nil, err
+		}
 	}
 	if parent.Err() != nil {
 		return nil, parent.Err()
 	}
-	res.mallocs = after.Mallocs - before.Mallocs
-	res.bytes = after.TotalAlloc - before.TotalAlloc
 
+	// The servers' figures are read while the clients are still open, as nothing a library does
+	// when it closes belongs to its cost per lock; then they may close.
 	stats, cancelStats := context.WithTimeout(context.WithoutCancel(parent), 5*time.Second)
 	defer cancelStats()
 	srvCPU1, err := serverCPU(stats, nodes)
 	if err != nil {
 		return nil, err
 	}
-	res.serverCPU = srvCPU1 - srvCPU0
+	res := &runResult{scenario: sc.name, adapter: ad.Name(), round: round, serverCPU: srvCPU1 - srvCPU0}
 	if res.cmds, err = commandStats(stats, nodes); err != nil {
 		return nil, err
 	}
-
-	var lat hist
-	for _, w := range workers {
-		res.acquisitions += w.acq
-		res.perGoroutine = append(res.perGoroutine, w.acq)
-		lat.merge(&w.lat)
-		res.maxWait = max(res.maxWait, w.maxWait)
-		for ro := range numRoles {
-			res.byRole[ro] += w.byRole[ro]
-			res.maxWaitRole[ro] = max(res.maxWaitRole[ro], w.maxWaitRole[ro])
-		}
-		res.peak = max(res.peak, w.peak)
-		res.violations += w.violations
-		res.lockErrs += w.lockErrs
-		res.unlockErrs += w.unlockErrs
-		if res.firstErr == nil {
-			res.firstErr = w.firstErr
+	for _, c := range clients {
+		if err := c.finish(wait); err != nil {
+			return nil, err
 		}
 	}
-	res.p50, res.p99 = lat.quantile(0.50), lat.quantile(0.99)
-	if ho != nil {
-		res.handoffCross, res.handoffLocal = ho.cross.figures(), ho.local.figures()
+	res.merge(reps, start)
+	if sc.turns() {
+		res.handoffCross, res.handoffLocal, res.idle = ar.turnFigures()
 	}
 	return res, nil
 }
 
-// loop locks, checks exclusion, holds, and unlocks until ctx ends.
-func (w *worker) loop(ctx context.Context, sc scenario, ho *handoffState) {
+// merge adds up the clients' reports; start is their common start instant.
+func (r *runResult) merge(reps []*clientReport, start int64) {
+	var ts []*tally
+	pids := map[int]bool{}
+	began, lastBegan, ended := reps[0].Began, reps[0].Began, reps[0].Ended
+	for _, rep := range reps {
+		for i := range rep.Workers {
+			ts = append(ts, &rep.Workers[i])
+		}
+		r.mallocs += rep.Mallocs
+		r.bytes += rep.Bytes
+		r.clientCPU += rep.CPU
+		began, lastBegan, ended = min(began, rep.Began), max(lastBegan, rep.Began), max(ended, rep.Ended)
+		pids[rep.Pid] = true
+	}
+	r.elapsed = time.Duration(ended - began)
+	r.startLag = time.Duration(lastBegan - start)
+	r.processes = len(pids)
+	slices.SortFunc(ts, func(a, b *tally) int { return a.ID - b.ID })
+
+	var lat hist
+	for _, t := range ts {
+		r.acquisitions += t.Acq
+		r.perGoroutine = append(r.perGoroutine, t.Acq)
+		lat.merge(&t.Lat)
+		r.maxWait = max(r.maxWait, t.MaxWait)
+		for ro := range numRoles {
+			r.byRole[ro] += t.ByRole[ro]
+			r.maxWaitRole[ro] = max(r.maxWaitRole[ro], t.MaxWaitRole[ro])
+		}
+		r.peak = max(r.peak, t.Peak)
+		r.violations += t.Violations
+		r.lockErrs += t.LockErrs
+		r.unlockErrs += t.UnlockErrs
+		if r.firstErr == nil && t.FirstErr != "" {
+			r.firstErr = errors.New(t.FirstErr)
+		}
+	}
+	r.p50, r.p99 = lat.quantile(0.50), lat.quantile(0.99)
+}
+
+// handshake is how a client talks with the harness: channels for a client in this process, pipes
+// for a child process.
+type handshake interface {
+	signalReady() error
+	// awaitStart returns the start instant and the deadline, on the machine-wide clock.
+	awaitStart(ctx context.Context) (start, deadline int64, err error)
+	sendReport(rep *clientReport) error
+	// awaitClose returns when the harness has read the servers' figures: the client may close.
+	awaitClose(ctx context.Context)
+}
+
+// runClient is one client's life in a run: connect, warm up, say it is ready, wait for the start
+// instant, run its goroutines until the deadline, report, and close when the harness says so.
+func runClient(ctx context.Context, p plan, ad Adapter, ar *arena, hs handshake) (err error) {
+	sc := p.Scenario.scenario()
+	setup, cancelSetup := context.WithTimeout(ctx, setupTimeout)
+	defer cancelSetup()
+	c, err := ad.NewClient(setup, p.Addrs)
+	if err != nil {
+		return fmt.Errorf("%s: new client: %w", ad.Name(), err)
+	}
+	defer func() {
+		if cerr := c.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("%s: close client: %w", ad.Name(), cerr)
+		}
+	}()
+	workers := p.workers(sc, c, ar)
+	if err := warmUp(setup, sc, ad.Name(), p.Prefix, workers); err != nil {
+		return err
+	}
+	// The readings before the run are taken before the ready signal, so that nothing heavier than
+	// a clock read lies between the start instant and the goroutines' start: every client's
+	// ReadMemStats stopping its world at that instant, with more clients than cores, delayed
+	// some by milliseconds. The wait for the start allocates nothing but the run's ctx, and
+	// takes no CPU but the wake-ups.
+	rep := &clientReport{Pid: os.Getpid()}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cpu0 := processCPU()
+	if err := hs.signalReady(); err != nil {
+		return err
+	}
+	start, deadline, err := hs.awaitStart(ctx)
+	if err != nil {
+		return err
+	}
+	run, cancel := context.WithDeadline(ctx, monoTime(deadline))
+	defer cancel()
+	time.Sleep(time.Duration(start - monoNow()))
+	rep.Began = monoNow()
+	err = parallel(len(workers), func(i int) error {
+		workers[i].loop(run, sc, ar)
+		return nil
+	})
+	rep.Ended = monoNow()
+	rep.CPU = processCPU() - cpu0
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		return err
+	}
+	rep.Mallocs, rep.Bytes = after.Mallocs-before.Mallocs, after.TotalAlloc-before.TotalAlloc
+	for _, w := range workers {
+		rep.Workers = append(rep.Workers, w.tally)
+	}
+	if err := hs.sendReport(rep); err != nil {
+		return err
+	}
+	hs.awaitClose(ctx)
+	return nil
+}
+
+// workers returns the goroutines of client p.Client: goroutine g belongs to client g % clients.
+func (p plan) workers(sc scenario, c Client, ar *arena) []*worker {
+	var ws []*worker
+	for g := p.Client; g < sc.goroutines; g += sc.clients {
+		w := &worker{tally: tally{ID: g}, client: c, clientID: p.Client, key: p.Prefix, occ: ar.occupancy(0)}
+		if sc.keys != keyShared {
+			w.key, w.occ = p.Prefix+":g"+strconv.Itoa(g), ar.occupancy(1+g)
+		}
+		ws = append(ws, w)
+	}
+	return ws
+}
+
+// warmUp opens the connections each goroutine will use and gets the scripts of every access it
+// will ask for into the servers' caches, so that neither is counted.
+func warmUp(ctx context.Context, sc scenario, adapter, prefix string, workers []*worker) error {
+	return parallel(len(workers), func(i int) error {
+		w := workers[i]
+		wants := []access{sc.load.access(w.ID, 0)}
+		if sc.load.mixed() {
+			wants = []access{{mode: shared}, exclusiveAccess}
+		}
+		for _, want := range wants {
+			lk, _ := lockerFor(w.client, prefix+":warm:g"+strconv.Itoa(w.ID), want)
+			for range 3 {
+				if err := lk.Lock(ctx); err != nil {
+					return fmt.Errorf("%s: warm-up lock (%v): %w", adapter, want, err)
+				}
+				if err := lk.Unlock(ctx); err != nil {
+					return fmt.Errorf("%s: warm-up unlock (%v): %w", adapter, want, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// loop locks, checks exclusion, holds, and unlocks until ctx ends. Where the scenario records
+// turns, each acquisition opens one in the arena and records it once Unlock has returned; in the
+// handoff scenarios the goroutine then waits until someone else has acquired before it locks
+// again.
+func (w *worker) loop(ctx context.Context, sc scenario, ar *arena) {
 	// Unlock gets a ctx that the end of the round does not cancel: a held lock is always released.
 	uctx := context.WithoutCancel(ctx)
 	// One Locker per role, made when first needed (a new one per acquisition with keyPerOp), with
@@ -295,9 +430,10 @@ func (w *worker) loop(ctx context.Context, sc scenario, ho *handoffState) {
 	// is the end of the round, not a failure of the library.
 	deadline, _ := ctx.Deadline()
 	over := func() bool { return ctx.Err() != nil || !time.Now().Before(deadline) }
+	turns := sc.turns()
 	var seq int64
 	for i := int64(0); !over(); i++ {
-		want := sc.load.access(w.id, i)
+		want := sc.load.access(w.ID, i)
 		ro := roleWrite
 		if want.mode == shared {
 			ro = roleRead
@@ -319,9 +455,9 @@ func (w *worker) loop(ctx context.Context, sc scenario, ho *handoffState) {
 			}
 			// A library that gives up (redsync's default 32 tries) or fails: count it and try
 			// again, as a caller that needs the lock would; never spin on an instant error.
-			w.lockErrs++
-			if w.firstErr == nil {
-				w.firstErr = fmt.Errorf("lock: %w", err)
+			w.LockErrs++
+			if w.FirstErr == "" {
+				w.FirstErr = "lock: " + err.Error()
 			}
 			if time.Since(tryStart) < time.Millisecond {
 				time.Sleep(time.Millisecond)
@@ -329,63 +465,48 @@ func (w *worker) loop(ctx context.Context, sc scenario, ho *handoffState) {
 		}
 		now := time.Now()
 		wait := now.Sub(t0)
-		w.maxWait = max(w.maxWait, wait)
-		w.maxWaitRole[ro] = max(w.maxWaitRole[ro], wait)
+		w.MaxWait = max(w.MaxWait, wait)
+		w.MaxWaitRole[ro] = max(w.MaxWaitRole[ro], wait)
 		if err != nil {
 			break // the round ended while this goroutine waited: not an acquisition
 		}
-		w.lat.record(wait)
+		w.Lat.record(wait)
 		ok, inside := w.occ.enter(got)
 		if !ok {
-			w.violations++
+			w.Violations++
 		}
-		w.peak = max(w.peak, inside)
-		var turn int64
-		var next chan struct{}
-		if ho != nil {
-			turn, next = ho.acquired(w.clientID, now)
+		w.Peak = max(w.Peak, inside)
+		var turn uint32
+		if turns {
+			turn = ar.openTurn(sc.handoff)
 		}
 		if sc.hold > 0 {
 			time.Sleep(sc.hold)
 		}
+		var left int64
+		if turns {
+			left = monoNow()
+		}
 		w.occ.leave(got)
 		if err := lk.Unlock(uctx); err != nil {
-			w.unlockErrs++
-			if w.firstErr == nil {
-				w.firstErr = fmt.Errorf("unlock: %w", err)
+			w.UnlockErrs++
+			if w.FirstErr == "" {
+				w.FirstErr = "unlock: " + err.Error()
 			}
 		}
-		w.acq++
-		w.byRole[ro]++
-		if ho != nil {
-			ho.released(turn, time.Now())
+		if turns {
+			ar.record(turn, turnRecord{client: int64(w.clientID), locked: monoOf(now), left: left, unlocked: monoNow()})
+		}
+		w.Acq++
+		w.ByRole[ro]++
+		if sc.handoff {
 			// Do not compete for the lock just released: wait until someone else holds it.
-			select {
-			case <-next:
-			case <-ctx.Done():
-			}
+			ar.awaitTurnAfter(ctx, turn)
 		}
 	}
 }
 
-// handoffState measures handoff latency: the time from one holder's Unlock returning to the next
-// holder's Lock returning. Each acquisition opens a turn; a handoff is to another client when the
-// new holder's client is not the previous holder's, and local otherwise (another goroutine of the
-// same client). If the next Lock returns before the previous Unlock has (the servers had already
-// let the lock go), the handoff counts as 0 and as "early".
-type handoffState struct {
-	mu       sync.Mutex
-	turn     int64
-	holder   int           // the client of the current turn's holder
-	next     chan struct{} // closed when the turn after the current one starts
-	relTurn  int64         // the last turn whose Unlock has returned
-	relAt    time.Time
-	pendTurn int64 // a turn whose acquisition came before the previous turn's release
-	pendX    bool  // whether that pending turn's handoff is to another client
-	cross    handoffHist
-	local    handoffHist
-}
-
+// handoffHist gathers the handoffs of one kind in a run (see arena.turnFigures).
 type handoffHist struct {
 	lat   hist
 	early int64
@@ -393,46 +514,6 @@ type handoffHist struct {
 
 func (h *handoffHist) figures() handoffFigures {
 	return handoffFigures{n: h.lat.n, early: h.early, mean: h.lat.mean(), p99: h.lat.quantile(0.99)}
-}
-
-func (h *handoffState) hist(cross bool) *handoffHist {
-	if cross {
-		return &h.cross
-	}
-	return &h.local
-}
-
-// acquired opens a new turn for client at time at; it returns the turn and a channel closed when
-// the next turn opens.
-func (h *handoffState) acquired(client int, at time.Time) (int64, chan struct{}) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.turn++
-	cross := h.holder != client
-	h.holder = client
-	if h.turn > 1 {
-		if h.relTurn == h.turn-1 {
-			h.hist(cross).lat.record(at.Sub(h.relAt))
-		} else {
-			h.pendTurn, h.pendX = h.turn, cross
-		}
-	}
-	close(h.next)
-	h.next = make(chan struct{})
-	return h.turn, h.next
-}
-
-// released records that the Unlock of turn returned at time at.
-func (h *handoffState) released(turn int64, at time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.relTurn, h.relAt = turn, at
-	if h.pendTurn == turn+1 {
-		hh := h.hist(h.pendX)
-		hh.lat.record(0)
-		hh.early++
-		h.pendTurn = 0
-	}
 }
 
 // parallel runs f(0..n-1) in n goroutines and waits for all. A panic in one of them is recovered

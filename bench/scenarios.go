@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -15,8 +16,8 @@ const (
 	keyPerOp                       // every acquisition locks a new key (a new Locker each time)
 )
 
-// scenario is one workload. Goroutine g uses client g % clients; clients are separate connection
-// pools and library instances, as separate processes would be.
+// scenario is one workload. Goroutine g uses client g % clients. With more than one client, each
+// is an OS process of its own (see child.go); a single client runs in the harness's process.
 type scenario struct {
 	name       string
 	desc       string
@@ -66,19 +67,31 @@ func (l load) mixed() bool { return l.read && l.writeEvery > 0 }
 // shares reports whether holders may overlap: a readers' or a semaphore's load.
 func (l load) shares() bool { return l.read || l.capacity > 0 }
 
+// turns reports whether the run records every holding of the lock as a turn, for the handoff and
+// idle figures: exclusive holders of one key, taking turns, each for at least the hold — so a
+// round has at most duration/hold turns, and their records fit in the arena.
+func (s scenario) turns() bool {
+	return s.keys == keyShared && s.hold > 0 && s.goroutines > 1 && !s.load.shares()
+}
+
 var single = []string{"quorumsync", "redsync", "redsync-1ms", "redislock", "raw"}
 var multi = []string{"quorumsync", "redsync", "raw-quorum"}
 
+// contended adds raw-pass, the raw lock with quorumsync's local pass, to the contended one-key
+// scenarios, so that quorumsync is also compared with a poller that passes as it does.
+var contended = append(slices.Clone(single), "raw-pass")
+
 // handoffAdapters adds quorumsync's own scripts driven by a 1 ms TryLock poll, which isolates
 // what the wake-ups and the queue buy over polling.
-var handoffAdapters = []string{"quorumsync", "quorumsync-poll1ms", "redsync", "redsync-1ms", "redislock", "raw"}
+var handoffAdapters = []string{"quorumsync", "quorumsync-poll1ms", "redsync", "redsync-1ms", "redislock", "raw", "raw-pass"}
 
 // The variants of a scenario at another client count check quorumsync's goals there; they run
-// quorumsync and the baseline only, to keep the default run short (-adapters adds the peers).
+// quorumsync and the baselines only, to keep the default run short (-adapters adds the peers).
 var (
-	variant        = []string{"quorumsync", "raw"}
-	variantQuorum  = []string{"quorumsync", "raw-quorum"}
-	variantHandoff = []string{"quorumsync", "quorumsync-poll1ms", "raw"}
+	variant          = []string{"quorumsync", "raw"}
+	variantContended = []string{"quorumsync", "raw", "raw-pass"}
+	variantQuorum    = []string{"quorumsync", "raw-quorum"}
+	variantHandoff   = []string{"quorumsync", "quorumsync-poll1ms", "raw", "raw-pass"}
 )
 
 // The reader-writer and semaphore scenarios run quorumsync's primitive next to its Mutex (the
@@ -96,12 +109,13 @@ var scenarios = []scenario{
 	{name: "distinct-keys", desc: "uncontended: 1 goroutine, a new key (new Locker) for every lock", nodes: 1, clients: 1, goroutines: 1, keys: keyPerOp, adapters: single, baseline: "raw"},
 	{name: "parallel-16", desc: "uncontended: 16 goroutines of one client, each on its own key", nodes: 1, clients: 1, goroutines: 16, keys: keyPerGoroutine, adapters: single, baseline: "raw"},
 	{name: "parallel-16-c4", desc: "uncontended: 16 goroutines over 4 clients (4 each), each on its own key", nodes: 1, clients: 4, goroutines: 16, keys: keyPerGoroutine, adapters: variant, baseline: "raw"},
-	{name: "contend-8-h0-c1", desc: "contended: 8 goroutines of one client on one key, no hold", nodes: 1, clients: 1, goroutines: 8, keys: keyShared, adapters: variant, baseline: "raw"},
-	{name: "contend-8-h0", desc: "contended: 8 goroutines over 4 clients on one key, no hold", nodes: 1, clients: 4, goroutines: 8, keys: keyShared, adapters: single, baseline: "raw"},
-	{name: "contend-8-h1ms", desc: "contended: 8 goroutines over 4 clients on one key, 1ms hold", nodes: 1, clients: 4, goroutines: 8, hold: ms, keys: keyShared, adapters: single, baseline: "raw"},
-	{name: "contend-32-h0-c1", desc: "contended: 32 goroutines of one client on one key, no hold", nodes: 1, clients: 1, goroutines: 32, keys: keyShared, adapters: variant, baseline: "raw"},
-	{name: "contend-32-h0", desc: "contended: 32 goroutines over 4 clients on one key, no hold", nodes: 1, clients: 4, goroutines: 32, keys: keyShared, adapters: single, baseline: "raw"},
-	{name: "contend-32-h1ms", desc: "contended: 32 goroutines over 4 clients on one key, 1ms hold", nodes: 1, clients: 4, goroutines: 32, hold: ms, keys: keyShared, adapters: single, baseline: "raw"},
+	{name: "contend-8-h0-c1", desc: "contended: 8 goroutines of one client on one key, no hold", nodes: 1, clients: 1, goroutines: 8, keys: keyShared, adapters: variantContended, baseline: "raw"},
+	{name: "contend-8-h0", desc: "contended: 8 goroutines over 4 clients on one key, no hold", nodes: 1, clients: 4, goroutines: 8, keys: keyShared, adapters: contended, baseline: "raw"},
+	{name: "contend-8-h1ms", desc: "contended: 8 goroutines over 4 clients on one key, 1ms hold", nodes: 1, clients: 4, goroutines: 8, hold: ms, keys: keyShared, adapters: contended, baseline: "raw"},
+	{name: "contend-4p2-h1ms", desc: "contended across processes: 4 clients (processes) × 2 goroutines on one key, 1ms hold", nodes: 1, clients: 4, goroutines: 8, hold: ms, keys: keyShared, adapters: variantContended, baseline: "raw"},
+	{name: "contend-32-h0-c1", desc: "contended: 32 goroutines of one client on one key, no hold", nodes: 1, clients: 1, goroutines: 32, keys: keyShared, adapters: variantContended, baseline: "raw"},
+	{name: "contend-32-h0", desc: "contended: 32 goroutines over 4 clients on one key, no hold", nodes: 1, clients: 4, goroutines: 32, keys: keyShared, adapters: contended, baseline: "raw"},
+	{name: "contend-32-h1ms", desc: "contended: 32 goroutines over 4 clients on one key, 1ms hold", nodes: 1, clients: 4, goroutines: 32, hold: ms, keys: keyShared, adapters: contended, baseline: "raw"},
 	{name: "handoff-1x8", desc: "handoff in one process: 1 client, 8 goroutines, one key, 1ms hold; every unlock passes the lock to another goroutine", nodes: 1, clients: 1, goroutines: 8, hold: ms, keys: keyShared, handoff: true, adapters: variantHandoff, baseline: "raw"},
 	{name: "handoff-4x2", desc: "handoff: 4 clients, 2 goroutines each, one key, 1ms hold; every unlock passes the lock to another goroutine, of another client or of the same", nodes: 1, clients: 4, goroutines: 8, hold: ms, keys: keyShared, handoff: true, adapters: variantHandoff, baseline: "raw"},
 	{name: "handoff-8", desc: "handoff: 8 clients, 1 goroutine each, one key, 1ms hold; every unlock passes the lock to another client", nodes: 1, clients: 8, goroutines: 8, hold: ms, keys: keyShared, handoff: true, adapters: handoffAdapters, baseline: "raw"},

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"math/bits"
 	"slices"
@@ -48,6 +50,38 @@ func (h *hist) record(d time.Duration) {
 	h.n++
 	h.sum += v
 	h.max = max(h.max, v)
+}
+
+// histWire is a hist as a child process sends it to the harness: its totals and its non-empty
+// buckets (a few dozen of the 2,048).
+type histWire struct {
+	N, Sum, Max int64
+	Buckets     [][2]int64 // bucket index, count
+}
+
+func (h *hist) MarshalJSON() ([]byte, error) {
+	w := histWire{N: h.n, Sum: h.sum, Max: h.max}
+	for i, c := range h.counts {
+		if c != 0 {
+			w.Buckets = append(w.Buckets, [2]int64{int64(i), c})
+		}
+	}
+	return json.Marshal(w)
+}
+
+func (h *hist) UnmarshalJSON(b []byte) error {
+	var w histWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*h = hist{n: w.N, sum: w.Sum, max: w.Max}
+	for _, bc := range w.Buckets {
+		if bc[0] < 0 || bc[0] >= int64(len(h.counts)) {
+			return fmt.Errorf("hist: bucket %d out of range", bc[0])
+		}
+		h.counts[bc[0]] = bc[1]
+	}
+	return nil
 }
 
 func (h *hist) merge(o *hist) {

@@ -15,31 +15,41 @@ import (
 type summaryRow struct {
 	label string
 	scen  string
-	show  func(r *report, c, base *cell) string
+	// show renders the cell of c; byName holds the scenario's cells, base is its baseline's.
+	show func(c *cell, byName map[string]*cell, base *cell) string
 }
 
 // summaryColumns are the table's columns: quorumsync (its primitive for the scenario's load), the
-// peers, and the raw 1ms poller that is the baseline of most rows.
-var summaryColumns = []string{"quorumsync", "redsync", "redislock", "raw"}
+// peers, the raw 1ms poller that is the baseline of most rows, and raw-pass, the same poller with
+// quorumsync's local pass (contended rows only).
+var summaryColumns = []string{"quorumsync", "redsync", "redislock", "raw", "raw-pass"}
 
-func ratioOf(f figure) func(r *report, c, base *cell) string {
-	return func(_ *report, c, base *cell) string {
-		if base == nil {
-			return ""
-		}
-		if c == base {
-			return "1×"
-		}
-		if m, _, _, ok := c.ratio(base, f); ok {
-			return fmtRatio(m) + "×"
-		}
-		return ""
-	}
+// ratioOf shows f as a same-run ratio to the scenario's baseline.
+func ratioOf(f figure) func(c *cell, byName map[string]*cell, base *cell) string {
+	return func(c *cell, _ map[string]*cell, base *cell) string { return ratioCell(c, base, f) }
 }
 
-func worstWaitOf(_ *report, c, _ *cell) string { return fmtDur(float64(c.worstWait())) }
+// ratioVs shows f as a same-run ratio to adapter's in the scenario.
+func ratioVs(adapter string, f figure) func(c *cell, byName map[string]*cell, base *cell) string {
+	return func(c *cell, byName map[string]*cell, _ *cell) string { return ratioCell(c, byName[adapter], f) }
+}
 
-func fairnessOf(_ *report, c, _ *cell) string {
+func ratioCell(c, ref *cell, f figure) string {
+	if ref == nil {
+		return ""
+	}
+	if c == ref {
+		return "1×"
+	}
+	if m, _, _, ok := c.ratio(ref, f); ok {
+		return fmtRatio(m) + "×"
+	}
+	return ""
+}
+
+func worstWaitOf(c *cell, _ map[string]*cell, _ *cell) string { return fmtDur(float64(c.worstWait())) }
+
+func fairnessOf(c *cell, _ map[string]*cell, _ *cell) string {
 	if c.starved() > 0 {
 		return "∞ (starved)"
 	}
@@ -50,12 +60,15 @@ func fairnessOf(_ *report, c, _ *cell) string {
 	return fmt.Sprintf("%.2f", f)
 }
 
-func handoffMeanOf(_ *report, c, _ *cell) string {
-	m := c.med(figHoMean)
-	if math.IsNaN(m) {
-		return ""
+// medianOf shows the median of a duration figure over rounds; nothing when it never happened.
+func medianOf(f figure) func(c *cell, byName map[string]*cell, base *cell) string {
+	return func(c *cell, _ map[string]*cell, _ *cell) string {
+		m := c.med(f)
+		if math.IsNaN(m) {
+			return ""
+		}
+		return fmtDur(m)
 	}
-	return fmtDur(m)
 }
 
 var summaryRows = []summaryRow{
@@ -66,15 +79,25 @@ var summaryRows = []summaryRow{
 	{"quorum N = 3: ops/s (vs raw quorum)", "quorum-3", ratioOf(figOps)},
 	{"quorum N = 5: ops/s (vs raw quorum)", "quorum-5", ratioOf(figOps)},
 	{"one key, 8 goroutines over 4 clients, no hold: ops/s", "contend-8-h0", ratioOf(figOps)},
+	{"same: ops/s vs raw-pass", "contend-8-h0", ratioVs("raw-pass", figOps)},
 	{"same: most/fewest acquisitions per goroutine", "contend-8-h0", fairnessOf},
+	{"one key, 4 processes × 2 goroutines, 1 ms hold: ops/s", "contend-4p2-h1ms", ratioOf(figOps)},
+	{"same: ops/s vs raw-pass", "contend-4p2-h1ms", ratioVs("raw-pass", figOps)},
+	{"same: handoff to another process, mean", "contend-4p2-h1ms", medianOf(figHoMean)},
+	{"same: lock idle between holders, mean", "contend-4p2-h1ms", medianOf(figIdle)},
+	{"same: most/fewest per goroutine", "contend-4p2-h1ms", fairnessOf},
+	{"same: worst wait", "contend-4p2-h1ms", worstWaitOf},
 	{"one key, 32 goroutines over 4 clients, no hold: ops/s", "contend-32-h0", ratioOf(figOps)},
+	{"same: ops/s vs raw-pass", "contend-32-h0", ratioVs("raw-pass", figOps)},
 	{"same: most/fewest per goroutine", "contend-32-h0", fairnessOf},
 	{"same: worst wait", "contend-32-h0", worstWaitOf},
 	{"one key, 32 goroutines over 4 clients, 1 ms hold: ops/s", "contend-32-h1ms", ratioOf(figOps)},
+	{"same: ops/s vs raw-pass", "contend-32-h1ms", ratioVs("raw-pass", figOps)},
 	{"same: most/fewest per goroutine", "contend-32-h1ms", fairnessOf},
 	{"same: worst wait", "contend-32-h1ms", worstWaitOf},
-	{"handoff to another client (8 clients, 1 ms hold): mean", "handoff-8", handoffMeanOf},
+	{"handoff to another client (8 clients, 1 ms hold): mean", "handoff-8", medianOf(figHoMean)},
 	{"same: ops/s", "handoff-8", ratioOf(figOps)},
+	{"same: ops/s vs raw-pass", "handoff-8", ratioVs("raw-pass", figOps)},
 	{"allocations per Lock+Unlock", "same-key", ratioOf(figAllocs)},
 	{"bytes per Lock+Unlock", "same-key", ratioOf(figBytes)},
 	{"rwmutex, 16 readers over 4 clients, 1 ms hold: ops/s", "rw-readers-16", ratioOf(figOps)},
@@ -100,7 +123,7 @@ func summaryAdapter(col string, s scenario) string {
 // summary returns the README's table, or "" when the run had none of its scenarios.
 func (r *report) summary() string {
 	var b strings.Builder
-	b.WriteString("| scenario (same-run ratio to the raw lock, unless a figure) | " + strings.Join(summaryColumns, " | ") + " |\n")
+	b.WriteString("| scenario (same-run ratio to the raw lock, unless a figure or \"vs\" another) | " + strings.Join(summaryColumns, " | ") + " |\n")
 	b.WriteString("|---|" + strings.Repeat("---|", len(summaryColumns)) + "\n")
 	rows := 0
 	for _, row := range summaryRows {
@@ -117,7 +140,7 @@ func (r *report) summary() string {
 		some := false
 		for i, col := range summaryColumns {
 			if c := byName[summaryAdapter(col, s)]; c != nil {
-				cells[i] = row.show(r, c, base)
+				cells[i] = row.show(c, byName, base)
 				some = some || cells[i] != ""
 			}
 		}
