@@ -43,7 +43,10 @@
 // exactly the waiters it served wake, newcomers' requests fail meanwhile, and processes are served
 // in the order they arrived. A holder nobody queued behind releases with a plain delete, as a lock
 // without a queue does: the first waiter to queue marks the holder's value ("q:" before its token),
-// and only a marked value makes the release look at the queue.
+// and only a marked value makes the release look at the queue. A holder that took the name while
+// it was free with waiters queued (a plain SET NX after a reservation ran out unused, or after a
+// holder expired) is unmarked until a waiter's next attempt marks it; if it releases before that,
+// its release wakes nobody, and the waiters come back on their timers (at most TTL/2).
 //
 // What a release hands over is, with N = 1, the lock itself (a direct grant, below), for a mutex
 // and for a waiter that is not held back by the restart guard ([WithRestartGuard]); otherwise a
@@ -58,16 +61,19 @@
 // # Direct grant
 //
 // With N = 1 the release that serves a waiter makes it the holder (it sets the lock key to the
-// waiter's token with the waiter's TTL, and increments the fencing counter for a fenced waiter) and
-// publishes "<token>#<k>[#<fencing token>]", where k numbers the waiter's request that queued it
-// (each request that may queue it stores its number in the queue). On that wake-up the waiter holds
+// waiter's token until the waiter's liveness ends, and increments the fencing counter for a fenced
+// waiter) and publishes "<token>#<k>[#<fencing token>]", where k numbers the waiter's request that
+// queued it (each request that may queue it stores its number in the queue's liveness hash, in the
+// same write as the liveness: its execution + TTL). On that wake-up the waiter holds
 // with no request, valid until s_k + TTL − drift, where s_k is when it sent request k, read from the
 // monotonic clock before sending. Why that bound is safe: the release read k from the queue, where
-// only the execution of request k put it, and that execution followed s_k; so the grant, and the
-// TTL it set, began after s_k, and the key expires no earlier than s_k + TTL by the server's
-// clock — the argument of an ordinary round, with request k as the round. The number ties the
-// wake-up to one grant: a waiter is dequeued when granted, so each k is granted at most once, and
-// the waiter accepts a grant only for its latest request. A stale wake-up (for an earlier request,
+// only an execution of request k put it, and that execution followed s_k; so the grant began after
+// s_k, and the key, set to expire with the liveness that execution wrote, expires no earlier than
+// s_k + TTL by the server's clock — the argument of an ordinary round, with request k as the
+// round. The number ties the wake-up to the request: the waiter accepts a grant only for its
+// latest request, and not at all once that request's round failed or was undone (a round with a
+// node error, or one that granted too late, undoes what the node granted or may have, and the
+// undo releases a direct grant too). A stale wake-up (for an earlier request,
 // or arriving after the waiter's later request was answered "not yet") is ignored; when the
 // waiter's later request ran after the grant, that request found the lock its own and renewed it,
 // which is an ordinary grant. When less than TTL/4 of the bound is left as the wake-up is read

@@ -36,6 +36,9 @@ type Quorum engine.Quorum
 //
 // A node that does not answer is not an error here — a quorum exists to tolerate that — but is
 // logged with the reason (a refused connection is reported as refused).
+//
+// The quorum reuses the context and the argument slice of a command it sends once the command has
+// returned: a hook on the clients (redis.Hook) must not keep either past its own return.
 func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Option) (*Quorum, error) {
 	q, err := engine.NewQuorum(ctx, nodes, opts...)
 	return (*Quorum)(q), err

@@ -427,6 +427,12 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 			a.Seq = seq
 		}
 		res, err := q.round(ctx, l, w, votes, tr)
+		if direct && (res.some > 0 || len(res.nodeErrs) > 0) {
+			// The round undid what the node granted or may have (or owes it the undo), and an
+			// undo releases a direct grant too: no wake-up for this request or an earlier one
+			// may be taken for a grant any more; the next round asks the server.
+			seq = 0
+		}
 		if err == nil && !res.granted {
 			l.gate.noteFailure(&res)
 			if onRetry != nil && wait && len(res.nodeErrs) > 0 && ctx.Err() == nil {

@@ -2,12 +2,14 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -230,5 +232,59 @@ func TestDirectGrantGivenUpPassesOn(t *testing.T) {
 	require.NoError(t, a.err)
 	assert.Equal(t, []string{a.l.Token()}, holders(t, nodes, "quorumsync:{giveup}"))
 	require.NoError(t, a.l.Release(context.Background()))
+	redistest.RequireNoKeys(t, nodes, "*")
+}
+
+// loseReply is a client hook that, once armed, lets the next script run on the server, then calls
+// between (while the reply is on its way) and makes the caller see a failed call instead of the
+// reply.
+type loseReply struct {
+	armed   *atomic.Bool
+	between func()
+}
+
+func (h loseReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h loseReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h loseReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == "evalsha" && h.armed.CompareAndSwap(true, false) {
+			h.between()
+			cmd.SetErr(errors.New("read: i/o timeout (the reply was lost)"))
+			return cmd.Err()
+		}
+		return err
+	}
+}
+
+// The request that queued a waiter ran, but its reply was lost; the holder's release granted the
+// waiter meanwhile. The failed round undoes the request — which releases the grant — so the
+// wake-up that names that request must not be taken for a grant (an outside review found this
+// double grant: the waiter held with the key gone, and a third client got it too).
+func TestDirectGrantUndoneByItsRoundIsNotTaken(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	holder, third := newQuorum(t, nodes), newQuorum(t, nodes)
+	h, err := holder.Acquire(context.Background(), "undone")
+	require.NoError(t, err)
+	c := nodes[0].Client()
+	var armed atomic.Bool
+	armed.Store(true) // the waiter's first script is the one that queues it (its SET NX is no script)
+	c.AddHook(loseReply{armed: &armed, between: func() {
+		assert.NoError(t, h.Release(context.Background()))
+		time.Sleep(50 * time.Millisecond) // the wake-up reaches the waiter's subscriber
+	}})
+	waiterQ, err := engine.NewQuorum(context.Background(), []redis.UniversalClient{c})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = waiterQ.Close(context.Background()) })
+
+	l, err := waiterQ.Acquire(context.Background(), "undone")
+	require.NoError(t, err)
+	assert.False(t, armed.Load(), "the hook never ran")
+	assert.Equal(t, []string{l.Token()}, holders(t, nodes, "quorumsync:{undone}"), "the waiter holds, so the server must say so")
+	_, err = third.TryAcquire(context.Background(), "undone")
+	require.ErrorIs(t, err, engine.ErrNotAcquired, "a third client got the lock the waiter holds")
+	require.NoError(t, l.Release(context.Background()))
 	redistest.RequireNoKeys(t, nodes, "*")
 }

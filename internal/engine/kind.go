@@ -30,8 +30,10 @@ import (
 //   - Scripts are made with [NewScript], which prepends the engine's queue helpers (see
 //     lua/queue.lua), and check the claim's token before they change anything.
 //   - A release (and a leave) that frees what waiters wait for hands it over in the order they
-//     queued, reserving it for each waiter it serves and publishing their tokens, separated by
-//     spaces, on the channel: only the waiters named wake.
+//     queued — reserving it for each waiter it serves, or, for a kind that offers it, granting
+//     it outright ([Attempt.Seq]) — and publishes their tokens, separated by spaces, on the
+//     channel followed by each waiter's process ("@host:pid", see lua/queue.lua's handover):
+//     only the processes of the waiters served hear it, and only the waiters named wake.
 //   - Every key a claim creates expires, or is deleted when the last claim and waiter are gone.
 type Kind interface {
 	// Family names the kind's keys and local gate. Claims on one name whose kinds share a family
@@ -219,7 +221,8 @@ type Attempt struct {
 	Prefer []int64
 	// Seq, when not nil, asks a release that serves this waiter to grant it the claim at once and
 	// to publish Seq, the number of this attempt, with its token, so that the waiter holds with no
-	// request of its own (a direct grant: see [Quorum.Claim]); nil asks for a reservation. The
+	// request of its own (a direct grant: package lease's doc states it and its bound); nil asks
+	// for a reservation. The
 	// engine sets it for a kind of one unit with N = 1 only; a kind may ignore it.
 	Seq any
 

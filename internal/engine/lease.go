@@ -449,7 +449,8 @@ func end(w *scratch) {
 	w.attempt, w.task, w.voteBuf = Attempt{}, callTask{}, [maxRoom]nodeVote{}
 	for i := range w.room {
 		clear(w.room[i].args[:]) // what they point to may be collected
-		w.room[i].ctx = nodeCtx{}
+		// A context no call uses any more reads as ended, never as a nil one.
+		w.room[i].ctx = nodeCtx{Context: context.Background(), done: closedChan}
 	}
 	scratchPool.Put(w)
 }

@@ -32,7 +32,8 @@ type Renewal struct {
 // it must return once ctx is done. It reports each lease's result in place.
 type RenewFunc func(ctx context.Context, batch []Renewal)
 
-// Watchdog renews the leases added to it at a third of their TTL, from one goroutine, and ends
+// Watchdog renews the leases added to it at a third of their TTL, from one goroutine (and, for a
+// batch larger than the max batch, goroutines it starts and waits for, one per chunk), and ends
 // each lease that is not renewed in time, from another (the loss clock). Create it with [New]; stop it with [Watchdog.Close].
 // It is safe for concurrent use.
 type Watchdog struct {

@@ -20,7 +20,7 @@ local ttl = tonumber(ARGV[2])
 local queue = ARGV[3] == '1'
 local demand
 if ARGV[6] ~= '' then
-  demand = ARGV[6] .. ',' .. ARGV[2] .. ',' .. ARGV[5]
+  demand = ARGV[6] .. ',' .. ARGV[5]
 end
 
 local function take(fenced)

@@ -18,16 +18,17 @@ local function hold(token, ms)
 end
 
 -- serve gives the lock to one waiter, and stops there. A waiter that asked for a direct grant
--- (its demand is "<request number>,<ttl ms>,<1 if fenced else 0>", N = 1) is made the holder at
--- once, and its wake-up says so: "<token>#<request number>", then "#<fencing counter>" when
--- fenced. Another is only reserved the lock ("r:" and its token), for as long as it counts, and
--- takes it with a request of its own.
+-- (its demand is "<request number>,<1 if fenced else 0>", N = 1) is made the holder at once, until
+-- its liveness ends (its request's execution + TTL, so a crashed waiter holds the name up no
+-- longer than a reservation would), and its wake-up says so: "<token>#<request number>", then
+-- "#<fencing counter>" when fenced. Another is only reserved the lock ("r:" and its token), for as
+-- long as it counts, and takes it with a request of its own.
 local function serve(token, alive, demand)
   if demand then
-    local seq, ms, fenced = string.match(demand, '^(%d+),(%d+),([01])$')
+    local seq, fenced = string.match(demand, '^(%d+),([01])$')
     if seq then
       dequeue(token)
-      hold(token, tonumber(ms))
+      hold(token, math.max(alive - now(), 1))
       local msg = token .. '#' .. seq
       if fenced == '1' then
         msg = msg .. '#' .. redis.call('INCR', KEYS[5])

@@ -48,7 +48,10 @@ end
 -- The fast path: the first attempt, with nobody queued. A fresh token holds nothing here and is
 -- queued nowhere, so only the count of slots taken matters; the slots whose time is up are
 -- dropped only when they are in the way.
-if ARGV[9] == '1' and #named == 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+-- (A first attempt run twice — a client that resent it after a lost reply — finds its slots listed
+-- and takes the general path, which keeps them.)
+if ARGV[9] == '1' and #named == 0 and redis.call('EXISTS', KEYS[1]) == 0
+    and redis.call('HEXISTS', KEYS[5], 't:' .. ARGV[1]) == 0 then
   local taken = redis.call('ZCARD', KEYS[4])
   if c - taken < n then
     purge()
