@@ -312,10 +312,12 @@ func waitersReport(w func(string, ...any), rs []waitersResult) {
 	w("\n**Reading:** commands and round trips per handoff: %s; the goal %s. PUBLISH per release %s. ",
 		strings.Join(steps, "; "), verdict(allOK, "holds", "does NOT hold at every size"),
 		verdict(pubOK, "is 1 at every contended size: O(1) messages published", "exceeds 1.1 somewhere"))
-	w("But each PUBLISH is delivered to every subscriber of the name's channel (%s subscribers at %s waiters): from %s to %s waiters (×%s) the server's bytes out per handoff grow ×%s and its CPU per handoff ×%s, so %s. ",
-		count(float64(l.Subscribers)), count(float64(l.Waiters)), count(float64(f.Waiters)), count(float64(l.Waiters)), trim(waiterGrowth), trim(byteGrowth), trim(cpuGrowth),
+	perChannel := float64(l.Subscribers) / math.Max(float64(l.Channels), 1)
+	w("A release publishes on the channel of the served waiter's process alone (%s channels, %s subscribers at %s waiters: %s per channel, since here each process holds %s waiters' quorums): from %s to %s waiters (×%s) the server's bytes out per handoff grow ×%s and its CPU per handoff ×%s, so %s. ",
+		count(float64(l.Channels)), count(float64(l.Subscribers)), count(float64(l.Waiters)), trim(perChannel), trim(float64(l.Waiters)/math.Max(float64(l.Procs), 1)),
+		count(float64(f.Waiters)), count(float64(l.Waiters)), trim(waiterGrowth), trim(byteGrowth), trim(cpuGrowth),
 		verdict(byteGrowth > math.Sqrt(waiterGrowth),
-			"the wake-up is a herd at the pub/sub level: every waiter's process receives and discards every other waiter's wake-up (only the served waiter then sends a request)",
+			"deliveries grow with the waiters that share the served waiter's process (every quorum of that process receives the message and all but the served waiter's discard it); with one waiter per process, as in a deployment, one subscriber receives each",
 			"there is no herd in the deliveries either"))
 	// A waiter's sleep is bounded by min(the holder's PTTL, TTL/2) minus up to 10% jitter (lease doc,
 	// Waiting): with holds far shorter than the TTL, each waiter re-checks about every 0.95·TTL/2,

@@ -32,6 +32,7 @@ type waitersResult struct {
 	PerCommand  map[string]int64 // … by command
 	Publishes   int64
 	Subscribers int64         // on the name's channels, sampled mid-window
+	Channels    int           // the name's wake-up channels (one per waiting process), sampled with them
 	BytesOut    int64         // total_net_output_bytes of the server in the window
 	Conns       int64         // connections the server accepted in the window (reconnections)
 	RedisCPU    time.Duration // the server's CPU time in the window
@@ -126,6 +127,7 @@ func runWaiters(ctx context.Context, p *redisProc, pl waitersPlan) (waitersResul
 		if err != nil {
 			return err
 		}
+		res.Channels = len(chans)
 		if len(chans) > 0 {
 			subs, err := p.ctl.PubSubNumSub(ctx, chans...).Result()
 			if err != nil {
