@@ -10,7 +10,7 @@ local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] or v == 'q:' .. ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-if redis.call('HEXISTS', KEYS[#KEYS], ARGV[1]) == 1 then
+if redis.call('HGET', KEYS[#KEYS], ARGV[1]) then -- HGET, not HEXISTS: the README's minimal ACL
   return -1
 end
 return 0

@@ -16,7 +16,7 @@ if score and tonumber(score) > now() then
   expire_set(KEYS[5], ttl)
   return 1
 end
-if redis.call('HEXISTS', KEYS[#KEYS], ARGV[1]) == 1 then
+if redis.call('HGET', KEYS[#KEYS], ARGV[1]) then -- HGET, not HEXISTS: the README's minimal ACL
   return -1
 end
 return 0

@@ -51,7 +51,7 @@ end
 -- (A first attempt run twice — a client that resent it after a lost reply — finds its slots listed
 -- and takes the general path, which keeps them.)
 if ARGV[9] == '1' and #named == 0 and redis.call('EXISTS', KEYS[1]) == 0
-    and redis.call('HEXISTS', KEYS[5], 't:' .. ARGV[1]) == 0 then
+    and not redis.call('HGET', KEYS[5], 't:' .. ARGV[1]) then
   local taken = redis.call('ZCARD', KEYS[4])
   if c - taken < n then
     purge()

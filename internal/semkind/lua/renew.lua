@@ -29,7 +29,7 @@ if freed then
   hand()
 end
 settle()
-if #kept == 0 and redis.call('HEXISTS', KEYS[#KEYS], ARGV[1]) == 1 then
+if #kept == 0 and redis.call('HGET', KEYS[#KEYS], ARGV[1]) then -- HGET: the README's minimal ACL
   return {-1}
 end
 return kept
