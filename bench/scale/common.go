@@ -80,6 +80,19 @@ func createShm(dir string) (string, error) {
 	return f.Name(), f.Truncate(4096)
 }
 
+// newShm creates a shared page in a temporary file and maps it; done unmaps and removes it. The
+// children of a row map the same file by its path (openShm).
+func newShm() (sh *shm, path string, done func(), err error) {
+	if path, err = createShm(""); err != nil {
+		return nil, "", nil, err
+	}
+	if sh, err = openShm(path); err != nil {
+		os.Remove(path)
+		return nil, "", nil, err
+	}
+	return sh, path, func() { sh.close(); os.Remove(path) }, nil
+}
+
 func openShm(path string) (*shm, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 )
@@ -41,16 +40,11 @@ type contendRun struct {
 
 func runContend(ctx context.Context, p *redisProc, pl contendPlan, lib string) (contendRun, error) {
 	res := contendRun{Lib: lib}
-	shmPath, err := createShm("")
+	sh, shmPath, done, err := newShm()
 	if err != nil {
 		return res, err
 	}
-	defer os.Remove(shmPath)
-	sh, err := openShm(shmPath)
-	if err != nil {
-		return res, err
-	}
-	defer sh.close()
+	defer done()
 	name := fmt.Sprintf("c%d", pl.Procs)
 	base := childSpec{Lib: lib, Addr: p.addr, Name: name, Goroutines: pl.Goroutines, TTL: 10 * time.Second,
 		Hold: pl.Hold, Shm: shmPath}

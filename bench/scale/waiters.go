@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -85,16 +84,11 @@ func spread(base childSpec, quorums, procs int) []childSpec {
 
 func runWaiters(ctx context.Context, p *redisProc, pl waitersPlan) (waitersResult, error) {
 	res := waitersResult{waitersPlan: pl, Procs: min(8, pl.Waiters)}
-	shmPath, err := createShm("")
+	sh, shmPath, done, err := newShm()
 	if err != nil {
 		return res, err
 	}
-	defer os.Remove(shmPath)
-	sh, err := openShm(shmPath)
-	if err != nil {
-		return res, err
-	}
-	defer sh.close()
+	defer done()
 	name := fmt.Sprintf("w%d", pl.Waiters)
 	base := childSpec{Lib: "quorumsync", Addr: p.addr, Name: name, Goroutines: 1, PoolSize: 2,
 		TTL: pl.TTL, Hold: pl.Hold, Shm: shmPath}

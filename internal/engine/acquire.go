@@ -709,8 +709,6 @@ func (q *Quorum) fence(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 // [Attempt.Seq]); only the engine's own kinds can.
 type directGranter interface{ grantsDirectly() }
 
-func (exclusive) grantsDirectly() {}
-
 // directGrant makes a release's grant of the claim to this waiter the lease's, with no request
 // (N = 1). The waiter's wake-up named the request the grant answered, sent at sent: the release
 // read that request's number from the queue, where the request put it, so the grant, and the TTL

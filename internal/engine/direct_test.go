@@ -57,6 +57,12 @@ func TestDirectGrantNeedsNoRequestFromTheWaiter(t *testing.T) {
 	// The holder's release is the only script run: the waiter held on the strength of its wake-up.
 	assert.Equal(t, int64(1), evalCalls(t, nodes[0])-before, "scripts run between the release and the waiter's acquisition")
 	assert.Equal(t, []string{a.l.Token()}, holders(t, nodes, "quorumsync:{direct}"))
+	// The grant lasts until the waiter's liveness ends (its queueing request's execution + TTL, at
+	// least 200ms before the release), not a whole TTL past the release: a waiter that crashed
+	// holds the name up no longer than a reservation would.
+	pttl, err := nodes[0].Client().PTTL(context.Background(), "quorumsync:{direct}").Result()
+	require.NoError(t, err)
+	assert.Less(t, pttl, 10*time.Second-200*time.Millisecond, "the key's TTL after the grant")
 	// Its validity counts from the request that queued it, at least 200ms before the release.
 	left := time.Until(a.l.Until())
 	assert.Less(t, left, 10*time.Second-200*time.Millisecond)

@@ -30,6 +30,9 @@ const (
 
 var exclusiveSuffixes = []string{"", ":fence"}
 
+// grantsDirectly: its release can make a waiter the holder (see directGranter, lua/exclusive.lua).
+func (exclusive) grantsDirectly() {}
+
 func (exclusive) Family() string       { return "" }
 func (exclusive) Keys() []string       { return exclusiveSuffixes }
 func (exclusive) Admission() Admission { return AdmitOne }
