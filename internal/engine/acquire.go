@@ -711,9 +711,10 @@ type directGranter interface{ grantsDirectly() }
 
 // directGrant makes a release's grant of the claim to this waiter the lease's, with no request
 // (N = 1). The waiter's wake-up named the request the grant answered, sent at sent: the release
-// read that request's number from the queue, where the request put it, so the grant, and the TTL
-// it set on the server, cannot precede sent, and sent + TTL − drift is a lower bound of its end
-// (the argument of a round's validity, with the request that queued us as the round). A lease
+// read that request's number from the queue's liveness hash, where the request's execution put it
+// with the liveness the grant expires with (that execution + TTL), so the grant cannot precede
+// sent, and sent + TTL − drift is a lower bound of its end (the argument of a round's validity,
+// with the request that queued us as the round; lease's doc, Direct grant). A lease
 // held from such a grant is valid until then; when less than TTL/4 of that is left (the waiter was
 // paused, or the wake-up was slow), it reports false and the caller asks the server instead.
 func (q *Quorum) directGrant(l *Lease, sent time.Time, fence uint64) (bool, error) {
@@ -828,7 +829,7 @@ func (t *callTask) argsFor(n *node) []any {
 }
 
 // nodeContext returns the context of n's call under ctx that ends at deadline, in n's room when
-// the task has one (see nodeContexter).
+// the task has one (Quorum.callNode asks for it).
 func (t *callTask) nodeContext(q *Quorum, ctx context.Context, n *node, deadline time.Time) context.Context {
 	if t.room == nil || n.index >= len(t.room) {
 		return q.deadlines.context(ctx, deadline)
