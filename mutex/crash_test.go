@@ -28,3 +28,22 @@ func init() {
 func TestKilledHoldersAndWaitersLeaveNoKeyBehind(t *testing.T) {
 	crashtest.Test(t, "crash")
 }
+
+func init() {
+	// A child that locks and unlocks three names with one Multi for ever.
+	childproc.Register("crash-multi", crashtest.Child(func(q *lease.Quorum, a crashtest.Args) (acquire, release func(context.Context) error) {
+		opts := []mutex.Option{mutex.WithErrorHandler(func(error) {})}
+		if a.Fenced {
+			opts = append(opts, mutex.WithFencing())
+		}
+		m := mutex.NewMulti(q, []string{a.Name + "-c", a.Name, a.Name + "-b"}, opts...)
+		return m.Lock, m.Unlock
+	}))
+}
+
+// The same for holders of several names: a Multi killed while it holds, while it waits (holding
+// some of its names, maybe), and between a release and the next acquire leaves no key without a
+// TTL, and nothing once the TTLs have passed.
+func TestKilledMultiHoldersLeaveNoKeyBehind(t *testing.T) {
+	crashtest.Test(t, "crash-multi")
+}

@@ -41,6 +41,27 @@
 //     TTL ([WithTTL]) the quorum cannot serve. The one exception is the [sync.Locker] adapter,
 //     which has no error to return: see [Mutex.Locker].
 //
+// # Several names at once
+//
+// [NewMulti] locks a set of names all or nothing, for work that spans them (moving money between
+// two accounts, rebuilding an index over two tenants): [Multi.Lock] returns holding every name or
+// none, and a failed or cancelled Lock leaves none of them held, on any node. Each name is locked
+// as a Mutex of that name would lock it, so Multis and Mutexes of overlapping names exclude each
+// other; on Redis Cluster the names may fall in different slots. Its [MultiLease] is one lease
+// for the group: Done closes when any name is lost, and [Multi.Do]'s ctx ends then. With
+// [WithFencing] each name has its own fencing token ([MultiLease.Fences]).
+//
+// Why it cannot deadlock, whatever orders callers list their names in: a Multi takes its names in
+// one canonical order (sorted). It first asks for every name at once without waiting (one round
+// trip when none is taken); if some are taken, it keeps the ones before the first taken name,
+// gives back the later ones, and then waits for the rest one at a time, in order. So a Multi only
+// ever waits for a name while holding names that sort before it, and a Mutex waits while holding
+// nothing. Every "holds x, waits for y" in the wait-for graph — across processes, and at the local
+// queues within one — goes from a name to a later one, so the graph has no cycle. This holds as
+// long as no caller waits for a lock while it holds another outside one Multi (a Mutex held while
+// another is locked nests locks, and two such callers can deadlock as with [sync.Mutex]): take
+// every name a piece of work needs in one Multi. A Multi names at most [MaxNames] names.
+//
 // # Caveats
 //
 // Everything in package lease's caveats applies: a node restarted without persistence, a clock

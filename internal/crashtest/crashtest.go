@@ -104,7 +104,8 @@ func Loop(ttl time.Duration, acquire, release func(context.Context) error) error
 
 // Run starts three children named child, contending for name, and kills one at each of the three
 // awkward moments, rounds times each, starting a new one after each kill. After each kill it checks
-// that every key matching "*{name}*" has a TTL. Then it kills them all and waits, at most two TTLs
+// that every key matching "*{name*" (the keys of name, and of the names that start with it, which
+// a child locking several names uses) has a TTL. Then it kills them all and waits, at most two TTLs
 // and a second, for every such key to expire (the fencing counters aside).
 func Run(t *testing.T, nodes []*redistest.Node, child string, ttl time.Duration, name string, fenced bool, rounds int) {
 	t.Helper()
@@ -120,7 +121,7 @@ func Run(t *testing.T, nodes []*redistest.Node, child string, ttl time.Duration,
 	for i := range procs {
 		procs[i] = childproc.Start(t, child, args...)
 	}
-	pattern := "*{" + name + "}*"
+	pattern := "*{" + name + "*"
 	kills := map[string]int{}
 	for r := 0; r < rounds; r++ {
 		for _, phase := range []string{Held, Acquiring, Released} {

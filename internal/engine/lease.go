@@ -93,6 +93,10 @@ func (l *Lease) Holder() Holder {
 	return h
 }
 
+// Record returns the holder's record as the servers store it (see [ParseHolder]): its token,
+// process, start and label.
+func Record(l *Lease) string { return l.claim.Token }
+
 // Units returns the units the lease holds: for a claim whose units the servers pick (a
 // semaphore's slots), their indices in increasing order; nil for a claim of one unit.
 func (l *Lease) Units() []int64 {

@@ -7,7 +7,7 @@ import (
 
 // The function run under a held lease (mutex.Do, rwmutex.RDo, semaphore.Do), written once here.
 
-// Run runs fn while l is held, then calls release, and folds the outcomes into one error on one
+// Run runs fn while l (a [Lease], or a [Group] of them) is held, then calls release, and folds the outcomes into one error on one
 // line, so that the caller of a primitive's Do can tell them apart:
 //   - fn ran and l held to its end: fn's own result, as it is;
 //   - l was lost while fn ran (fn's ctx was cancelled then, with l's error as its cause), or the
@@ -26,7 +26,7 @@ import (
 // behind), and the per-node timeout bounds it.
 // mark, if not nil, may add values to fn's ctx (rwmutex marks it so that an upgrade attempt inside
 // fn is refused).
-func Run(ctx context.Context, l *Lease, fn func(context.Context) error, release func(context.Context) error, mark func(context.Context) context.Context) error {
+func Run(ctx context.Context, l Held, fn func(context.Context) error, release func(context.Context) error, mark func(context.Context) context.Context) error {
 	if !l.Valid() {
 		return Join(l.invalid("before fn could start"), release(ctx))
 	}

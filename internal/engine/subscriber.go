@@ -26,6 +26,27 @@ type waiter struct {
 	mu    sync.Mutex
 	seq   int64  // the request number of the last direct grant heard of; 0 for none
 	fence uint64 // its fencing counter, 0 when unfenced
+
+	// A listener's (see Listener) hears every message of its channel instead: it keeps them, and
+	// resync says one may have been missed.
+	listen    bool
+	heardMsgs []string
+	resync    bool
+}
+
+// note keeps a listener's message; "" is a subscription confirmed or a connection failed, when
+// messages may have been missed.
+func (w *waiter) note(msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case msg == "":
+		w.resync = true
+	case len(w.heardMsgs) >= maxHeard:
+		w.heardMsgs, w.resync = nil, true
+	default:
+		w.heardMsgs = append(w.heardMsgs, msg)
+	}
 }
 
 // granted returns the fencing counter of a direct grant made in answer to request seq, and
@@ -196,6 +217,11 @@ func (s *subscriber) wake(channel, tokens string) {
 			continue
 		}
 		for w := range sub.waiters {
+			if w.listen {
+				w.note(tokens)
+				w.signal()
+				continue
+			}
 			if tokens == "" {
 				w.signal()
 				continue
