@@ -68,3 +68,31 @@ func ExampleMutex_Do() {
 	// generating the report under the lock
 	// err: <nil>
 }
+
+func ExampleNewMulti() {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{rdb})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close(ctx)
+
+	// A transfer locks both accounts, listed in whatever order: two transfers in opposite
+	// directions cannot deadlock, since a Multi always takes its names in sorted order.
+	transfer := mutex.NewMulti(q, []string{"acct:7", "acct:3"})
+	fmt.Println("takes them in the order", transfer.Names())
+	err = transfer.Do(ctx, func(ctx context.Context) error {
+		// Both accounts are held here: a Mutex of either is refused.
+		err := mutex.New(q, "acct:3").TryLock(ctx)
+		fmt.Println("acct:3 busy:", errors.Is(err, lease.ErrNotAcquired))
+		return nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	// Output:
+	// takes them in the order [acct:3 acct:7]
+	// acct:3 busy: true
+}
