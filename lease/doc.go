@@ -1,8 +1,8 @@
 // Package lease is what an application configures and holds when it uses quorumsync: the
 // [Quorum] of Redis masters that grants time-bounded claims on names by majority (Redlock), the
 // [Lease] a holder gets, which the quorum's watchdog renews and which tells its holder when it is
-// lost, and the errors every package of the library returns. Packages mutex, rwmutex and semaphore
-// take a Quorum and return Leases; this page is the spec of what they all promise.
+// lost, and the errors every package of the library returns. Packages mutex, rwmutex, semaphore
+// and election take a Quorum and return Leases; this page is the spec of what they all promise.
 //
 //	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{rdb}, lease.WithTTL(10*time.Second))
 //	...

@@ -12,10 +12,10 @@ import (
 // the common case; N = 3 or 5 tolerates the loss of 1 or 2 nodes. Each node is a go-redis client:
 // a plain client, a Sentinel failover client or a Cluster client each count as one node.
 //
-// Create a Quorum with [NewQuorum] and share it: packages mutex, rwmutex and semaphore take one.
-// It holds the watchdog goroutine that renews every lease it granted, one pub/sub connection per
-// node for wake-ups, and the local gates where the process's goroutines queue for a name. Its
-// methods are safe for concurrent use. [Quorum.Close] ends blocked acquires, releases the leases
+// Create a Quorum with [NewQuorum] and share it: packages mutex, rwmutex, semaphore and election
+// take one. It holds the watchdog goroutine that renews every lease it granted, one pub/sub
+// connection per node for wake-ups (and an election's announcements), and the local gates where
+// the process's goroutines queue for a name. Its methods are safe for concurrent use. [Quorum.Close] ends blocked acquires, releases the leases
 // still held and stops its goroutines; it does not close the clients given to NewQuorum, which
 // stay the caller's (it closes those [Dial] made).
 type Quorum engine.Quorum

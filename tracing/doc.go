@@ -18,7 +18,7 @@
 // # Spans
 //
 // Every acquire starts a span named "<primitive>.<operation>" ("mutex.Lock",
-// "rwmutex.TryRLock", "semaphore.Acquire"), a child of the caller's span. It
+// "rwmutex.TryRLock", "semaphore.Acquire", "election.Campaign"), a child of the caller's span. It
 // carries quorumsync.primitive, quorumsync.operation, quorumsync.lock.name, quorumsync.nodes,
 // quorumsync.quorum and, for semaphores, quorumsync.permits; when it ends
 // quorumsync.attempts, quorumsync.outcome, quorumsync.wait and, when acquired,
@@ -44,7 +44,7 @@
 //
 // # Cardinality
 //
-// Metric attributes are few and fixed: three primitives, six operations, four outcomes. The lock
+// Metric attributes are few and fixed: four primitives, seven operations, four outcomes. The lock
 // name is on spans but not on metrics, since names such as "orders:42" would make one time
 // series each. lease.WithNameMetrics adds it to metrics when the names are few and fixed.
 //

@@ -1,6 +1,6 @@
-// Package primitive is the shell that packages mutex, rwmutex and semaphore share: their options,
-// the reporting of the errors nobody else can see, the function run under a lock (Do, TryDo), and
-// the sync.Locker adapter. Each primitive is then its claim kind and a page of API.
+// Package primitive is the shell that packages mutex, rwmutex, semaphore and election share: their
+// options, the reporting of the errors nobody else can see, the function run under a lock (Do,
+// TryDo), and the sync.Locker adapter. Each primitive is then its claim kind and a page of API.
 package primitive
 
 import (

@@ -27,7 +27,7 @@ const (
 
 // AcquireInfo describes one acquire to [Instrumentation.StartAcquire].
 type AcquireInfo struct {
-	// Primitive is "mutex", "rwmutex", "semaphore" or "lease".
+	// Primitive is "mutex", "rwmutex", "semaphore", "election" or "lease".
 	Primitive string
 	// Operation is the method called: "Lock", "TryLock", "RLock", "TryRLock", "Acquire",
 	// "TryAcquire". The span is named Primitive+"."+Operation, e.g. "mutex.Lock".

@@ -23,7 +23,7 @@ const Version = "0.1.0"
 
 // Attribute keys. Durations are float64 seconds, like the metrics.
 const (
-	PrimitiveKey   = attribute.Key("quorumsync.primitive")    // "mutex", "rwmutex", "semaphore", "lease"
+	PrimitiveKey   = attribute.Key("quorumsync.primitive")    // "mutex", "rwmutex", "semaphore", "election", "lease"
 	OperationKey   = attribute.Key("quorumsync.operation")    // "Lock", "TryLock", "RLock", "Acquire", ...
 	LockNameKey    = attribute.Key("quorumsync.lock.name")    // spans; metrics only WithNameAttribute(true)
 	NodesKey       = attribute.Key("quorumsync.nodes")        // int: nodes in the quorum
