@@ -191,9 +191,11 @@
 //     policies too: they evict keys that have a TTL, and lock keys have one). NewQuorum logs a
 //     warning for each such node.
 //   - A node with replicas that a failover can promote (Sentinel, Cluster): replication is
-//     asynchronous, so a promoted replica may not have a claim's write, and grants it to a second
-//     holder while the first still holds it. NewQuorum warns about such nodes; use independent
-//     masters without failover as the quorum's nodes.
+//     asynchronous, so a promoted replica may not have a claim's write (a grant, a renewal), and
+//     grants it to a second holder while the first still holds it. NewQuorum warns about such
+//     nodes. Use independent masters without failover as the quorum's nodes, or
+//     [WithReplicaAck], which counts a node's grants and renewals only once WAIT confirms its
+//     replicas have them (its doc says what WAIT does and does not promise).
 //   - A holder paused longer than its validity (GC, swap, a stopped VM) may still act after its
 //     lease is gone. Done closes on time, but a paused process cannot look at it. Protect the
 //     resource itself, for example with fencing tokens checked by the resource.

@@ -263,3 +263,88 @@ func TestCaveatSentinelPromotesALaggingReplica(t *testing.T) {
 	assert.NoError(t, l.Err(), "and the first has not learnt it yet: two holders at once")
 	require.NoError(t, second.Release(ctx))
 }
+
+// quorumWith returns a quorum like quorum's, with more options.
+func (s *sentinel) quorumWith(t *testing.T, ttl time.Duration, opts ...lease.Option) *lease.Quorum {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts = append([]lease.Option{quiet, lease.WithTTL(ttl), lease.WithNodeTimeout(200 * time.Millisecond)}, opts...)
+	q, err := lease.Dial(ctx, []string{"redis+sentinel://" + s.addr + "?master_name=" + masterName}, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close(context.Background()) })
+	return q
+}
+
+// With lease.WithReplicaAck, a grant counts only once the replica has it: while the replication
+// link is stalled, an acquire fails (unavailable, saying how many replicas confirmed) and leaves
+// nothing on the master; once the link flows again, it succeeds.
+func TestSentinelReplicaAckRefusesAGrantTheReplicaMissed(t *testing.T) {
+	var link *blackhole
+	s := startSentinel(t, 10*time.Second, func(master string) string {
+		link = newBlackhole(t, master)
+		return link.addr
+	})
+	q := s.quorumWith(t, 3*time.Second, lease.WithReplicaAck(1, 50*time.Millisecond))
+	ctx := context.Background()
+	link.on.Store(true)
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err := mutex.New(q, "acked").Obtain(wctx)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, lease.ErrUnavailable, "%v", err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Contains(t, err.Error(), "the write reached 0 of the 1 replicas asked for")
+	n, err := s.master.Client().Exists(ctx, "quorumsync:{acked}").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the unconfirmed grant was undone on the master")
+
+	link.on.Store(false)
+	l, err := mutex.New(q, "acked").Obtain(ctx)
+	require.NoError(t, err, "granted once the replica confirms")
+	require.NoError(t, l.Release(ctx))
+}
+
+// A holder whose renewals the replica misses (the link stalls after the grant), then a failover to
+// that replica: without replica acknowledgement the renewals count, the replica's key expires
+// before the holder's validity, and a second holder gets in while the first is still valid (the
+// caveat); with it, the renewals do not count, the first lease ends on time, and the second holder
+// comes after it.
+func TestSentinelReplicaAckKeepsExclusionWhenRenewalsAreNotReplicated(t *testing.T) {
+	for _, acked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ack=%v", acked), func(t *testing.T) {
+			var link *blackhole
+			s := startSentinel(t, 500*time.Millisecond, func(master string) string {
+				link = newBlackhole(t, master)
+				return link.addr
+			})
+			const ttl = 3 * time.Second
+			var opts []lease.Option
+			if acked {
+				opts = append(opts, lease.WithReplicaAck(1, 50*time.Millisecond))
+			}
+			holder, other := s.quorumWith(t, ttl, opts...), s.quorumWith(t, ttl)
+			ctx := context.Background()
+			l, err := mutex.New(holder, "renewed", mutex.WithErrorHandler(func(error) {})).Obtain(ctx)
+			require.NoError(t, err)
+			require.NoError(t, s.master.Client().Do(ctx, "wait", 1, 1000).Err(), "the replica has the grant")
+			link.on.Store(true) // from now on the replica misses the renewals
+			time.Sleep(ttl * 3 / 4)
+			s.master.Kill()
+
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			second, err := mutex.New(other, "renewed").Obtain(wctx)
+			require.NoError(t, err, "the promoted replica serves the next holder")
+			got := time.Now()
+			require.Equal(t, s.replica.Addr(), s.masterAddr(t))
+			overlap := got.Before(l.Until())
+			if acked {
+				assert.False(t, overlap, "second holder granted %v before the first's validity ended", l.Until().Sub(got))
+			} else {
+				assert.True(t, overlap, "the caveat: without acknowledgement the second holder gets in while the first is valid (granted %v after its Until)", got.Sub(l.Until()))
+			}
+			require.NoError(t, second.Release(ctx))
+		})
+	}
+}

@@ -44,7 +44,7 @@ var surface = map[string][]string{
 		"Option",
 		"Quorum", "Quorum.Break", "Quorum.Close", "Quorum.Health", "Quorum.Inspect", "Quorum.List",
 		"WithErrorHandler", "WithHandoff", "WithKeyPrefix", "WithLogger", "WithMaxHold",
-		"WithMeterProvider", "WithNameMetrics", "WithNodeTimeout", "WithRestartGuard", "WithTTL",
+		"WithMeterProvider", "WithNameMetrics", "WithNodeTimeout", "WithReplicaAck", "WithRestartGuard", "WithTTL",
 		"WithTracerProvider",
 	},
 	"mutex": {

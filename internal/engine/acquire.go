@@ -376,11 +376,12 @@ func (q *Quorum) acquireRemote(ctx context.Context, l *Lease, wait, contended bo
 		timer      *time.Timer
 	)
 	// A release may grant this waiter the claim outright rather than reserve it (see directGrant):
-	// for a kind of one unit that offers it, with N = 1, and without the restart guard, whose check
-	// needs a reply of the node's. seq numbers the requests that may queue us; sent is when the last
+	// for a kind of one unit that offers it, with N = 1, without the restart guard, whose check
+	// needs a reply of the node's, and without replica acknowledgement, whose WAIT must follow the
+	// grant's write on the writer's own connection (the releaser's, not the waiter's). seq numbers the requests that may queue us; sent is when the last
 	// of them was sent.
 	_, grants := l.kind.(directGranter)
-	direct := wait && grants && len(q.nodes) == 1 && q.cfg.guard == 0
+	direct := wait && grants && len(q.nodes) == 1 && q.cfg.guard == 0 && q.cfg.ackReplicas == 0
 	var seq int64
 	var sent time.Time
 	// listen registers us for wake-ups before the first attempt that may queue us (the fast
@@ -638,7 +639,30 @@ func (q *Quorum) settle(ctx context.Context, l *Lease, w *scratch, votes []nodeV
 		res.granted = false
 		return err
 	}
+	q.undoUnreplicated(ctx, l, w, votes)
 	return nil
+}
+
+// undoUnreplicated releases the claim on the nodes whose grant was not confirmed on their replicas
+// (WithReplicaAck), when the round succeeded without them: what a failover could forget should not
+// be kept where it can confuse the next holder's count.
+func (q *Quorum) undoUnreplicated(ctx context.Context, l *Lease, w *scratch, votes []nodeVote) {
+	if q.cfg.ackReplicas == 0 {
+		return
+	}
+	var pick []bool
+	for i := range votes {
+		var nr *notReplicated
+		if errors.As(votes[i].err, &nr) {
+			if pick == nil {
+				pick = make([]bool, len(votes))
+			}
+			pick[i] = true
+		}
+	}
+	if pick != nil {
+		q.each(detach(ctx), w, l.kind.Release(&l.claim), OpRelease, l, make([]nodeVote, len(votes)), pick, true)
+	}
 }
 
 // describe says, in res.detail, why a round that did not hold failed.
@@ -855,11 +879,20 @@ func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
 	}
 	v.sent = true
 	var cmd *redis.Cmd
-	if t.op == OpAcquire && q.cfg.guard > 0 {
+	guarded := t.op == OpAcquire && q.cfg.guard > 0
+	acked := int64(-1) // -1: no WAIT
+	switch {
+	case q.cfg.ackReplicas > 0 && (t.op == OpAcquire || t.op == OpFence):
+		// What a grant wrote (and a fencing counter raised) must reach the replicas before the
+		// vote counts, or a failover to one of them could forget it.
+		var up time.Duration
+		cmd, acked, up = q.runAcked(ctx, c, t.call, guarded)
+		v.young = guarded && up < q.cfg.guardUp()
+	case guarded:
 		var up time.Duration
 		cmd, up = runGuarded(ctx, c, t.call)
 		v.young = up < q.cfg.guardUp()
-	} else {
+	default:
 		cmd = run(ctx, c, t.call, t.argsFor(n))
 	}
 	if err := cmd.Err(); err != nil && err != redis.Nil {
@@ -882,6 +915,11 @@ func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
 		return
 	}
 	v.reply, v.err = l.kind.Read(t.op, cmd, &l.claim)
+	if acked >= 0 && v.err == nil && acked < int64(q.cfg.ackReplicas) && (len(v.reply.Units) > 0 || t.op == OpFence) {
+		// Not confirmed: a failed vote, which a failed round undoes (granted() holds) and a
+		// successful one undoes too (settle).
+		v.err = &notReplicated{acked: acked, want: int64(q.cfg.ackReplicas), timeout: q.cfg.ackTimeout}
+	}
 }
 
 // each sends call to every node (those with pick[i] set, when pick is not nil) in parallel, and

@@ -296,7 +296,7 @@ func (n *node) owes() int {
 // buf, if not nil, is room for the command's arguments that the caller owns and may reuse once run
 // returns (go-redis is done with them then: the command was written, and its reply read or given
 // up on).
-func run(ctx context.Context, c redis.UniversalClient, call Call, buf []any) *redis.Cmd {
+func run(ctx context.Context, c caller, call Call, buf []any) *redis.Cmd {
 	if call.Script == nil {
 		return c.Do(ctx, call.Args...)
 	}
@@ -351,7 +351,7 @@ func queue(ctx context.Context, p redis.Pipeliner, call Call) *redis.Cmd {
 // command and the least time the node can have been up when it ran the call (0 when the uptime
 // could not be read, which counts as young: the vote is ignored). A node that lost its script
 // cache gets the script and the transaction again.
-func runGuarded(ctx context.Context, c redis.UniversalClient, call Call) (*redis.Cmd, time.Duration) {
+func runGuarded(ctx context.Context, c caller, call Call) (*redis.Cmd, time.Duration) {
 	for attempt := 0; ; attempt++ {
 		var info *redis.StringCmd
 		var cmd *redis.Cmd
@@ -433,4 +433,142 @@ func (q *Quorum) checkTLS(n *node) {
 			n.tls.Store(nil)
 		}
 	}()
+}
+
+// caller is what a node's calls are sent through: the node's client, or one connection of it (a
+// call whose writes a WAIT must cover, see runAcked).
+type caller interface {
+	redis.Scripter
+	Do(ctx context.Context, args ...any) *redis.Cmd
+	Pipeline() redis.Pipeliner
+	TxPipelined(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error)
+}
+
+// ackClient returns the client of c that serves key: the Cluster shard's master for a Cluster
+// node, else c itself. A WAIT covers the writes of its own connection on one server, so a call
+// and its WAIT go to that client, on one connection.
+func ackClient(ctx context.Context, c redis.UniversalClient, key string) (*redis.Client, error) {
+	switch cc := c.(type) {
+	case *redis.ClusterClient:
+		return cc.MasterForKey(ctx, key)
+	case *redis.Client:
+		return cc, nil
+	}
+	return nil, fmt.Errorf("replica acknowledgement needs a *redis.Client or a *redis.ClusterClient node, not %T", c)
+}
+
+// waitCall is the WAIT that follows the calls of an acknowledged write.
+func (q *Quorum) waitCall() Call {
+	return Call{Args: []any{"wait", q.cfg.ackReplicas, max(q.cfg.ackTimeout.Milliseconds(), 1)}}
+}
+
+// runAcked runs call on one connection of the client that serves its key, then WAIT for the
+// configured replicas on that connection (in the same pipeline, or after the transaction of a
+// guarded call), and returns the call's command, the number of replicas that confirmed its
+// writes, and, guarded, the node's uptime (see runGuarded).
+func (q *Quorum) runAcked(ctx context.Context, c redis.UniversalClient, call Call, guarded bool) (cmd *redis.Cmd, acked int64, up time.Duration) {
+	key := ""
+	if len(call.Keys) > 0 {
+		key = call.Keys[0]
+	}
+	rc, err := ackClient(ctx, c, key)
+	if err != nil {
+		cmd = redis.NewCmd(ctx)
+		cmd.SetErr(err)
+		return cmd, 0, 0
+	}
+	conn := rc.Conn()
+	if guarded { // never a Cluster node: NewQuorum refuses the guard there
+		defer conn.Close()
+		cmd, up = runGuarded(ctx, conn, call)
+		if err := cmd.Err(); err != nil && isTransportError(err) {
+			return cmd, 0, up
+		}
+		wait := run(ctx, conn, q.waitCall(), nil)
+		acked, _ = wait.Int64() // a failed WAIT confirms nothing
+		return cmd, acked, up
+	}
+	_ = conn.Close()
+	cmds, acked, err := q.ackedPipeline(ctx, c, rc, key, []Call{call})
+	if err != nil {
+		cmd = redis.NewCmd(ctx)
+		cmd.SetErr(err)
+		return cmd, 0, 0
+	}
+	return cmds[0], acked, 0
+}
+
+// ackedPipeline sends calls, which all touch key's server, then WAIT, in one pipeline on one
+// connection of rc, the client that serves key on node c, and returns their commands and the
+// replicas the WAIT counted (0 if it failed). When the server answers MOVED — a Cluster shard
+// failed over, and the node's client has not noticed — it has the Cluster client reload its slots
+// and sends them once more to the key's new master.
+func (q *Quorum) ackedPipeline(ctx context.Context, c redis.UniversalClient, rc *redis.Client, key string, calls []Call) ([]*redis.Cmd, int64, error) {
+	all := append(slices.Clip(calls), q.waitCall())
+	for attempt := 0; ; attempt++ {
+		conn := rc.Conn()
+		cmds, err := pipelined(ctx, conn, all)
+		_ = conn.Close()
+		if attempt == 0 && moved(cmds, err) {
+			if next := freshMaster(ctx, c, key, rc); next != nil {
+				rc = next
+				continue
+			}
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		acked, _ := cmds[len(calls)].Int64() // a failed WAIT confirms nothing
+		return cmds[:len(calls)], acked, nil
+	}
+}
+
+// moved reports whether a pipeline's replies (or its error) say its server no longer serves the
+// keys: MOVED, or READONLY from a master demoted to a replica.
+func moved(cmds []*redis.Cmd, err error) bool {
+	is := func(err error) bool {
+		return redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "READONLY")
+	}
+	if is(err) {
+		return true
+	}
+	for _, c := range cmds {
+		if c != nil && is(c.Err()) {
+			return true
+		}
+	}
+	return false
+}
+
+// freshMaster has Cluster node c reload its view of the slots and returns key's master once it is
+// another client than old, or nil when c is not a Cluster client or ctx ends first.
+func freshMaster(ctx context.Context, c redis.UniversalClient, key string, old *redis.Client) *redis.Client {
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		return nil
+	}
+	cc.ReloadState(ctx)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if rc, err := cc.MasterForKey(ctx, key); err == nil && rc != old {
+			return rc
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// notReplicated is the vote of a node whose grant or renewal WAIT did not confirm on enough of its
+// replicas in time (WithReplicaAck): a failed vote, undone like one.
+type notReplicated struct {
+	acked, want int64
+	timeout     time.Duration
+}
+
+func (e *notReplicated) Error() string {
+	return fmt.Sprintf("the write reached %d of the %d replicas asked for (lease.WithReplicaAck) within %v", e.acked, e.want, e.timeout)
 }

@@ -46,6 +46,11 @@ type config struct {
 	guardSet    bool
 	handoff     time.Duration // how long a process may pass a claim between its goroutines; 0: never
 	owned       bool          // Close closes the clients (lease.Dial made them)
+	// Replica acknowledgement: a node's grant (or renewal) counts only once WAIT confirms that
+	// ackReplicas of its replicas have it, within ackTimeout; 0: off.
+	ackReplicas int
+	ackTimeout  time.Duration
+	ackSet      bool
 }
 
 func defaultConfig() config {
@@ -86,6 +91,11 @@ func WithErrorHandler(f func(error)) Option {
 // WithRestartGuard: see lease.WithRestartGuard, which documents it.
 func WithRestartGuard(longest time.Duration) Option {
 	return optionFunc(func(c *config) { c.guard = longest; c.guardSet = true })
+}
+
+// WithReplicaAck: see lease.WithReplicaAck, which documents it.
+func WithReplicaAck(replicas int, timeout time.Duration) Option {
+	return optionFunc(func(c *config) { c.ackReplicas, c.ackTimeout, c.ackSet = replicas, timeout, true })
 }
 
 // WithHandoff: see lease.WithHandoff, which documents it.
@@ -150,6 +160,13 @@ func (c *config) validate() error {
 	}
 	if c.newBackOff == nil {
 		return Invalid("backoff", "nil")
+	}
+	if c.ackSet && c.ackReplicas < 1 {
+		return Invalid("replica ack", "%d replicas: ask for at least 1", c.ackReplicas)
+	}
+	if c.ackSet && (c.ackTimeout <= 0 || c.ackTimeout > c.nodeTimeout/2) {
+		return Invalid("replica ack", "a timeout of %v: it must be > 0 and at most half the node timeout (%v), which bounds the request and its WAIT together",
+			c.ackTimeout, c.nodeTimeout)
 	}
 	if c.guardSet && c.guard < c.ttl {
 		return Invalid("restart guard", "%v is shorter than the TTL %v: give the longest TTL any process uses", c.guard, c.ttl)

@@ -98,6 +98,13 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 			}
 			seen[n.addr] = i
 		}
+		switch c.(type) {
+		case *redis.Client, *redis.ClusterClient:
+		default:
+			if cfg.ackReplicas > 0 {
+				return nil, Invalid(fmt.Sprintf("nodes[%d]", i), "replica acknowledgement needs a *redis.Client or a *redis.ClusterClient node, not %T", c)
+			}
+		}
 		if _, cluster := c.(*redis.ClusterClient); cluster && cfg.guard > 0 {
 			return nil, Invalid(fmt.Sprintf("nodes[%d]", i), "the restart guard reads a node's uptime in the acquire's transaction, which a Cluster client cannot route; use independent nodes")
 		}
@@ -316,6 +323,17 @@ func (q *Quorum) warnSetUp(n *node, aof, role, replicas string) {
 	if aof == "0" && q.cfg.guard == 0 && warnOnce(n.addr, "aof") {
 		q.cfg.logger.Warn("lease: node has no AOF persistence: if it restarts before the longest TTL has passed it forgets the locks it held, and another client can take one that is held; enable appendonly with appendfsync always, or use lease.WithRestartGuard",
 			"node", n.index, "addr", n.addr)
+	}
+	if have, err := strconv.Atoi(replicas); q.cfg.ackReplicas > 0 && err == nil {
+		switch {
+		case have < q.cfg.ackReplicas && warnOnce(n.addr, "too few replicas"):
+			q.cfg.logger.Warn("lease: node has fewer replicas than lease.WithReplicaAck asks for: its grants and renewals fail until enough are connected",
+				"node", n.index, "addr", n.addr, "replicas", have, "asked", q.cfg.ackReplicas)
+		case have > q.cfg.ackReplicas && warnOnce(n.addr, "replicas beyond the ack"):
+			q.cfg.logger.Warn("lease: node has more replicas than lease.WithReplicaAck waits for: a failover can promote one that has not received a lock's write; ask for all of them",
+				"node", n.index, "addr", n.addr, "replicas", have, "asked", q.cfg.ackReplicas)
+		}
+		return
 	}
 	if (sentinel || (replicas != "" && replicas != "0")) && warnOnce(n.addr, "replicas") {
 		q.cfg.logger.Warn("lease: node has replicas that a failover (Sentinel, Cluster) can promote before they received a lock's write (replication is asynchronous): the promoted node may grant a lock that is held; use independent masters without failover for the quorum",

@@ -41,19 +41,12 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 			}
 			return
 		}
-		cmds, err := pipelined(ctx, c, calls)
-		for j := range mine {
-			v := &mine[j]
-			v.sent = true
-			switch {
-			case err != nil:
-				v.err = err
-			case cmds[j].Err() != nil && cmds[j].Err() != redis.Nil:
-				v.err = cmds[j].Err()
-			default:
-				v.reply, v.err = leases[j].kind.Read(OpRenew, cmds[j], &leases[j].claim)
-			}
+		if q.cfg.ackReplicas > 0 {
+			q.renewAcked(ctx, c, calls, leases, mine)
+			return
 		}
+		cmds, err := pipelined(ctx, c, calls)
+		readRenewals(cmds, err, leases, mine)
 	}))
 	now := time.Now()
 	column := make([]nodeVote, len(q.nodes))
@@ -88,6 +81,64 @@ func (q *Quorum) renewBatch(ctx context.Context, batch []watchdog.Renewal) {
 	}
 }
 
+// readRenewals reads one node's replies to a batch of renewals (or its pipeline's error) into
+// its votes.
+func readRenewals(cmds []*redis.Cmd, err error, leases []*Lease, mine []nodeVote) {
+	for j := range mine {
+		v := &mine[j]
+		v.sent = true
+		switch {
+		case err != nil:
+			v.err = err
+		case cmds[j].Err() != nil && cmds[j].Err() != redis.Nil:
+			v.err = cmds[j].Err()
+		default:
+			v.reply, v.err = leases[j].kind.Read(OpRenew, cmds[j], &leases[j].claim)
+		}
+	}
+}
+
+// renewAcked renews a batch on one node with replica acknowledgement: the renewals go, per server
+// (a Cluster node's shards), in one pipeline on one connection ending with a WAIT, and count only
+// where it confirms them — a failover to a replica that missed a renewal would let the key expire
+// before the validity the renewal gave.
+func (q *Quorum) renewAcked(ctx context.Context, c redis.UniversalClient, calls []Call, leases []*Lease, mine []nodeVote) {
+	groups := map[*redis.Client][]int{}
+	var order []*redis.Client
+	for j, call := range calls {
+		rc, err := ackClient(ctx, c, call.Keys[0])
+		if err != nil {
+			mine[j].sent, mine[j].err = true, err
+			continue
+		}
+		if _, seen := groups[rc]; !seen {
+			order = append(order, rc)
+		}
+		groups[rc] = append(groups[rc], j)
+	}
+	for _, rc := range order {
+		idx := groups[rc]
+		part := make([]Call, 0, len(idx))
+		for _, j := range idx {
+			part = append(part, calls[j])
+		}
+		cmds, acked, err := q.ackedPipeline(ctx, c, rc, calls[idx[0]].Keys[0], part)
+		partLeases := make([]*Lease, len(idx))
+		partVotes := make([]nodeVote, len(idx))
+		for k, j := range idx {
+			partLeases[k] = leases[j]
+		}
+		readRenewals(cmds, err, partLeases, partVotes)
+		for k, j := range idx {
+			v := partVotes[k]
+			if v.err == nil && len(v.reply.Units) > 0 && acked < int64(q.cfg.ackReplicas) {
+				v.err = &notReplicated{acked: acked, want: int64(q.cfg.ackReplicas), timeout: q.cfg.ackTimeout}
+			}
+			mine[j] = v
+		}
+	}
+}
+
 // brokenVotes counts the nodes whose renew reply says an administrator broke the claim.
 func brokenVotes(column []nodeVote) int {
 	n := 0
@@ -117,7 +168,7 @@ func (l *Lease) renewed(err error) {
 // the node lost its script cache (a restart, SCRIPT FLUSH), it loads the scripts and sends the
 // pipeline once more. A script error on one command leaves the others valid; a transport error
 // fails them all.
-func pipelined(ctx context.Context, c redis.UniversalClient, calls []Call) ([]*redis.Cmd, error) {
+func pipelined(ctx context.Context, c caller, calls []Call) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(calls))
 	for attempt := 0; ; attempt++ {
 		pipe := c.Pipeline()

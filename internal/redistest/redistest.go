@@ -134,12 +134,46 @@ func Launch() (addr string, stop func(), err error) {
 // [redis.ClusterClient] over their addresses counts as one node of a quorum.
 func StartCluster(t testing.TB, shards int) []*Node {
 	t.Helper()
-	nodes := Start(t, shards, WithArgs("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"))
+	return startCluster(t, shards, 0)
+}
+
+// StartClusterWithReplicas starts a Redis Cluster of shards masters with one replica each, like
+// [StartCluster], and returns its nodes, masters and replicas alike (which is which changes with a
+// failover: ask the cluster).
+func StartClusterWithReplicas(t testing.TB, shards int) []*Node {
+	t.Helper()
+	nodes := startCluster(t, shards, 1)
+	c := redis.NewClient(nodes[0].Options())
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := c.ClusterNodes(context.Background()).Result()
+		if err == nil && strings.Count(out, "slave") == shards && !strings.Contains(out, "fail") {
+			ok := true
+			for _, n := range nodes {
+				info, err := n.Client().Info(context.Background(), "replication").Result()
+				if err != nil || strings.Contains(info, "role:slave") && !strings.Contains(info, "master_link_status:up") {
+					ok = false
+				}
+			}
+			if ok {
+				return nodes
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: cluster replicas not in sync after 10s: %v\n%s", err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startCluster(t testing.TB, shards, replicas int) []*Node {
+	nodes := Start(t, shards*(1+replicas), WithArgs("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"))
 	args := []string{"--cluster", "create"}
 	for _, n := range nodes {
 		args = append(args, n.Addr())
 	}
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
