@@ -21,18 +21,26 @@
 //     of the candidates: a term is the fencing token of the leader's lease (see mutex.WithFencing),
 //     so a resource that remembers the highest term it has seen refuses a deposed leader (package
 //     fence does this in Redis).
-//   - Candidates are served in the order they began to campaign. [Election.Resign] hands over at
-//     once: its release grants the leadership to the next candidate in line and wakes it. A
-//     leader that dies is replaced once its lease expires, within one TTL of its last renewal,
-//     and a waiting candidate notices within a few milliseconds of the expiry (waiters re-check
-//     when the holder's TTL runs out); the tests bound the whole replacement by the TTL plus a
-//     second.
+//   - Candidates waiting in line are served in the order they queued on the servers, as a
+//     mutex's waiters are (package lease, Waiting); after a leader dies, a candidate that starts
+//     campaigning just as its lease expires can win before the queued ones retry.
+//     [Election.Resign] hands over at once: its release hands the name to the next candidate in
+//     line and wakes it (with one node it grants it outright; with more, the candidate still
+//     makes its acquire and fencing rounds). A leader that dies is replaced once its lease
+//     expires, within one TTL of its last renewal, and a waiting candidate notices within a few
+//     milliseconds of the expiry (waiters re-check when the holder's TTL runs out); the tests
+//     bound the whole replacement by the TTL plus a second.
 //   - A leader learns it lost: [Election.Done] closes no later than its lease's Until, and
 //     [Election.Err] says why. A lost leader is never revived; it may Campaign again.
 //   - [Election.Campaign] announces the new leader, with its value and term, on every node over
-//     pub/sub before it returns. [Election.Observe] delivers the leader at the time it was called,
-//     then every new leader in the order of the terms, with no polling: it reads the servers
-//     only when it (re)subscribes or a connection fails.
+//     pub/sub before it returns (an announcement no node took goes to the error handler).
+//     [Election.Observe] delivers the leader at the time it was called, then every new leader in
+//     the order of the terms. It does not poll while nothing changes: it reads the servers when
+//     it (re)subscribes or a connection fails, and then every second until a read succeeds.
+//   - [Election.Leader] reads the leader's term where its fencing round put it: the counter a
+//     majority of the nodes that hold the leader agree on (a node can read more, or less: see
+//     lease.Holding.Fence). When they do not agree yet, it says so (lease.ErrUnavailable) rather
+//     than guess.
 //   - Errors name this package and the election ("election: not acquired \"scheduler\": ...") and
 //     match package lease's sentinels; misuse returns typed errors ([ErrCampaigning],
 //     [ErrNotLeader], lease.ErrInvalidArgument for a nil quorum, an empty name, a nil ctx, a value

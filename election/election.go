@@ -87,10 +87,10 @@ func (e *Election) check(ctx context.Context) error {
 }
 
 // Campaign blocks until this candidate leads, ctx ends, or the quorum closes. value (at most 128
-// bytes) is what [Election.Leader] and [Election.Observe] show of this leader. Candidates are
-// served in the order they began to campaign. Once it returns nil, Campaign has announced the new
-// leader to the observers, [Election.Term] is the new term, and [Election.Done] closes if the
-// leadership is lost.
+// bytes) is what [Election.Leader] and [Election.Observe] show of this leader. Candidates in line
+// are served in the order they queued (see the package doc). Once it returns nil, Campaign has
+// announced the new leader to the observers (an announcement no node took goes to the error
+// handler), [Election.Term] is the new term, and [Election.Done] closes if the leadership is lost.
 //
 // Its errors are the acquire outcomes of package lease (lease.ErrNotAcquired with ctx's error,
 // lease.ErrUnavailable, lease.ErrMisconfigured: see mutex.Mutex.Lock); a Campaign that fails
@@ -194,18 +194,19 @@ func (e *Election) Err() error {
 func (e *Election) Lease() *lease.Lease { return (*lease.Lease)(e.leader()) }
 
 // Leader returns who leads the election now, as the servers hold it: the candidate that holds
-// the name on a majority of the nodes, with its value and term. It reads every node (one round
-// trip each). With no leader it returns an error matching [ErrNoLeader]; when too few nodes
-// answer to tell, an error matching lease.ErrUnavailable.
+// the name on a majority of the nodes, with its value and its term (the counter a majority of
+// those nodes agree on: see the package doc). It reads every node (one round trip each). With no
+// leader it returns an error matching [ErrNoLeader]; when too few nodes answer to tell, or those
+// that hold the leader do not agree on its term yet, an error matching lease.ErrUnavailable.
 func (e *Election) Leader(ctx context.Context) (Leadership, error) {
 	if err := e.check(ctx); err != nil {
 		return Leadership{}, err
 	}
-	st, err := (*lease.Quorum)(e.s.Q).Inspect(ctx, e.s.Name)
+	st, err := e.s.Q.Inspect(ctx, e.s.Name, leaderKinds)
 	if err != nil {
 		return Leadership{}, fmt.Errorf("election: leader of %q: %w", e.s.Name, err)
 	}
-	need := len(st.NodeErrs)/2 + 1
+	need := e.s.Q.Quorum()
 	for _, h := range st.Holders {
 		on := 0
 		for _, ttl := range h.TTL {
@@ -213,22 +214,32 @@ func (e *Election) Leader(ctx context.Context) (Leadership, error) {
 				on++
 			}
 		}
-		if h.Mode == "lock" && on >= need {
-			return Leadership{Value: h.Label, Term: h.Fence, Holder: h.Holder}, nil
+		if on < need {
+			continue
 		}
+		// The term is the counter a majority of the nodes that hold the leader agree on: the
+		// fencing round set it there. A node can read more (the grant's request ran there late,
+		// on top of failed rounds) or less (the round did not reach it).
+		term, ok := engine.AgreedFence(h, need)
+		if !ok {
+			return Leadership{}, fmt.Errorf("%w %q: the nodes that hold its leader do not agree on its term yet (a grant being settled, or nodes that did not answer)",
+				errs.Unavailable, e.s.Name)
+		}
+		return Leadership{Value: h.Label, Term: term, Holder: lease.Holder(h.Holder)}, nil
 	}
 	return Leadership{}, fmt.Errorf("%w %q", ErrNoLeader, e.s.Name)
 }
 
 // Observe returns a channel that receives the leader when it is called, if there is one, and
 // then every new leader, in the order of their terms, until ctx ends or the quorum closes; the
-// channel is then closed. It does not poll: new leaders are announced by their Campaign over
-// pub/sub on every node, and it reads the servers only when it (re)subscribes or a connection
-// fails, when an announcement may have been missed. A leader that came and went while the
-// observer was cut off from every node is skipped (the terms show the gap); a leader's end, with
-// no successor yet, is not reported (see [Election.Leader]); nor is a leader whose term is not
-// above the last one reported, which takes a node restarted without persistence (the caveat of
-// package lease that breaks fencing). A nil ctx gives a closed channel.
+// channel is then closed. It does not poll while nothing changes: new leaders are announced by
+// their Campaign over pub/sub on every node, and it reads the servers ([Election.Leader]) when it
+// (re)subscribes or a connection fails, when an announcement may have been missed, and every
+// second until such a read succeeds. A leader that came and went while the observer was cut off
+// from every node is skipped (the terms show the gap); a leader's end, with no successor yet, is
+// not reported (see [Election.Leader]); nor is a leader whose term is not above the last one
+// reported, which takes terms going back: a node restarted without persistence, the caveat of
+// package lease that breaks fencing. A nil ctx gives a closed channel.
 //
 // The channel is unbuffered: a slow reader holds up only its own observer, which keeps what it
 // hears meanwhile, up to a limit past which it reads the servers instead.
@@ -246,6 +257,9 @@ func (e *Election) Observe(ctx context.Context) <-chan Leadership {
 	go e.observe(ctx, lst, ch)
 	return ch
 }
+
+// leaderKinds are what Leader reads: the election's name as a mutex holds it.
+var leaderKinds = []engine.Kind{engine.Exclusive}
 
 // rereadAfter is how long an observer waits to read the servers again after it could not.
 const rereadAfter = time.Second

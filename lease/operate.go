@@ -42,8 +42,11 @@ type Holding struct {
 	// node does not have it, negative where its key has no TTL (not written by this library).
 	TTL []time.Duration
 	// Fence is the fencing counter of what the holder holds (the mutex's or the rwmutex writer's
-	// counter, the highest of a semaphore holder's slots), the highest over the nodes: the token
-	// of the last fenced acquisition. 0 for readers, waiters, and names never locked with fencing.
+	// counter, the highest of a semaphore holder's slots) as a majority of the nodes that hold it
+	// agree, which for a fenced holder is its token: a node can read more (a request of the
+	// grant's round that it ran late, after failed rounds had counted there) or less (the grant's
+	// second round did not reach it). When no majority agrees (a grant being settled, nodes lost),
+	// the highest. 0 for readers, waiters, and names never locked with fencing.
 	Fence uint64
 }
 

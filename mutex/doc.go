@@ -53,7 +53,7 @@
 //
 // Why it cannot deadlock, whatever orders callers list their names in: a Multi takes its names in
 // one canonical order (sorted). It first asks for every name at once without waiting (one round
-// trip when none is taken); if some are taken, it keeps the ones before the first taken name,
+// trip when none is taken, two with fencing over several nodes); if some are taken, it keeps the ones before the first taken name,
 // gives back the later ones, and then waits for the rest one at a time, in order. So a Multi only
 // ever waits for a name while holding names that sort before it, and a Mutex waits while holding
 // nothing. Every "holds x, waits for y" in the wait-for graph — across processes, and at the local

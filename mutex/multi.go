@@ -87,10 +87,11 @@ func (m *Multi) check() error {
 }
 
 // Lock blocks until m holds every name, ctx ends, or the quorum closes. It first asks for every
-// name at once (one round trip when none is taken); if some are taken, it keeps the ones before
-// the first taken name in the canonical order, gives back the others, and waits for the rest one
-// by one in that order. Its errors are a [Mutex.Lock]'s, for the name that failed; then nothing it
-// took is kept, on any node.
+// name at once (one round trip when none is taken, two with fencing over several nodes); if some
+// are taken, it keeps the ones before the first taken name in the canonical order, gives back the
+// others, and waits for the rest one by one in that order. Its errors are a [Mutex.Lock]'s, for
+// the name that failed (a name refused for good, misconfigured, fails it at once, whichever it
+// is); then nothing it took is kept, on any node.
 func (m *Multi) Lock(ctx context.Context) error {
 	_, err := m.take(ctx, true, modeLock)
 	return err
@@ -163,13 +164,26 @@ func (m *Multi) do(ctx context.Context, wait bool, fn func(ctx context.Context) 
 	return engine.Run(ctx, g, fn, g.Release, nil)
 }
 
-// Locker returns a [sync.Locker] that locks and unlocks m, like [Mutex.Locker] does a Mutex.
+// Locker returns a [sync.Locker] that locks and unlocks m, like [Mutex.Locker] does a Mutex: its
+// Lock retries until it holds every name, reporting failed attempts to the error handler at most
+// once a second, and panics on an error no retry can heal.
 func (m *Multi) Locker() sync.Locker {
 	report := func(err error) { (&primitive.Shell{}).Report(err) }
 	if m.check() == nil {
 		report = m.locks[0].report
 	}
-	return primitive.NewLocker(m.Lock, m.Unlock, report)
+	var k *primitive.Locker
+	k = primitive.NewLocker(func(ctx context.Context) error {
+		g, err := m.obtainReporting(ctx, true, modeLock, func(err error) { k.Failed(err) })
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		m.held = g
+		m.mu.Unlock()
+		return nil
+	}, m.Unlock, report)
+	return k
 }
 
 // mode says which of each Mutex's requests a Multi's acquire uses: Lock's report a loss to the
@@ -201,6 +215,12 @@ func (m *Multi) take(ctx context.Context, wait bool, md mode) (*engine.Group, er
 // wait-for graph, across processes and within one (the local queues are waits too), thus always
 // goes from a name to a later one, and no cycle can form.
 func (m *Multi) obtain(ctx context.Context, wait bool, md mode) (*engine.Group, error) {
+	return m.obtainReporting(ctx, wait, md, nil)
+}
+
+// obtainReporting is obtain, with onRetry, if not nil, told of each failed attempt of a blocking
+// acquire that it retries (the Locker's reports).
+func (m *Multi) obtainReporting(ctx context.Context, wait bool, md mode, onRetry func(error)) (*engine.Group, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
@@ -231,7 +251,12 @@ func (m *Multi) obtain(ctx context.Context, wait bool, md mode) (*engine.Group, 
 	if first < 0 {
 		return engine.NewGroup(ls), nil
 	}
-	if !wait || engine.IsPermanent(errs[first]) {
+	// A name refused for good (misconfigured, closed) fails the whole at once, wherever it is in
+	// the order: waiting for an earlier name first would only delay the error.
+	if i := slices.IndexFunc(errs, engine.IsPermanent); i >= 0 {
+		return nil, m.giveUp(ctx, errs[i], ls)
+	}
+	if !wait {
 		return nil, m.giveUp(ctx, errs[first], ls)
 	}
 	// Keep the names before the first one missing; the later ones are taken again, in order,
@@ -245,6 +270,11 @@ func (m *Multi) obtain(ctx context.Context, wait bool, md mode) (*engine.Group, 
 		r := &mu.lockReq
 		if md == modeDo {
 			r = &mu.doReq
+		}
+		if onRetry != nil {
+			withReport := *r
+			withReport.OnRetry = onRetry
+			r = &withReport
 		}
 		l, err := mu.s.Claim(ctx, mu.s.Errs, r)
 		if err != nil {

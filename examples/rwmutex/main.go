@@ -80,6 +80,9 @@ type config struct {
 	Reloads  int           // how many times the writer reloads the configuration
 	Every    time.Duration // the writer's pause between reloads
 	TTL      time.Duration
+	// NodeTimeout is the per-node timeout; 0: the quorum's default (a tenth of the TTL, at most
+	// 250ms).
+	NodeTimeout time.Duration
 }
 
 func defaultConfig() config {
@@ -105,7 +108,7 @@ type worker struct {
 	rw      *rwmutex.RWMutex
 }
 
-func newWorker(ctx context.Context, urls []string, ttl time.Duration) (*worker, error) {
+func newWorker(ctx context.Context, urls []string, ttl, nodeTimeout time.Duration) (*worker, error) {
 	w := &worker{}
 	for i, u := range urls {
 		opt, err := redis.ParseURL(u)
@@ -116,7 +119,11 @@ func newWorker(ctx context.Context, urls []string, ttl time.Duration) (*worker, 
 		opt.ContextTimeoutEnabled = true // NewQuorum requires it, so that its per-node deadlines reach the sockets
 		w.clients = append(w.clients, redis.NewClient(opt))
 	}
-	q, err := lease.NewQuorum(ctx, w.clients, lease.WithTTL(ttl))
+	opts := []lease.Option{lease.WithTTL(ttl)}
+	if nodeTimeout > 0 {
+		opts = append(opts, lease.WithNodeTimeout(nodeTimeout))
+	}
+	q, err := lease.NewQuorum(ctx, w.clients, opts...)
 	if err != nil {
 		w.closeClients()
 		return nil, err
@@ -161,7 +168,7 @@ func run(ctx context.Context, out io.Writer, cfg config) (res *result, err error
 		}
 	}()
 	newW := func() (*worker, error) {
-		w, err := newWorker(ctx, urls, cfg.TTL)
+		w, err := newWorker(ctx, urls, cfg.TTL, cfg.NodeTimeout)
 		if err == nil {
 			all = append(all, w)
 		}

@@ -23,6 +23,7 @@ func TestRunShowsReadersOverlapAndTheWriterGettingIn(t *testing.T) {
 	defer cancel()
 	cfg := defaultConfig()
 	cfg.Reloads = 3
+	cfg.TTL, cfg.NodeTimeout = 6*time.Second, time.Second // a loaded machine stalls a node past 200ms
 	var out bytes.Buffer
 	res, err := run(ctx, &out, cfg)
 	t.Logf("output:\n%s", out.String())
@@ -65,6 +66,7 @@ func TestRunOnServersNamedInREDIS_ADDRS(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.URLs = strings.Join(quorumsynctest.NewServers(t, 3).URLs(), ",")
 	cfg.Reloads = 2
+	cfg.TTL, cfg.NodeTimeout = 6*time.Second, time.Second // as above
 	var out bytes.Buffer
 	res, err := run(ctx, &out, cfg)
 	t.Logf("REDIS_ADDRS=%s\noutput:\n%s", cfg.URLs, out.String())

@@ -31,10 +31,11 @@ type Holding struct {
 	Mode   string          // what it holds or waits for: "lock", "read", "write", "permits"
 	Weight int64           // the permits of a semaphore's holder or waiter (the most any node has); 1 otherwise
 	TTL    []time.Duration // per node, in the quorum's order: what is left of it there; 0 where the node does not have it, -1ns where its key has no TTL
-	Fence  uint64          // the fencing counter of what it holds, the highest over the nodes
+	Fence  uint64          // the holder's fencing token, as the nodes that hold it agree (see holderFence)
 
-	record  string // the token as the servers store it
-	arrival int64  // a waiter's place in the queue
+	record  string   // the token as the servers store it
+	arrival int64    // a waiter's place in the queue
+	fences  []uint64 // the counters of the nodes that have it
 	waiter  bool
 }
 
@@ -125,10 +126,16 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 				}
 				h := &all[p]
 				h.TTL[i] = rec.left
-				h.Fence = max(h.Fence, rec.fence)
+				if h.fences == nil {
+					h.fences = make([]uint64, 0, len(q.nodes))
+				}
+				h.fences = append(h.fences, rec.fence)
 				h.Weight = max(h.Weight, rec.weight) // the most any node has (a partial release may be under way)
 			}
 		}
+	}
+	for i := range all {
+		all[i].Fence = holderFence(all[i].fences, q.quorum)
 	}
 	for _, h := range all {
 		if h.waiter {
@@ -147,6 +154,44 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 		return st, q.unavailable(name, st.Nodes) // what the others have is still in st
 	}
 	return st, nil
+}
+
+// AgreedFence returns h's fencing token as a quorum of the nodes that hold it agree (see
+// holderFence), and false when no quorum agrees.
+func AgreedFence(h Holding, quorum int) (uint64, bool) {
+	f := holderFence(h.fences, quorum)
+	agree := 0
+	for _, g := range h.fences {
+		if g == f {
+			agree++
+		}
+	}
+	return f, agree >= quorum
+}
+
+// Quorum returns how many of q's nodes make a majority.
+func (q *Quorum) Quorum() int { return q.quorum }
+
+// holderFence returns a holder's fencing token from the counters of the nodes that hold it: the
+// value a quorum of them agree on, which the second round of a fenced grant set on a quorum (DESIGN
+// §6). A node can read more — a request of the grant's round that it ran late, after a timeout,
+// counted on top of rounds that failed there — or less, where the second round did not arrive;
+// when no quorum agrees (the grant is being settled, or nodes were lost), the highest.
+func holderFence(fences []uint64, quorum int) uint64 {
+	var highest uint64
+	for _, f := range fences {
+		highest = max(highest, f)
+		agree := 0
+		for _, g := range fences {
+			if g == f {
+				agree++
+			}
+		}
+		if agree >= quorum {
+			return f
+		}
+	}
+	return highest
 }
 
 // record is one line of a lookup script's reply (see lua/inspect.lua).

@@ -482,6 +482,21 @@ func (q *Quorum) Close(ctx context.Context) error {
 		s.close()
 	}
 	q.probes.Wait()
+	// The probes paid what was owed to the nodes that answered again; the cleanups still owed
+	// (a leave of an acquire Close just ended, an undo) get one last try each, within the node
+	// timeout, while the clients are still open. A node still down never gets them: what they
+	// would have removed lapses by itself.
+	var owed sync.WaitGroup
+	for _, n := range q.nodes {
+		if n.owes() > 0 {
+			owed.Add(1)
+			go func() {
+				defer owed.Done()
+				q.payDebts(n)
+			}()
+		}
+	}
+	owed.Wait()
 	q.notes.close(ctx)
 	if q.cfg.owned {
 		for _, n := range q.nodes {
