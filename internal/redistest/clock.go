@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
 )
 
 // WithClockRate runs every node's wall clock at rate times real time (1.009: 0.9% fast), from the
@@ -21,12 +25,33 @@ func WithClockRate(rate float64) Option {
 	return optionFunc(func(c *config) { c.clockRate = rate })
 }
 
+// WithClockJumps lets a test step each node's wall clock at run time ([Node.JumpClock]), as an
+// NTP step or an operator's date(1) would: it preloads the library of [WithClockRate] (at the rate
+// given there, else real time), which adds an offset the node reads from a shared page on every
+// reading of the clock.
+func WithClockJumps() Option {
+	return optionFunc(func(c *config) { c.clockJumps = true })
+}
+
+// JumpClock steps n's wall clock by d (forward when d > 0), at once, for every later reading; the
+// steps add up. The node must have been started WithClockJumps.
+func (n *Node) JumpClock(d time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.offset == nil {
+		n.t.Fatalf("redistest: JumpClock on node %s, started without WithClockJumps", n.Addr())
+	}
+	atomic.AddInt64(n.offset, int64(d))
+}
+
 // fastClockC is the preloaded library. It reads the time with the raw system call, never through
 // the C library or the dynamic linker, which the allocator may call into while it starts up.
 const fastClockC = `
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -34,19 +59,30 @@ const fastClockC = `
 
 static double rate = 1.0;
 static int64_t epoch;
+static volatile int64_t *offset; // a step the test sets at run time (REDISTEST_CLOCK_OFFSET_FILE)
 
 __attribute__((constructor)) static void init(void) {
 	const char *r = getenv("REDISTEST_CLOCK_RATE"), *e = getenv("REDISTEST_CLOCK_EPOCH_NS");
+	const char *o = getenv("REDISTEST_CLOCK_OFFSET_FILE");
 	if (r) rate = strtod(r, NULL);
 	if (e) epoch = strtoll(e, NULL, 10);
+	if (o) {
+		int fd = (int)syscall(SYS_open, o, O_RDWR);
+		if (fd >= 0) {
+			void *p = (void *)syscall(SYS_mmap, NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			if (p != MAP_FAILED) offset = (volatile int64_t *)p;
+			syscall(SYS_close, fd);
+		}
+	}
 }
 
 static int64_t wall_ns(void) {
 	struct timespec ts;
 	syscall(SYS_clock_gettime, CLOCK_REALTIME, &ts);
 	int64_t ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	if (epoch == 0 || rate == 1.0) return ns;
-	return epoch + (int64_t)((double)(ns - epoch) * rate);
+	if (epoch != 0 && rate != 1.0) ns = epoch + (int64_t)((double)(ns - epoch) * rate);
+	if (offset) ns += *offset;
+	return ns;
 }
 
 int clock_gettime(clockid_t id, struct timespec *ts) {
@@ -117,16 +153,42 @@ func fastClockLib() (string, error) {
 	return fastClock.path, fastClock.err
 }
 
-// clockEnv returns the environment that runs a node's clock at the configured rate from epoch.
-func (c *config) clockEnv() ([]string, error) {
-	if c.clockRate == 0 || c.clockRate == 1 {
+// clockEnv returns the environment that runs a node's clock at the configured rate from epoch,
+// stepped by the offset in offsetFile ("" without WithClockJumps).
+func (c *config) clockEnv(offsetFile string) ([]string, error) {
+	if (c.clockRate == 0 || c.clockRate == 1) && !c.clockJumps {
 		return nil, nil
 	}
 	lib, err := fastClockLib()
 	if err != nil {
 		return nil, err
 	}
-	return []string{"LD_PRELOAD=" + lib,
-		"REDISTEST_CLOCK_RATE=" + strconv.FormatFloat(c.clockRate, 'f', -1, 64),
-		"REDISTEST_CLOCK_EPOCH_NS=" + strconv.FormatInt(c.clockEpoch.UnixNano(), 10)}, nil
+	env := []string{"LD_PRELOAD=" + lib}
+	if c.clockRate != 0 && c.clockRate != 1 {
+		env = append(env, "REDISTEST_CLOCK_RATE="+strconv.FormatFloat(c.clockRate, 'f', -1, 64),
+			"REDISTEST_CLOCK_EPOCH_NS="+strconv.FormatInt(c.clockEpoch.UnixNano(), 10))
+	}
+	if offsetFile != "" {
+		env = append(env, "REDISTEST_CLOCK_OFFSET_FILE="+offsetFile)
+	}
+	return env, nil
+}
+
+// clockOffset makes the shared page a node started WithClockJumps reads its clock's step from, in
+// the node's directory, and maps it: the returned pointer is the step, in nanoseconds.
+func clockOffset(dir string) (file string, offset *int64, err error) {
+	file = filepath.Join(dir, "clock-offset")
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	if err := f.Truncate(int64(os.Getpagesize())); err != nil {
+		return "", nil, err
+	}
+	mem, err := syscall.Mmap(int(f.Fd()), 0, os.Getpagesize(), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return "", nil, err
+	}
+	return file, (*int64)(unsafe.Pointer(&mem[0])), nil
 }

@@ -52,3 +52,44 @@ func TestWithClockRateRunsTheNodesWallClockFast(t *testing.T) {
 		nodes[0].Restart()
 	}
 }
+
+// A node started WithClockJumps steps its wall clock when told: TIME jumps by the step, a key set
+// for 10s expires at once after a 20s forward jump, and the step survives a restart.
+func TestJumpClockStepsTheNodesWallClock(t *testing.T) {
+	nodes := redistest.Start(t, 1, redistest.WithClockJumps())
+	ctx := context.Background()
+	c := nodes[0].Client()
+	defer c.Close()
+	t0, err := c.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := t0.Sub(time.Now()); d < -time.Second || d > time.Second {
+		t.Fatalf("before any jump the node's clock is %v off real time; want it on time", d)
+	}
+	if err := c.Set(ctx, "k", "v", 10*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	nodes[0].JumpClock(20 * time.Second)
+	t1, err := c.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := t1.Sub(time.Now()); d < 19*time.Second || d > 21*time.Second {
+		t.Errorf("after a 20s jump the node's clock is %v ahead of real time; want about 20s", d)
+	}
+	if n, _ := c.Exists(ctx, "k").Result(); n != 0 {
+		t.Error("a key set for 10s is still there after a 20s forward jump; want it expired")
+	}
+	nodes[0].JumpClock(-20 * time.Second)
+	nodes[0].Restart()
+	c2 := nodes[0].Client()
+	defer c2.Close()
+	t2, err := c2.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := t2.Sub(time.Now()); d < -time.Second || d > time.Second {
+		t.Errorf("after stepping back and a restart the node's clock is %v off real time; want it on time", d)
+	}
+}

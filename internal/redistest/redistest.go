@@ -38,6 +38,7 @@ type config struct {
 	extra      []string
 	clockRate  float64   // the nodes' wall-clock rate (WithClockRate); 0: real time
 	clockEpoch time.Time // when the fast clocks start
+	clockJumps bool      // WithClockJumps
 }
 
 type optionFunc func(*config)
@@ -74,6 +75,10 @@ type Node struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	paused bool
+	// offset is the step of the node's wall clock (WithClockJumps), in nanoseconds, on the page
+	// offsetFile maps, which the node's preloaded clock library reads.
+	offset     *int64
+	offsetFile string
 }
 
 // Start starts n independent redis-server processes, waits until each answers PING, and registers
@@ -95,12 +100,18 @@ func Start(t testing.TB, n int, opts ...Option) []*Node {
 		}
 		cfg.tls = files
 	}
-	if _, err := cfg.clockEnv(); err != nil {
+	if _, err := cfg.clockEnv(""); err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
 	nodes := make([]*Node, n)
 	for i := range nodes {
 		nd := &Node{t: t, cfg: cfg, dir: t.TempDir()}
+		if cfg.clockJumps {
+			var err error
+			if nd.offsetFile, nd.offset, err = clockOffset(t.TempDir()); err != nil {
+				t.Fatalf("redistest: clock offset of node %d: %v", i, err)
+			}
+		}
 		if err := nd.startFresh(); err != nil {
 			t.Fatalf("redistest: start node %d: %v", i, err)
 		}
@@ -525,7 +536,7 @@ func (n *Node) exec() error {
 	args = append(args, n.cfg.extra...)
 	cmd := exec.Command("redis-server", args...)
 	cmd.Dir = n.dir
-	clock, err := n.cfg.clockEnv()
+	clock, err := n.cfg.clockEnv(n.offsetFile)
 	if err != nil {
 		return err
 	}
