@@ -186,7 +186,14 @@
 //   - A node restarted without persistence (AOF with appendfsync always) before the longest TTL
 //     has passed forgets the keys it held: another client can then win a majority that includes
 //     it. [WithRestartGuard] closes this gap; its doc says what it needs from the server.
-//   - A wall-clock jump on a Redis host makes its keys expire early.
+//   - Clocks. Validity is counted on the client's monotonic clock; keys expire by each server's
+//     wall clock. The drift allowance (TTL/100 + 2ms) covers a server clock that runs up to 1%
+//     fast against the client's over a lease, plus 2ms of timer granularity (the chaos suite runs
+//     every node 0.9% fast and finds no violation). A forward step of a Redis host's wall clock
+//     (an NTP step, date(1)) by more than what is left of that allowance, or a clock more than 1%
+//     fast, expires keys early: the node then grants a second holder while the first is still
+//     valid by its own clock (shown in package mutex's tests, with a real step of the server's
+//     clock). A backward step only delays expiry: a dead holder's name stays taken longer.
 //   - A maxmemory-policy other than noeviction can drop lock keys when memory is full (volatile-*
 //     policies too: they evict keys that have a TTL, and lock keys have one). NewQuorum logs a
 //     warning for each such node.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumsync/quorumsync/fence"
 	"github.com/quorumsync/quorumsync/internal/redistest"
 	"github.com/quorumsync/quorumsync/lease"
 	"github.com/quorumsync/quorumsync/mutex"
@@ -67,20 +68,35 @@ func TestCaveatEvictionDropsLockKeysAndIsWarnedAbout(t *testing.T) {
 	require.NoError(t, b.Unlock(ctx))
 }
 
-// A wall-clock jump on the server expires keys early. We cannot step the server's clock from a
-// test, so we produce the same effect the jump has: the key's remaining TTL is cut short.
+// A wall-clock jump on the server (an NTP step, date(1)) larger than the drift margin expires a
+// held lock's key early: a second holder gets in while the first's validity has seconds left. A
+// resource fenced with the tokens refuses the first holder's late write all the same.
 func TestCaveatServerClockJumpExpiresKeyEarly(t *testing.T) {
-	nodes := redistest.Start(t, 1)
-	a := mutex.New(newQuorum(t, nodes, lease.WithTTL(10*time.Second)), "clock", mutex.WithErrorHandler(func(error) {}))
+	nodes := redistest.Start(t, 1, redistest.WithClockJumps())
 	ctx := context.Background()
+	a := mutex.New(newQuorum(t, nodes, lease.WithTTL(10*time.Second)), "clock", mutex.WithFencing(), mutex.WithErrorHandler(func(error) {}))
 	al, err := a.Obtain(ctx)
 	require.NoError(t, err)
-	require.NoError(t, nodes[0].Client().PExpire(ctx, "quorumsync:{clock}", time.Millisecond).Err())
-	time.Sleep(20 * time.Millisecond)
-	b := mutex.New(newQuorum(t, nodes), "clock")
-	require.NoError(t, b.TryLock(ctx), "key expired early: b holds while a's validity has seconds left")
-	assert.True(t, al.Until().After(time.Now().Add(5*time.Second)))
-	require.NoError(t, b.Unlock(ctx))
+	aToken, err := al.Fence()
+	require.NoError(t, err)
+	rdb := nodes[0].Client()
+	require.NoError(t, fence.Set(ctx, rdb, "clock:fence", aToken, "clock:resource", "a", 0))
+
+	nodes[0].JumpClock(15 * time.Second) // past the key's 10s TTL: far more than the drift margin (102ms)
+	b := mutex.New(newQuorum(t, nodes), "clock", mutex.WithFencing())
+	bl, err := b.TryObtain(ctx)
+	require.NoError(t, err, "the key expired early: b holds while a's validity has seconds left")
+	assert.True(t, al.Valid() && al.Until().After(time.Now().Add(5*time.Second)), "a still holds, by its own clock")
+	bToken, err := bl.Fence()
+	require.NoError(t, err)
+	require.Greater(t, bToken, aToken)
+	require.NoError(t, fence.Set(ctx, rdb, "clock:fence", bToken, "clock:resource", "b", 0))
+	// a, still believing it holds, writes: the fenced resource refuses it.
+	require.ErrorIs(t, fence.Set(ctx, rdb, "clock:fence", aToken, "clock:resource", "a again", 0), fence.ErrStale)
+	v, err := rdb.Get(ctx, "clock:resource").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "b", v)
+	require.NoError(t, bl.Release(ctx))
 }
 
 // A holder that cannot renew is told it lost the lock before anyone else can take it: Done closes
