@@ -196,7 +196,10 @@
 //     clock). A backward step only delays expiry: a dead holder's name stays taken longer.
 //   - A maxmemory-policy other than noeviction can drop lock keys when memory is full (volatile-*
 //     policies too: they evict keys that have a TTL, and lock keys have one). NewQuorum logs a
-//     warning for each such node.
+//     warning for each such node. With noeviction a full node drops nothing: held leases are kept,
+//     renewed and released; an acquire's first request is refused (an error matching
+//     ErrUnavailable that says the node is out of memory), and a blocking acquire's later rounds
+//     may still take a free name (Redis lets a script write once it has begun with a delete).
 //   - A node with replicas that a failover can promote (Sentinel, Cluster): replication is
 //     asynchronous, so a promoted replica may not have a claim's write (a grant, a renewal), and
 //     grants it to a second holder while the first still holds it. NewQuorum warns about such

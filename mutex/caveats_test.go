@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +130,70 @@ func TestCaveatLossIsSignalledBeforeAnotherHolderGetsIn(t *testing.T) {
 	}
 	assert.False(t, l.Until().After(bAt), "a's validity (%v) outlasted b's acquisition", l.Until().Sub(bAt))
 	require.NoError(t, b.Unlock(ctx))
+}
+
+// With maxmemory-policy volatile-lru (evict among keys with a TTL) the lock keys, which have one,
+// are what goes when memory is full: a second holder gets in while the first holds.
+func TestCaveatVolatileLRUEvictsLockKeys(t *testing.T) {
+	nodes := redistest.Start(t, 1, redistest.WithArgs("--maxmemory", "4mb", "--maxmemory-policy", "volatile-lru"))
+	a := mutex.New(newQuorum(t, nodes), "volatile", mutex.WithErrorHandler(func(error) {}))
+	ctx := context.Background()
+	al, err := a.Obtain(ctx)
+	require.NoError(t, err)
+	c := nodes[0].Client()
+	big := strings.Repeat("x", 64<<10)
+	for i := 0; i < 400 && c.Exists(ctx, "quorumsync:{volatile}").Val() == 1; i++ {
+		// Keys without a TTL, which volatile-lru never evicts; the write that finds memory full
+		// evicts a key with a TTL instead, or fails once none is left.
+		c.Set(ctx, "filler:"+strconv.Itoa(i), big, 0)
+	}
+	require.Zero(t, c.Exists(ctx, "quorumsync:{volatile}").Val(), "the lock key survived memory pressure")
+	require.True(t, al.Valid(), "a still holds, by its own clock")
+	c.FlushDB(ctx) // room for b's key
+	b := mutex.New(newQuorum(t, nodes), "volatile")
+	require.NoError(t, b.TryLock(ctx), "the evicted lock is free for b while a holds it")
+	require.NoError(t, b.Unlock(ctx))
+}
+
+// With maxmemory-policy noeviction (the setting to use), a full node evicts nothing: a held lock
+// stays held, renewed and released as usual. An acquire's first request (SET NX) is refused with
+// an error that says the node is out of memory (lease.ErrUnavailable: it heals once memory is
+// freed); a blocking acquire's later rounds run a script, which Redis lets write once it has
+// begun with a delete, and may take a free name all the same. Either way nothing is lost, and no
+// key is left without a TTL.
+func TestNoevictionRefusesAcquiresAndKeepsHeldLocks(t *testing.T) {
+	nodes := redistest.Start(t, 1, redistest.WithArgs("--maxmemory-policy", "noeviction"))
+	q := newQuorum(t, nodes, lease.WithTTL(600*time.Millisecond))
+	ctx := context.Background()
+	held, err := mutex.New(q, "kept").Obtain(ctx)
+	require.NoError(t, err)
+	c := nodes[0].Client()
+	// 4MB of data, then a limit below it: the node stays full, since it may evict nothing.
+	big := strings.Repeat("x", 64<<10)
+	for i := 0; i < 64; i++ {
+		require.NoError(t, c.Set(ctx, "filler:"+strconv.Itoa(i), big, 0).Err())
+	}
+	require.NoError(t, c.ConfigSet(ctx, "maxmemory", "2mb").Err())
+	require.Error(t, c.Set(ctx, "one-more", "x", 0).Err(), "the node takes writes past its maxmemory")
+
+	err = mutex.New(q, "refused").TryLock(ctx)
+	require.ErrorIs(t, err, lease.ErrUnavailable)
+	assert.Contains(t, err.Error(), "out of memory")
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	blocking := mutex.New(q, "blocking")
+	if err := blocking.Lock(wctx); err == nil {
+		require.NoError(t, blocking.Unlock(ctx))
+	} else {
+		require.ErrorIs(t, err, lease.ErrUnavailable)
+	}
+	redistest.RequireTTLs(t, nodes, "quorumsync:*")
+
+	time.Sleep(time.Second) // renewals at TTL/3 go on under memory pressure
+	require.NoError(t, held.Err(), "the held lock kept its lease")
+	require.Equal(t, int64(1), c.Exists(ctx, "quorumsync:{kept}").Val())
+	require.NoError(t, held.Release(ctx))
+	require.Zero(t, c.Exists(ctx, "quorumsync:{kept}").Val())
+	c.FlushDB(ctx)
+	redistest.RequireNoKeys(t, nodes, "quorumsync:*")
 }

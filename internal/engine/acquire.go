@@ -897,7 +897,9 @@ func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
 	}
 	if err := cmd.Err(); err != nil && err != redis.Nil {
 		v.err = err
-		if r := refusalOf(err); r != nil && r.vague {
+		if redis.HasErrorPrefix(err, "OOM") {
+			v.err = &outOfMemory{err}
+		} else if r := refusalOf(err); r != nil && r.vague {
 			v.err = q.explain(ctx, c, r)
 		} else if r == nil && connectionDropped(err) {
 			// A server that speaks only TLS drops a plain-text connection at once: once a check
@@ -938,6 +940,16 @@ func (q *Quorum) each(ctx context.Context, w *scratch, call Call, op Op, l *Leas
 	q.fanout(ctx, t)
 	*t = callTask{}
 }
+
+// outOfMemory is the vote of a node that refused a write for lack of memory (maxmemory reached
+// with the noeviction policy): a failed vote, which heals once memory is freed.
+type outOfMemory struct{ err error }
+
+func (e *outOfMemory) Error() string {
+	return "out of memory: the node refuses new writes until memory is freed (used memory over maxmemory, policy noeviction): " + e.err.Error()
+}
+
+func (e *outOfMemory) Unwrap() error { return e.err }
 
 // notAcquired is the error of an acquire whose ctx ended: it matches ctx's error and the outcome
 // of the last round (busy or unavailable: see round.sentinel), busy when no round ran, and, when
