@@ -2,6 +2,7 @@ package mutex
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -89,7 +90,10 @@ func (m *Multi) check() error {
 // Lock blocks until m holds every name, ctx ends, or the quorum closes. It first asks for every
 // name at once (one round trip when none is taken, two with fencing over several nodes); if some
 // are taken, it keeps the ones before the first taken name in the canonical order, gives back the
-// others, and waits for the rest one by one in that order. Its errors are a [Mutex.Lock]'s, for
+// others, and waits for the rest one by one in that order. A name lost meanwhile (its lease lost
+// while a later name was waited for) makes it give every name back and start over: it returns
+// only with every lease held and at least a quarter of its TTL of validity left, as a fresh grant
+// must have. Its errors are a [Mutex.Lock]'s, for
 // the name that failed (a name refused for good, misconfigured, fails it at once, whichever it
 // is); then nothing it took is kept, on any node.
 func (m *Multi) Lock(ctx context.Context) error {
@@ -220,7 +224,41 @@ func (m *Multi) obtain(ctx context.Context, wait bool, md mode) (*engine.Group, 
 
 // obtainReporting is obtain, with onRetry, if not nil, told of each failed attempt of a blocking
 // acquire that it retries (the Locker's reports).
+//
+// A name taken early can be lost while a later one is waited for (its holder cut off from the
+// nodes, an administrator's Break): every lease must still be sound once the last name is had —
+// held, with at least TTL/4 of validity left, as a fresh grant must be — or the whole is given back
+// and, for a blocking acquire, taken again from the start.
 func (m *Multi) obtainReporting(ctx context.Context, wait bool, md mode, onRetry func(error)) (*engine.Group, error) {
+	for {
+		g, err := m.obtainOnce(ctx, wait, md, onRetry)
+		if err != nil {
+			return nil, err
+		}
+		ls := g.Leases()
+		i := slices.IndexFunc(ls, func(l *engine.Lease) bool { return !engine.Sound(l) })
+		if i < 0 {
+			return g, nil
+		}
+		why := ls[i].Err()
+		if why == nil {
+			why = errors.New("less than a quarter of its TTL of validity left (renewals failing)")
+		}
+		lost := fmt.Errorf("%w %q: held, then lost before every name was had: %w", errs.NotAcquired, m.names[i], why)
+		// The lost lease's release says it was lost, which is known; what the others' releases
+		// could not reach expires within the TTL, and nodes that come back get it then.
+		_ = g.Release(ctx)
+		if !wait {
+			return nil, lost
+		}
+		if onRetry != nil {
+			onRetry(lost)
+		}
+	}
+}
+
+// obtainOnce takes every name, all or nothing: obtainReporting's one pass.
+func (m *Multi) obtainOnce(ctx context.Context, wait bool, md mode, onRetry func(error)) (*engine.Group, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}

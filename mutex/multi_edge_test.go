@@ -78,3 +78,62 @@ func TestMultiLockFailsAtOnceWhenALaterNameIsRefused(t *testing.T) {
 	assert.ErrorIs(t, err, lease.ErrMisconfigured, "a Multi with acct:z")
 	assert.Less(t, time.Since(start), time.Second, "retried what cannot heal")
 }
+
+// A name a Multi took early can be lost while it waits for a later one (here an administrator
+// breaks it, and another client takes it): Lock does not return holding a lost lease. It gives
+// every name back and starts over, and returns only once every lease is sound, with a fencing
+// token for the lost name above the one that took it meanwhile.
+func TestMultiLockRetakesANameLostWhileItWaited(t *testing.T) {
+	nodes := redistest.Start(t, 3)
+	ctx := context.Background()
+	opts := []lease.Option{lease.WithTTL(time.Second)}
+	qa, qb, qc, admin := newQuorum(t, nodes, opts...), newQuorum(t, nodes, opts...), newQuorum(t, nodes, opts...), newQuorum(t, nodes, opts...)
+	y := mutex.New(qb, "lost-y", mutex.WithFencing())
+	require.NoError(t, y.Lock(ctx)) // B holds lost-y
+	type got struct {
+		ml  *mutex.MultiLease
+		err error
+	}
+	res := make(chan got, 1)
+	go func() { // A takes lost-x, and waits for lost-y
+		ml, err := mutex.NewMulti(qa, []string{"lost-y", "lost-x"}, mutex.WithFencing(), mutex.WithErrorHandler(func(error) {})).Obtain(ctx)
+		res <- got{ml, err}
+	}()
+	require.Eventually(t, func() bool {
+		st, err := admin.Inspect(ctx, "lost-x")
+		return err == nil && len(st.Holders) == 1
+	}, 5*time.Second, 10*time.Millisecond, "A holds lost-x")
+	_, err := admin.Break(ctx, "lost-x")
+	require.NoError(t, err)
+	c := mutex.New(qc, "lost-x", mutex.WithFencing())
+	var lc *lease.Lease
+	require.Eventually(t, func() bool { // C takes lost-x once A's lease there is found broken
+		lc, err = c.TryObtain(ctx)
+		return err == nil
+	}, 5*time.Second, 20*time.Millisecond, "C takes the broken lost-x")
+	cFence, err := lc.Fence()
+	require.NoError(t, err)
+	// A learns of the break at its next renewal (TTL/3): until then it believes it holds lost-x,
+	// the caveat of Break.
+	time.Sleep(700 * time.Millisecond)
+	require.NoError(t, y.Unlock(ctx)) // A gets lost-y now, finds lost-x lost, gives back, waits again
+	select {
+	case r := <-res:
+		t.Fatalf("Obtain returned while C holds lost-x: err %v, lease valid %v", r.err, r.ml.Valid())
+	case <-time.After(300 * time.Millisecond):
+	}
+	require.NoError(t, lc.Release(ctx))
+	var r got
+	select {
+	case r = <-res:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Obtain did not return within 5s of lost-x's release")
+	}
+	require.NoError(t, r.err)
+	require.True(t, r.ml.Valid())
+	require.NoError(t, r.ml.Err())
+	fences, err := r.ml.Fences()
+	require.NoError(t, err)
+	assert.Greater(t, fences[0], cFence, "lost-x's token (names in order: lost-x, lost-y)")
+	require.NoError(t, r.ml.Release(ctx))
+}

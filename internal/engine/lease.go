@@ -93,6 +93,13 @@ func (l *Lease) Holder() Holder {
 	return h
 }
 
+// Sound reports whether l is held with at least TTL/4 of its validity left: what an acquire
+// requires of a fresh grant, which a caller that holds l while it acquires more (mutex.Multi)
+// requires of it again before it counts it as held.
+func Sound(l *Lease) bool {
+	return l.Valid() && time.Until(l.Until()) >= minValidity(l.claim.TTL)
+}
+
 // Record returns the holder's record as the servers store it (see [ParseHolder]): its token,
 // process, start and label.
 func Record(l *Lease) string { return l.claim.Token }
