@@ -24,6 +24,8 @@ const (
 	CheckLeak       = "leak"         // a child process was not reaped
 	CheckLateEntry  = "late-entry"   // a section entered with its validity already over
 	CheckLinear     = "linearizable" // a counter's reads and writes have no order one holder at a time explains
+	CheckTerm       = "term"         // an election's term had two leaders, or a leader had no term
+	CheckObserve    = "observe"      // an observer heard terms out of order
 )
 
 // Violation is one broken property, with the sections that show it.
@@ -322,6 +324,144 @@ func CheckAcquiredAfter(sections []Section, clients []string, healed int64, boun
 		}
 	}
 	return out
+}
+
+// CheckTerms checks an election's history (the sections of PrimElection, one per leadership,
+// Fence its term): every leadership has a term, and no two leaderships of a name have the same
+// term. (At most one leader at a time is CheckExclusive's, terms increasing in order of entry
+// CheckFencingOrder's: run both too.)
+func CheckTerms(sections []Section) []Violation {
+	type key struct {
+		name string
+		term uint64
+	}
+	first := map[key]Section{}
+	var out []Violation
+	for _, s := range sections {
+		if s.Primitive != PrimElection {
+			continue
+		}
+		if !s.Fenced || s.Fence == 0 {
+			out = append(out, Violation{Check: CheckTerm, Name: s.Name, Detail: "a leader with no term", Excerpt: []Section{s}})
+			continue
+		}
+		k := key{s.Name, s.Fence}
+		if f, ok := first[k]; ok {
+			out = append(out, Violation{Check: CheckTerm, Name: s.Name,
+				Detail: fmt.Sprintf("term %d had two leaderships", s.Fence), Excerpt: []Section{f, s}})
+			continue
+		}
+		first[k] = s
+	}
+	return out
+}
+
+// CheckObserved checks what the observers of an election heard (Election.Observe) against the
+// leaderships recorded:
+//   - each observer heard each name's terms in strictly increasing order;
+//   - a leader it heard that a section recorded (by its value, unique per campaign) had the term
+//     the observer heard with it. Two exceptions, which are only counted: a value no section has
+//     (a campaign that never returned, or a client killed before it journaled), and a value heard
+//     with a lower term than its leadership's, no later than slack after the leadership began:
+//     an earlier grant of the same campaign, glimpsed while it was being undone (the election
+//     doc's caveat: Observe reads what a majority holds when it resubscribes);
+//   - when sections of a name entered after healed, every observer heard at least one of them.
+//
+// It returns the violations and how many observations were exceptions.
+func CheckObserved(obs []Observation, sections []Section, healed int64, slack time.Duration) ([]Violation, int) {
+	byValue := map[string]Section{}
+	after := map[string]bool{} // names with a leadership entered after healed
+	for _, s := range sections {
+		if s.Primitive != PrimElection || s.Value == "" {
+			continue
+		}
+		byValue[s.Value] = s
+		if s.Enter >= healed {
+			after[s.Name] = true
+		}
+	}
+	type key struct{ observer, name string }
+	last := map[key]Observation{}
+	heardAfter := map[key]bool{}
+	observers := map[string]bool{}
+	excepted := 0
+	var out []Violation
+	for _, o := range obs {
+		observers[o.Observer] = true
+		k := key{o.Observer, o.Name}
+		if p, ok := last[k]; ok && o.Term <= p.Term {
+			out = append(out, Violation{Check: CheckObserve, Name: o.Name,
+				Detail: fmt.Sprintf("observer %s heard term %d (%s) after term %d (%s)", o.Observer, o.Term, o.Value, p.Term, p.Value)})
+		}
+		last[k] = o
+		s, ok := byValue[o.Value]
+		switch {
+		case !ok:
+			excepted++
+		case s.Name == o.Name && s.Fence == o.Term:
+			heardAfter[k] = heardAfter[k] || s.Enter >= healed
+		case s.Name == o.Name && o.Term < s.Fence && o.At <= s.Enter+int64(slack):
+			excepted++
+		default:
+			out = append(out, Violation{Check: CheckTerm, Name: o.Name,
+				Detail: fmt.Sprintf("observer %s heard %s lead %q in term %d (%s after its campaign began, %s after it entered); it led %q in term %d",
+					o.Observer, o.Value, o.Name, o.Term, ms(o.At-s.AcquireStart), ms(o.At-s.Enter), s.Name, s.Fence),
+				Excerpt: []Section{s}})
+		}
+	}
+	for _, observer := range sortedKeys(observers) {
+		for _, name := range sortedKeys(after) {
+			if !heardAfter[key{observer, name}] {
+				out = append(out, Violation{Check: CheckLiveness, Name: name,
+					Detail: fmt.Sprintf("observer %s heard none of the leaders that began after the faults healed", observer)})
+			}
+		}
+	}
+	return out, excepted
+}
+
+// CheckProgress checks that every client in clients keeps acquiring: none goes longer than bound
+// without entering a section, between from and to (Mono). A lock that deadlocks shows here even
+// when the acquire's timeout breaks the deadlock (the bound is below that timeout).
+func CheckProgress(sections []Section, clients []string, from, to int64, bound time.Duration) []Violation {
+	var out []Violation
+	for _, c := range clients {
+		gap, at := gapOf(sections, c, from, to)
+		if gap > int64(bound) {
+			out = append(out, Violation{Check: CheckLiveness, Name: c,
+				Detail: fmt.Sprintf("entered no section for %s, from %s into the run; bound %s", ms(gap), ms(at-from), bound)})
+		}
+	}
+	return out
+}
+
+// longestGap returns the longest any of clients went without entering a section between from and
+// to.
+func longestGap(sections []Section, clients []string, from, to int64) time.Duration {
+	var longest int64
+	for _, c := range clients {
+		gap, _ := gapOf(sections, c, from, to)
+		longest = max(longest, gap)
+	}
+	return time.Duration(longest)
+}
+
+// gapOf returns the longest time client went without entering a section between from and to, and
+// when that gap began.
+func gapOf(sections []Section, client string, from, to int64) (gap, at int64) {
+	ts := []int64{from, to}
+	for _, s := range sections {
+		if s.Client == client && s.Enter >= from && s.Enter <= to {
+			ts = append(ts, s.Enter)
+		}
+	}
+	slices.Sort(ts)
+	for i := 1; i < len(ts); i++ {
+		if d := ts[i] - ts[i-1]; d > gap {
+			gap, at = d, ts[i-1]
+		}
+	}
+	return gap, at
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -69,6 +69,14 @@ type Section struct {
 	// Slots and SlotFences are a semaphore permit's slots and, fenced, each slot's token.
 	Slots      []int64  `json:"slots,omitempty"`
 	SlotFences []uint64 `json:"slotFences,omitempty"`
+	// Names and Fences are a multi claim's names, sorted (the order of its leases), and, fenced,
+	// each name's token; Name is then the names joined with "+". The checks by name see such a
+	// section once per name (see [PerName]).
+	Names  []string `json:"names,omitempty"`
+	Fences []uint64 `json:"fences,omitempty"`
+	// Value is what an election's leader campaigned with (unique per campaign), and Fence its
+	// term: what its observers hear of it.
+	Value string `json:"value,omitempty"`
 
 	// Ops are the section's uses of the resource, planned at entry (see Op).
 	Ops []Op `json:"ops,omitempty"`
@@ -129,7 +137,12 @@ func (s Section) String() string {
 	if s.AcquireStart != 0 {
 		out += fmt.Sprintf(" acquired-in=%s", ms(s.Enter-s.AcquireStart))
 	}
-	if s.Fenced {
+	switch {
+	case s.Fenced && s.Primitive == PrimElection:
+		out += fmt.Sprintf(" term=%d", s.Fence)
+	case s.Fenced && len(s.Names) > 0:
+		out += fmt.Sprintf(" fences=%v", s.Fences)
+	case s.Fenced:
 		out += fmt.Sprintf(" fence=%d", s.Fence)
 	}
 	for _, op := range s.Ops {
@@ -145,6 +158,43 @@ func (s Section) String() string {
 		out += fmt.Sprintf(" done@%+s-of-until", ms(s.DoneAt-s.DoneUntil))
 	}
 	return out
+}
+
+// PerName returns sections with each multi claim's section (see Section.Names) replaced by one
+// section per name: that name, its token, and its uses of that name's counter; the others as they
+// are. A multi claim holds each of its names like a mutex of that name, so the checks by name
+// (exclusion, fencing order, the resource) run on what this returns.
+func PerName(sections []Section) []Section {
+	out := make([]Section, 0, len(sections))
+	for _, s := range sections {
+		if len(s.Names) == 0 {
+			out = append(out, s)
+			continue
+		}
+		for i, name := range s.Names {
+			p := s
+			p.Name, p.Names, p.Fences, p.Fence, p.Ops = name, nil, nil, 0, nil
+			if s.Fenced && i < len(s.Fences) {
+				p.Fence = s.Fences[i]
+			}
+			key := ResourceKey(name, s.Fenced, -1)
+			for _, op := range s.Ops {
+				if op.Key == key {
+					p.Ops = append(p.Ops, op)
+				}
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Observation is a new leader of an election as an observer heard it (Election.Observe): the
+// observer, the election's name, the leader's term and value, and when it was heard.
+type Observation struct {
+	Observer string
+	Name     string
+	Leader
 }
 
 // History collects sections from many goroutines. The zero value is ready to use.

@@ -125,7 +125,31 @@ func ciProfile() Profile {
 	sem := fenced
 	sem.Name, sem.Primitive = "semaphore-minority-faults", PrimSemaphore
 	sem.Work.Mode, sem.Work.Capacity, sem.Work.MaxWeight = Weighted, 3, 2
-	return Profile{Name: "ci", Scenarios: []Scenario{minority, majority, fenced, rw, sem}, MinSections: 8000,
+	// mutex.Multi: claims of 1 to 3 of the 8 names, listed in random orders, a quarter of them
+	// single mutex.Mutex claims of one name, all fenced; each name's counter is written with that
+	// name's token. Two goroutines per quorum, not six: a Multi that waits for a name holds the
+	// names before it, so waits chain (with six, the p99 acquire latency under faults reached
+	// 10s). An acquire does not give up before the run ends, so a deadlock would last to the end:
+	// the clients in it would not acquire after the heal, and would go longer than MaxGap without
+	// entering a section (in the runs measured the longest was 4s).
+	multi := fenced
+	multi.Name, multi.Primitive, multi.Faults = "multi-minority-faults", PrimMulti, 8*time.Second
+	multi.Goroutines = 2
+	multi.Work.HotShare = 0.2
+	multi.Work.MaxNames, multi.Work.SingleShare = 3, 0.25
+	multi.Work.AcquireTimeout = time.Minute
+	multi.MaxGap = 10 * time.Second
+	// An election per name, 3 names: each client goroutine is a candidate per name; it campaigns,
+	// leads (a section: writes the fenced counter with its term), resigns, and campaigns again.
+	// Two observers follow every name. No pollers: a campaign waits its turn, behind every
+	// candidate that began before it, so three goroutines per quorum, not six (with six, the p99
+	// campaign under faults reached 6.7s of the 8s bound).
+	elect := fenced
+	elect.Goroutines = 3
+	elect.Name, elect.Primitive, elect.Faults = "election-minority-faults", PrimElection, 8*time.Second
+	elect.Work.Names, elect.Work.HotShare = []string{"lead-a", "lead-b", "lead-c"}, 0.4
+	elect.Pollers, elect.Observers = 0, 2
+	return Profile{Name: "ci", Scenarios: []Scenario{minority, majority, fenced, rw, sem, multi, elect}, MinSections: 8000,
 		Lease: lc, DoneSlack: base.DoneSlack, Nodes: 3}
 }
 

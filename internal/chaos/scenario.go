@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,14 @@ type Scenario struct {
 	// the acquire latency while a fault was on (CheckLiveness).
 	MaxFailedShare float64
 	MaxP99         time.Duration
+	// MaxGap, when set, bounds how long a goroutine client of the test process (never paused nor
+	// killed) goes without entering a section, from the start to the end of the run
+	// (CheckProgress): a deadlock shows even when the acquire's timeout breaks it.
+	MaxGap time.Duration
+	// Observers, for an election, are quorums in the test process (each with links of its own, so
+	// that network faults hit them too) that observe every name (Election.Observe) from the start
+	// (CheckObserved).
+	Observers int
 }
 
 // Result is what a scenario found.
@@ -63,6 +72,13 @@ type Result struct {
 	Margins []time.Duration
 	// LinearizeTime is how long CheckLinearizable took.
 	LinearizeTime time.Duration
+	// Observed is how many new leaders the observers heard (an election), and Excepted how many
+	// of them CheckObserved let pass unmatched (a campaign that never returned, or an earlier
+	// grant of a campaign, glimpsed while it was undone).
+	Observed, Excepted int
+	// Gap is the longest a goroutine client of the test process went without entering a section
+	// (when the scenario bounds it: Scenario.MaxGap).
+	Gap time.Duration
 }
 
 // LinearizeTimeout bounds the linearizability check of one counter's history.
@@ -71,7 +87,7 @@ const LinearizeTimeout = time.Minute
 // newResult starts a result over a finished history.
 func newResult(scenario, primitive string, seed uint64, sections []Section, faults []Fault) *Result {
 	r := &Result{Scenario: scenario, Primitive: primitive, Seed: seed, Sections: len(sections), Faults: faults,
-		Margins: margins(sections)}
+		Margins: margins(PerName(sections))}
 	for _, s := range sections {
 		if s.Lost || s.DoneAt != 0 {
 			r.Lost++
@@ -258,7 +274,13 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 				c.Poll = func() (Claim, bool) {
 					name, ok := env.LongName(c.Rng)
 					claim := c.pick()
-					claim.Name = name
+					switch {
+					case len(claim.Names) > 0 && ok && !slices.Contains(claim.Names, name):
+						claim.Names[0] = name // a multi claim: with the name, and others
+						claim.Name = strings.Join(claim.Names, "+")
+					case len(claim.Names) == 0:
+						claim.Name = name
+					}
 					if claim.Mode == Shared {
 						claim.Mode = Exclusive // a writer: what a reader's lost lease must keep out
 					}
@@ -277,6 +299,27 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 			wg.Go(func() { c.Run(ctx) })
 		}
 	}
+	var obsMu sync.Mutex
+	var observed []Observation
+	for i := range sc.Observers {
+		g := env.NewGoClient(fmt.Sprintf("o%d", i), sc.Primitive)
+		gcs = append(gcs, g)
+		o, ok := g.Locker.(Observer)
+		if !ok {
+			t.Fatalf("chaos: %s: a %s cannot be observed", sc.Name, sc.Primitive)
+		}
+		for _, name := range sc.Work.Names {
+			ch := o.Observe(ctx, name)
+			wg.Go(func() {
+				for ld := range ch {
+					obsMu.Lock()
+					observed = append(observed, Observation{Observer: g.ID, Name: name, Leader: ld})
+					obsMu.Unlock()
+				}
+			})
+		}
+	}
+	started := Mono()
 	pp := &procPool{env: env, cfg: ChildConfig{Primitive: sc.Primitive, Work: sc.Work, Goroutines: sc.ProcGoroutines, Seed: seed}}
 	pp.start(sc.ProcClients)
 
@@ -286,6 +329,7 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 	nstop()
 	healed := Mono()
 	time.Sleep(sc.Quiesce)
+	ended := Mono()
 	stop()
 	wg.Wait()
 	procSections, procIDs, unreaped := pp.stop(t)
@@ -295,16 +339,28 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 
 	hist.AddAll(procSections)
 	sections := hist.Sections()
+	// A multi claim's section holds each of its names: the checks by name see it once per name.
+	named := PerName(sections)
 	r := newResult(sc.Name, sc.Primitive, seed, sections, nem.Faults())
 	for _, c := range clients {
 		r.Failed += c.Failed.Load()
 	}
-	r.Violations = append(r.Violations, CheckExclusive(sections)...)
-	r.Violations = append(r.Violations, CheckFencingOrder(sections)...)
-	r.Violations = append(r.Violations, CheckUpdates(sections, env.Finals())...)
+	r.Violations = append(r.Violations, CheckExclusive(named)...)
+	r.Violations = append(r.Violations, CheckFencingOrder(named)...)
+	r.Violations = append(r.Violations, CheckUpdates(named, env.Finals())...)
 	linStart := time.Now()
-	r.Violations = append(r.Violations, CheckLinearizable(sections, LinearizeTimeout)...)
+	r.Violations = append(r.Violations, CheckLinearizable(named, LinearizeTimeout)...)
 	r.LinearizeTime = time.Since(linStart)
+	r.Violations = append(r.Violations, CheckTerms(sections)...)
+	if sc.Observers > 0 {
+		vs, excepted := CheckObserved(observed, sections, healed, sc.DoneSlack)
+		r.Violations = append(r.Violations, vs...)
+		r.Observed, r.Excepted = len(observed), excepted
+	}
+	if sc.MaxGap > 0 {
+		r.Violations = append(r.Violations, CheckProgress(sections, goIDs, started, ended, sc.MaxGap)...)
+		r.Gap = longestGap(sections, goIDs, started, ended)
+	}
 	r.Violations = append(r.Violations, CheckLeases(sections, sc.DoneSlack)...)
 	r.Violations = append(r.Violations, CheckEntries(sections)...)
 	r.Violations = Attribute(r.Violations, r.Faults)
@@ -323,6 +379,12 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 	r.Wall = time.Since(began)
 	t.Logf("chaos: %s: %d sections (%d lost leases, %d abandoned writes, %d failed acquires), faults %s, p99 acquire during faults %v over %d; next holder after a lease that ended mid-section: %v; linearizability checked in %v",
 		sc.Name, r.Sections, r.Lost, r.Abandoned, r.Failed, CountFaults(r.Faults), r.P99, r.DuringFaults, first(r.Margins, 8), r.LinearizeTime.Round(time.Millisecond))
+	if sc.MaxGap > 0 {
+		t.Logf("chaos: %s: the longest a client went without entering a section: %v (bound %v)", sc.Name, r.Gap.Round(time.Millisecond), sc.MaxGap)
+	}
+	if sc.Observers > 0 {
+		t.Logf("chaos: %s: the observers heard %d new leaders, %d of them no recorded leadership in that term (a grant glimpsed while undone, or a campaign that did not return)", sc.Name, r.Observed, r.Excepted)
+	}
 	return r
 }
 

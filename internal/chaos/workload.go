@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -38,6 +40,11 @@ type Workload struct {
 	// FencedWriters says the writers of a name (an rwmutex's) use the fenced counter, so that its
 	// readers read that one.
 	FencedWriters bool `json:"fencedWriters,omitempty"`
+	// MaxNames, when positive, makes claims multi claims (PrimMulti): 1 to MaxNames distinct names,
+	// the first drawn as a single claim's name is, the others uniformly, listed in a random order.
+	// SingleShare of the claims stay single claims of one name (a mutex.Mutex).
+	MaxNames    int     `json:"maxNames,omitempty"`
+	SingleShare float64 `json:"singleShare,omitempty"`
 }
 
 // Client runs a workload with one Locker and records every section it enters.
@@ -67,7 +74,7 @@ type Client struct {
 	// waiter also retries within about a round trip of the last reader's expiry.
 	Poll func() (Claim, bool)
 
-	seq              int
+	seq, attempts    int
 	Failed, Released atomic.Int64 // acquires that failed; releases that returned an error
 }
 
@@ -122,7 +129,29 @@ func (c *Client) pick() Claim {
 	if w.MaxWeight > 0 {
 		claim.Weight = 1 + c.Rng.IntN(w.MaxWeight)
 	}
+	if w.MaxNames > 0 && c.Rng.Float64() >= w.SingleShare {
+		k := min(1+c.Rng.IntN(w.MaxNames), len(w.Names))
+		claim.Names = []string{name}
+		for _, i := range c.Rng.Perm(len(w.Names)) {
+			if len(claim.Names) == k {
+				break
+			}
+			if w.Names[i] != name {
+				claim.Names = append(claim.Names, w.Names[i])
+			}
+		}
+		c.Rng.Shuffle(len(claim.Names), func(i, j int) { claim.Names[i], claim.Names[j] = claim.Names[j], claim.Names[i] })
+		claim.Name = strings.Join(claim.Names, "+")
+	}
 	return claim
+}
+
+// names returns the names claim holds: its Names, or its Name.
+func (claim Claim) names() []string {
+	if len(claim.Names) > 0 {
+		return claim.Names
+	}
+	return []string{claim.Name}
 }
 
 // plan says what a section uses of the resource: an exclusive claim, the name's counter, fenced
@@ -132,6 +161,17 @@ func (c *Client) pick() Claim {
 func (c *Client) plan(s Section) []Op {
 	switch s.Mode {
 	case Exclusive:
+		if len(s.Names) > 0 {
+			// A multi claim: each name's counter, fenced with that name's token.
+			ops := make([]Op, len(s.Names))
+			for i, name := range s.Names {
+				ops[i] = Op{Key: ResourceKey(name, s.Fenced, -1)}
+				if s.Fenced {
+					ops[i].Fence = s.Fences[i]
+				}
+			}
+			return ops
+		}
 		op := Op{Key: ResourceKey(s.Name, s.Fenced, -1)}
 		if s.Fenced {
 			op.Fence = s.Fence
@@ -169,6 +209,8 @@ func (c *Client) section(ctx context.Context, claim Claim, try bool) (Section, e
 	}
 	s := Section{Client: c.ID, Seq: c.seq, Name: claim.Name, Primitive: c.Locker.Primitive(), Mode: mode,
 		Weight: claim.Weight, Capacity: claim.Capacity}
+	c.attempts++
+	claim.Owner, claim.Value = c.ID, LeaderValue(c.ID, c.seq, c.attempts)
 	s.AcquireStart = Mono()
 	actx, cancel := context.WithTimeout(ctx, c.Work.AcquireTimeout)
 	acquire := c.Locker.Acquire
@@ -182,11 +224,20 @@ func (c *Client) section(ctx context.Context, claim Claim, try bool) (Section, e
 	}
 	s.Enter = Mono()
 	s.Until = MonoOf(h.Until())
+	if c.Locker.Primitive() == PrimElection {
+		s.Value = claim.Value
+	}
 	s.Granted = s.Until
 	if token, ok := h.Fence(); ok {
 		s.Fenced, s.Fence = true, token
 	}
 	s.Slots, s.SlotFences = h.Slots()
+	if names, fences := h.Names(); len(names) > 0 {
+		s.Names, s.Name = names, strings.Join(names, "+")
+		if len(fences) == len(names) {
+			s.Fenced, s.Fences = true, fences
+		}
+	}
 	s.Ops = c.plan(s)
 	c.seq++
 	if c.OnEnter != nil {
@@ -229,15 +280,19 @@ func (c *Client) section(ctx context.Context, claim Claim, try bool) (Section, e
 	}
 	if read {
 		// Long sections keep off the hot name, whose throughput they would take.
-		careful := c.Work.LongShare > 0 && c.Rng.Float64() < c.Work.LongShare && (len(c.Work.Names) == 1 || claim.Name != c.Work.Names[0])
+		careful := c.Work.LongShare > 0 && c.Rng.Float64() < c.Work.LongShare && (len(c.Work.Names) == 1 || !slices.Contains(claim.names(), c.Work.Names[0]))
 		switch hold := c.Work.Hold - c.Work.HoldMin; {
 		case careful:
 			if c.OnLong != nil {
-				c.OnLong(claim.Name, true)
+				for _, name := range claim.names() {
+					c.OnLong(name, true)
+				}
 			}
 			time.Sleep(c.Work.LongHold/2 + time.Duration(c.Rng.Int64N(int64(c.Work.LongHold)+1)))
 			if c.OnLong != nil {
-				c.OnLong(claim.Name, false)
+				for _, name := range claim.names() {
+					c.OnLong(name, false)
+				}
 			}
 		case hold >= 0 && c.Work.Hold > 0:
 			time.Sleep(c.Work.HoldMin + time.Duration(c.Rng.Int64N(int64(hold)+1)))
