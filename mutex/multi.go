@@ -266,7 +266,7 @@ func (m *Multi) obtainOnce(ctx context.Context, wait bool, md mode, onRetry func
 		return nil, errs.Invalid("ctx", "nil")
 	}
 	ls := make([]*engine.Lease, len(m.locks))
-	errs := make([]error, len(m.locks))
+	failed := make([]error, len(m.locks))
 	// Every name at once, without waiting.
 	var wg sync.WaitGroup
 	for i, mu := range m.locks {
@@ -275,13 +275,13 @@ func (m *Multi) obtainOnce(ctx context.Context, wait bool, md mode, onRetry func
 			r = &mu.tryDoReq
 		}
 		if i == len(m.locks)-1 {
-			ls[i], errs[i] = mu.s.Claim(ctx, mu.s.Errs, r)
+			ls[i], failed[i] = mu.s.Claim(ctx, mu.s.Errs, r)
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ls[i], errs[i] = mu.s.Claim(ctx, mu.s.Errs, r)
+			ls[i], failed[i] = mu.s.Claim(ctx, mu.s.Errs, r)
 		}()
 	}
 	wg.Wait()
@@ -291,11 +291,11 @@ func (m *Multi) obtainOnce(ctx context.Context, wait bool, md mode, onRetry func
 	}
 	// A name refused for good (misconfigured, closed) fails the whole at once, wherever it is in
 	// the order: waiting for an earlier name first would only delay the error.
-	if i := slices.IndexFunc(errs, engine.IsPermanent); i >= 0 {
-		return nil, m.giveUp(ctx, errs[i], ls)
+	if i := slices.IndexFunc(failed, engine.IsPermanent); i >= 0 {
+		return nil, m.giveUp(ctx, failed[i], ls)
 	}
 	if !wait {
-		return nil, m.giveUp(ctx, errs[first], ls)
+		return nil, m.giveUp(ctx, failed[first], ls)
 	}
 	// Keep the names before the first one missing; the later ones are taken again, in order,
 	// after it, so that this call never waits for a name while it holds a later one.
