@@ -49,8 +49,8 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 // Err then matches [ErrLost] and [ErrClosed]), and stops the quorum's goroutines — the watchdog,
 // the pub/sub connections, the probes of suspect nodes, the notifier that runs loss handlers — and
 // waits for them. The cleanups owed to nodes that did not answer (a leave, an undo) get one last
-// try, each within the node timeout; a node still down then never gets them, and what they would
-// have removed lapses by itself (a waiter's place within its TTL). Later calls return
+// try, each within the node timeout and ctx; a node still down then never gets them, and what
+// they would have removed lapses by itself (a waiter's place within its TTL). Later calls return
 // [ErrClosed]. It closes the clients only if [Dial] made them.
 //
 // If ctx ends first, Close stops waiting for acquires to return and for releases to be answered,

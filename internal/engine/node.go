@@ -204,7 +204,7 @@ func (q *Quorum) probe(n *node) {
 			n.mu.Lock()
 			n.lastErr = err
 			n.mu.Unlock()
-		} else if q.payDebts(n) {
+		} else if q.payDebts(context.Background(), n) {
 			n.mu.Lock()
 			// A debt owed while we paid is paid by this same probe, on its next turn.
 			done := len(n.debts) == 0
@@ -258,7 +258,7 @@ func (q *Quorum) dialCheck(n *node) error {
 
 // payDebts sends the cleanups owed to n, oldest first, and reports whether all went through. One
 // that fails at the transport stays owed, with those after it.
-func (q *Quorum) payDebts(n *node) bool {
+func (q *Quorum) payDebts(parent context.Context, n *node) bool {
 	for {
 		n.mu.Lock()
 		if len(n.debts) == 0 {
@@ -267,7 +267,7 @@ func (q *Quorum) payDebts(n *node) bool {
 		}
 		c := n.debts[0]
 		n.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), q.cfg.nodeTimeout)
+		ctx, cancel := context.WithTimeout(parent, q.cfg.nodeTimeout)
 		err := run(ctx, n.client, c, nil).Err()
 		cancel()
 		if isTransportError(err) {

@@ -484,15 +484,15 @@ func (q *Quorum) Close(ctx context.Context) error {
 	q.probes.Wait()
 	// The probes paid what was owed to the nodes that answered again; the cleanups still owed
 	// (a leave of an acquire Close just ended, an undo) get one last try each, within the node
-	// timeout, while the clients are still open. A node still down never gets them: what they
-	// would have removed lapses by itself.
+	// timeout and ctx, while the clients are still open. A node still down never gets them: what
+	// they would have removed lapses by itself.
 	var owed sync.WaitGroup
 	for _, n := range q.nodes {
-		if n.owes() > 0 {
+		if n.owes() > 0 && ctx.Err() == nil {
 			owed.Add(1)
 			go func() {
 				defer owed.Done()
-				q.payDebts(n)
+				q.payDebts(ctx, n)
 			}()
 		}
 	}
