@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -73,12 +74,12 @@ func runTests(args []string, out io.Writer, quiet time.Duration) int {
 			patterns = append(patterns, a)
 		}
 	}
-	list, err := exec.Command("go", append([]string{"list"}, patterns...)...).Output()
+	list, err := exec.Command("go", append([]string{"list", "-f", `{{.ImportPath}} {{.Dir}} {{join .TestGoFiles ","}},{{join .XTestGoFiles ","}}`}, patterns...)...).Output()
 	if err != nil {
 		fmt.Fprintf(out, "testprogress: go list: %v\n", err)
 		return 1
 	}
-	packages := strings.Fields(string(list))
+	packages := longestFirst(string(list))
 	pr, pw := io.Pipe()
 	code := make(chan int)
 	go func() { code <- run(pr, out, quiet) }()
@@ -116,6 +117,38 @@ func runTests(args []string, out io.Writer, quiet time.Duration) int {
 	wg.Wait()
 	_ = pw.Close()
 	return <-code
+}
+
+// longestFirst reads go list's lines ("path dir testfiles,...") and returns the packages with the
+// most test code first: with a few run at a time, the run ends soonest when the longest packages
+// start first, and the size of a package's tests is what can be known of their length beforehand.
+func longestFirst(list string) []string {
+	type pkg struct {
+		path string
+		size int64
+	}
+	var pkgs []pkg
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		p := pkg{path: f[0]}
+		if len(f) == 3 {
+			for _, name := range strings.Split(f[2], ",") {
+				if fi, err := os.Stat(filepath.Join(f[1], name)); err == nil && name != "" {
+					p.size += fi.Size()
+				}
+			}
+		}
+		pkgs = append(pkgs, p)
+	}
+	sort.SliceStable(pkgs, func(i, j int) bool { return pkgs[i].size > pkgs[j].size })
+	out := make([]string, len(pkgs))
+	for i, p := range pkgs {
+		out[i] = p.path
+	}
+	return out
 }
 
 // needsValue reports whether a go test flag takes its value as the next argument.
