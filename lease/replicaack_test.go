@@ -2,8 +2,13 @@ package lease_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,4 +106,231 @@ func TestClusterReplicaAckKeepsALockThroughAForcedFailover(t *testing.T) {
 	assert.True(t, l.Valid())
 	require.ErrorIs(t, mutex.New(q2, "failover").TryLock(ctx), lease.ErrNotAcquired, "and it still excludes")
 	require.NoError(t, l.Release(ctx))
+}
+
+// replProxy is a TCP proxy to upstream that tells the replication link apart from clients (the
+// connection that sends REPLCONF or PSYNC) and, while stalled, holds back what the master sends on
+// it, in order, until it flows again: a shard's replica that falls behind without its link
+// breaking, while clients go through.
+type replProxy struct {
+	addr string
+	repl atomic.Int32 // replication links seen
+
+	mu      sync.Mutex
+	stalled bool
+	links   []*heldLink
+}
+
+// heldLink is one replication link's way to the replica, and what it holds back.
+type heldLink struct {
+	to      net.Conn
+	pending []byte
+}
+
+// stall holds the replication links' bytes back (on) or lets them, and what was held, flow (off).
+func (p *replProxy) stall(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stalled = on
+	if on {
+		return
+	}
+	for _, l := range p.links {
+		if len(l.pending) > 0 {
+			_, _ = l.to.Write(l.pending)
+			l.pending = nil
+		}
+	}
+}
+
+func newReplProxy(t *testing.T, upstream string) *replProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &replProxy{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		p.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			link := &heldLink{to: c}
+			var isRepl atomic.Bool
+			p.mu.Lock()
+			conns = append(conns, c, u)
+			p.mu.Unlock()
+			wg.Add(2)
+			go func() { // client -> master: spot the replica's handshake
+				defer wg.Done()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						_ = u.Close()
+						return
+					}
+					if s := strings.ToLower(string(buf[:n])); !isRepl.Load() && (strings.Contains(s, "replconf") || strings.Contains(s, "psync")) {
+						isRepl.Store(true)
+						p.repl.Add(1)
+						p.mu.Lock()
+						p.links = append(p.links, link)
+						p.mu.Unlock()
+					}
+					if _, err := u.Write(buf[:n]); err != nil {
+						_ = c.Close()
+						return
+					}
+				}
+			}()
+			go func() { // master -> client: held back on a stalled replication link
+				defer wg.Done()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := u.Read(buf)
+					if err != nil {
+						_ = c.Close()
+						return
+					}
+					p.mu.Lock()
+					if isRepl.Load() && p.stalled {
+						link.pending = append(link.pending, buf[:n]...)
+						p.mu.Unlock()
+						continue
+					}
+					_, err = c.Write(buf[:n])
+					p.mu.Unlock()
+					if err != nil {
+						_ = u.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+// laggingShard returns a Cluster of 3 shards with a replica each, whose shard serving name has its
+// replication link (and its clients) through a replProxy, and that shard's replica.
+func laggingShard(t *testing.T, name string) (nodes []*redistest.Node, proxy *replProxy, replica *redistest.Node) {
+	t.Helper()
+	nodes = redistest.StartClusterWithReplicas(t, 3)
+	ctx := context.Background()
+	cluster := redis.NewClusterClient(redistest.ClusterOptions(nodes))
+	defer cluster.Close()
+	master, err := cluster.MasterForKey(ctx, "quorumsync:{"+name+"}")
+	require.NoError(t, err)
+	masterAddr := master.Options().Addr
+	var m *redistest.Node
+	for _, n := range nodes {
+		if n.Addr() == masterAddr {
+			m = n
+		}
+		info, err := n.Client().Info(ctx, "replication").Result()
+		require.NoError(t, err)
+		if strings.Contains(info, "role:slave") && strings.Contains(info, fmt.Sprintf("master_port:%d\r", portOf(masterAddr))) {
+			replica = n
+		}
+	}
+	require.NotNil(t, m)
+	require.NotNil(t, replica)
+	proxy = newReplProxy(t, masterAddr)
+	// The master announces the proxy's port: its replica, told by the cluster bus, follows it there.
+	require.NoError(t, m.Client().ConfigSet(ctx, "cluster-announce-bus-port", strconv.Itoa(m.Port()+10000)).Err())
+	require.NoError(t, m.Client().ConfigSet(ctx, "cluster-announce-port", strconv.Itoa(portOf(proxy.addr))).Err())
+	require.Eventually(t, func() bool {
+		info, err := replica.Client().Info(ctx, "replication").Result()
+		return err == nil && proxy.repl.Load() > 0 && strings.Contains(info, "master_link_status:up") &&
+			strings.Contains(info, fmt.Sprintf("master_port:%d\r", portOf(proxy.addr)))
+	}, 15*time.Second, 50*time.Millisecond, "the replica follows its master through the proxy")
+	return nodes, proxy, replica
+}
+
+func portOf(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// clusterQuorum returns a quorum whose one node is a Cluster client over nodes.
+func clusterQuorum(t *testing.T, nodes []*redistest.Node, opts ...lease.Option) *lease.Quorum {
+	t.Helper()
+	c := redis.NewClusterClient(redistest.ClusterOptions(nodes))
+	t.Cleanup(func() { _ = c.Close() })
+	opts = append([]lease.Option{lease.WithLogger(slog.New(slog.DiscardHandler)), lease.WithNodeTimeout(200 * time.Millisecond)}, opts...)
+	q, err := lease.NewQuorum(context.Background(), []redis.UniversalClient{c}, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close(context.Background()) })
+	return q
+}
+
+// A Cluster shard's replica that missed a lock's write (its replication link stalled) is promoted
+// by CLUSTER FAILOVER FORCE: without replica acknowledgement it grants the lock to a second holder
+// while the first is still valid (the caveat); with it, the grant the replica missed never counted
+// (the acquire failed while the link stalled), and a holder whose renewals it missed loses its
+// lease on time, before the promoted replica lets the next holder in.
+func TestClusterFailoverToALaggingReplica(t *testing.T) {
+	t.Run("ack=false", func(t *testing.T) {
+		nodes, proxy, replica := laggingShard(t, "lagging")
+		ctx := context.Background()
+		holder, other := clusterQuorum(t, nodes, lease.WithTTL(10*time.Second)), clusterQuorum(t, nodes)
+		proxy.stall(true) // the replica hears nothing from its master from now on
+		l, err := mutex.New(holder, "lagging", mutex.WithErrorHandler(func(error) {})).Obtain(ctx)
+		require.NoError(t, err)
+		require.NoError(t, replica.Client().Do(ctx, "cluster", "failover", "force").Err())
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		second, err := mutex.New(other, "lagging").Obtain(wctx)
+		require.NoError(t, err, "the promoted replica, which never had the key, grants it")
+		assert.True(t, time.Now().Before(l.Until()), "granted while the first holder's lease is still valid (%v left): two holders at once",
+			time.Until(l.Until()))
+		require.NoError(t, second.Release(ctx))
+	})
+	t.Run("ack=true", func(t *testing.T) {
+		nodes, proxy, replica := laggingShard(t, "lagging")
+		ctx := context.Background()
+		const ttl = 3 * time.Second
+		ack := lease.WithReplicaAck(1, 50*time.Millisecond)
+		holder, other := clusterQuorum(t, nodes, lease.WithTTL(ttl), ack), clusterQuorum(t, nodes, lease.WithTTL(ttl))
+
+		proxy.stall(true)
+		wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		_, err := mutex.New(holder, "lagging").Obtain(wctx)
+		require.ErrorIs(t, err, lease.ErrUnavailable, "no grant counts while the replica cannot confirm it")
+		proxy.stall(false)
+		require.Eventually(t, func() bool {
+			info, err := replica.Client().Info(ctx, "replication").Result()
+			return err == nil && strings.Contains(info, "master_link_status:up")
+		}, 15*time.Second, 50*time.Millisecond, "the replica catches up once the link flows")
+
+		l, err := mutex.New(holder, "lagging", mutex.WithErrorHandler(func(error) {})).Obtain(ctx)
+		require.NoError(t, err, "granted once the replica confirms")
+		proxy.stall(true) // from now on the replica misses the renewals
+		time.Sleep(ttl * 3 / 4)
+		require.NoError(t, replica.Client().Do(ctx, "cluster", "failover", "force").Err())
+		wctx2, cancel2 := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel2()
+		second, err := mutex.New(other, "lagging").Obtain(wctx2)
+		require.NoError(t, err, "the promoted replica serves the next holder")
+		assert.False(t, time.Now().Before(l.Until()), "second holder granted %v before the first's validity ended", time.Until(l.Until()))
+		require.NoError(t, second.Release(ctx))
+	})
 }
