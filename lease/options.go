@@ -72,8 +72,9 @@ func WithRestartGuard(longest time.Duration) Option { return engine.WithRestartG
 
 // WithReplicaAck makes a node's grant count only once its replicas have it: after the acquire's
 // request, on the same connection, the node is sent WAIT replicas timeout, and its vote counts only
-// if at least replicas replicas confirmed the write within timeout; a node that cannot confirm is
-// a failed vote, and what it granted is undone there. Renewals are acknowledged the same way (a
+// if at least replicas replicas confirmed the write within timeout; a node that cannot confirm
+// (or whose WAIT does not answer in time) is a failed vote, and what it granted is undone there,
+// whether or not the others made a quorum. Renewals are acknowledged the same way (a
 // renewal a promoted replica missed would let the key expire before the validity it gave), and so
 // is the second round of fencing (a counter a failover forgot would hand out a token twice).
 // Releases are not: a replica that missed one only delays the next holder, by at most the TTL. It
@@ -81,13 +82,15 @@ func WithRestartGuard(longest time.Duration) Option { return engine.WithRestartG
 //
 // What WAIT promises: that many replicas had received the write (in memory) when it returned. What
 // it does not: that the replica Sentinel or Cluster promotes is one of them (ask for as many
-// replicas as each node has: NewQuorum and Quorum.Health warn otherwise), that the write survives
+// replicas as each node has: NewQuorum and Quorum.Health warn otherwise, for plain and Sentinel
+// nodes; a Cluster's replica count is per shard), that the write survives
 // a crash of all of them at once (persistence does that), or consistency beyond the write (Redis
 // stays an asynchronously replicated store). With fewer replicas connected than asked for, every
 // grant fails (lease.ErrUnavailable, each node error saying how many replicas confirmed): the
 // quorum refuses what it cannot protect. The cost: each acquire round and each renewal batch waits
 // for the replication of its writes, a round trip between the node and its replicas, in the same
-// pipeline (no extra round trip from the client; one more with the restart guard). A release does
+// pipeline (no extra round trip from the client; one more with the restart guard; a renewal batch
+// on a Cluster node sends one pipeline per shard, one after the other). A release does
 // not grant its waiter directly (lease doc, Direct grant), since the WAIT must follow the grant's
 // write on the connection that wrote it; the waiter asks, as with N > 1. timeout must be > 0 and at
 // most half the node timeout. Nodes must be *redis.Client (a Sentinel failover client is one) or

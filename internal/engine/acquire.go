@@ -643,17 +643,17 @@ func (q *Quorum) settle(ctx context.Context, l *Lease, w *scratch, votes []nodeV
 	return nil
 }
 
-// undoUnreplicated releases the claim on the nodes whose grant was not confirmed on their replicas
-// (WithReplicaAck), when the round succeeded without them: what a failover could forget should not
-// be kept where it can confuse the next holder's count.
+// undoUnreplicated releases the claim, when the round succeeded without them, on the nodes whose
+// vote did not count but that may have granted (WithReplicaAck): a grant its replicas did not
+// confirm, or one whose reply (or WAIT) did not come back in time. What a failover could forget is
+// not kept, nor renewed; a node that does not answer gets the release when it answers again.
 func (q *Quorum) undoUnreplicated(ctx context.Context, l *Lease, w *scratch, votes []nodeVote) {
 	if q.cfg.ackReplicas == 0 {
 		return
 	}
 	var pick []bool
 	for i := range votes {
-		var nr *notReplicated
-		if errors.As(votes[i].err, &nr) {
+		if votes[i].granted() && votes[i].err != nil {
 			if pick == nil {
 				pick = make([]bool, len(votes))
 			}
@@ -719,6 +719,16 @@ func (q *Quorum) fence(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 	if len(q.nodes) > 1 && !mutation.On(mutation.FenceOneRound) {
 		acks := make([]nodeVote, len(q.nodes))
 		q.each(ctx, w, l.kind.(Fencer).Fence(&l.claim, fences), OpFence, l, acks, nil, false)
+		if q.cfg.ackReplicas > 0 {
+			// A node whose grant did not count does not count for the token either: when its
+			// counter is already at the token, the round writes nothing there, and a WAIT
+			// confirms nothing about the counter.
+			for i := range acks {
+				if votes[i].err != nil && acks[i].err == nil {
+					acks[i].err = votes[i].err
+				}
+			}
+		}
 		// The second round answers for the claim as a whole: yes where every unit was ours still.
 		t := q.count(ctx, acks, One, nil)
 		if !t.holds(q.quorum) {
@@ -886,7 +896,7 @@ func (t *callTask) do(ctx context.Context, n *node, c redis.UniversalClient) {
 		// What a grant wrote (and a fencing counter raised) must reach the replicas before the
 		// vote counts, or a failover to one of them could forget it.
 		var up time.Duration
-		cmd, acked, up = q.runAcked(ctx, c, t.call, guarded)
+		cmd, acked, up = q.runAcked(ctx, c, l.claim.Keys[0], t.call, guarded)
 		v.young = guarded && up < q.cfg.guardUp()
 	case guarded:
 		var up time.Duration

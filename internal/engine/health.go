@@ -107,13 +107,16 @@ func (q *Quorum) setUpWarnings(n *node, h NodeHealth) []string {
 		w = append(w, fmt.Sprintf("appendfsync %s: a crash loses the last writes, locks among them (use appendfsync always, or lease.WithRestartGuard)", h.Fsync))
 	}
 	_, sentinel := n.client.(*redis.Client)
-	if q.cfg.ackReplicas > 0 && h.Version != "" {
+	// A Cluster node's replicas are counted over every shard, while WAIT counts one shard's: the
+	// comparison is made for plain and Sentinel nodes only.
+	_, cluster := n.client.(*redis.ClusterClient)
+	if q.cfg.ackReplicas > 0 && h.Version != "" && !cluster {
 		if h.Replicas < q.cfg.ackReplicas {
 			w = append(w, fmt.Sprintf("%d replicas, fewer than the %d lease.WithReplicaAck asks for: grants and renewals fail", h.Replicas, q.cfg.ackReplicas))
 		} else if h.Replicas > q.cfg.ackReplicas {
 			w = append(w, fmt.Sprintf("%d replicas, more than the %d lease.WithReplicaAck waits for: a failover can promote one that missed a lock's write", h.Replicas, q.cfg.ackReplicas))
 		}
-	} else if sentinel = sentinel && n.addr == ""; sentinel || h.Replicas > 0 {
+	} else if sentinel = sentinel && n.addr == ""; q.cfg.ackReplicas == 0 && (sentinel || h.Replicas > 0) {
 		w = append(w, fmt.Sprintf("%d replicas: a failover can promote one that has not received a lock's write yet", h.Replicas))
 	}
 	// uptime_in_seconds is whole seconds and can read 1 a tenth of a second after the start: the

@@ -462,15 +462,13 @@ func (q *Quorum) waitCall() Call {
 	return Call{Args: []any{"wait", q.cfg.ackReplicas, max(q.cfg.ackTimeout.Milliseconds(), 1)}}
 }
 
-// runAcked runs call on one connection of the client that serves its key, then WAIT for the
-// configured replicas on that connection (in the same pipeline, or after the transaction of a
-// guarded call), and returns the call's command, the number of replicas that confirmed its
-// writes, and, guarded, the node's uptime (see runGuarded).
-func (q *Quorum) runAcked(ctx context.Context, c redis.UniversalClient, call Call, guarded bool) (cmd *redis.Cmd, acked int64, up time.Duration) {
-	key := ""
-	if len(call.Keys) > 0 {
-		key = call.Keys[0]
-	}
+// runAcked runs call, about the claim whose key is key, on one connection of the client that
+// serves key, then WAIT for the configured replicas on that connection (in the same pipeline, or
+// after the transaction of a guarded call), and returns the call's command, the number of
+// replicas that confirmed its writes, and, guarded, the node's uptime (see runGuarded). The key is
+// the claim's, not the call's: a plain command (the fast SET NX) names its key among its
+// arguments, not in Keys.
+func (q *Quorum) runAcked(ctx context.Context, c redis.UniversalClient, key string, call Call, guarded bool) (cmd *redis.Cmd, acked int64, up time.Duration) {
 	rc, err := ackClient(ctx, c, key)
 	if err != nil {
 		cmd = redis.NewCmd(ctx)

@@ -324,6 +324,10 @@ func (q *Quorum) warnSetUp(n *node, aof, role, replicas string) {
 		q.cfg.logger.Warn("lease: node has no AOF persistence: if it restarts before the longest TTL has passed it forgets the locks it held, and another client can take one that is held; enable appendonly with appendfsync always, or use lease.WithRestartGuard",
 			"node", n.index, "addr", n.addr)
 	}
+	_, cluster := n.client.(*redis.ClusterClient)
+	if q.cfg.ackReplicas > 0 && cluster {
+		return // its replicas are counted over every shard, WAIT's over one: nothing to compare
+	}
 	if have, err := strconv.Atoi(replicas); q.cfg.ackReplicas > 0 && err == nil {
 		switch {
 		case have < q.cfg.ackReplicas && warnOnce(n.addr, "too few replicas"):

@@ -105,8 +105,8 @@ func readRenewals(cmds []*redis.Cmd, err error, leases []*Lease, mine []nodeVote
 func (q *Quorum) renewAcked(ctx context.Context, c redis.UniversalClient, calls []Call, leases []*Lease, mine []nodeVote) {
 	groups := map[*redis.Client][]int{}
 	var order []*redis.Client
-	for j, call := range calls {
-		rc, err := ackClient(ctx, c, call.Keys[0])
+	for j := range calls {
+		rc, err := ackClient(ctx, c, leases[j].claim.Keys[0])
 		if err != nil {
 			mine[j].sent, mine[j].err = true, err
 			continue
@@ -122,7 +122,7 @@ func (q *Quorum) renewAcked(ctx context.Context, c redis.UniversalClient, calls 
 		for _, j := range idx {
 			part = append(part, calls[j])
 		}
-		cmds, acked, err := q.ackedPipeline(ctx, c, rc, calls[idx[0]].Keys[0], part)
+		cmds, acked, err := q.ackedPipeline(ctx, c, rc, leases[idx[0]].claim.Keys[0], part)
 		partLeases := make([]*Lease, len(idx))
 		partVotes := make([]nodeVote, len(idx))
 		for k, j := range idx {
