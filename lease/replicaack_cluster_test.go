@@ -23,9 +23,9 @@ func TestClusterReplicaAckFindsTheKeysShard(t *testing.T) {
 	cluster := redis.NewClusterClient(redistest.ClusterOptions(nodes))
 	t.Cleanup(func() { _ = cluster.Close() })
 	ctx := context.Background()
-	const nodeTimeout = 300 * time.Millisecond
+	const nodeTimeout = 900 * time.Millisecond // wide: a loaded machine delays a replica's ack
 	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{cluster}, lease.WithLogger(slog.New(slog.DiscardHandler)),
-		lease.WithTTL(3*time.Second), lease.WithNodeTimeout(nodeTimeout), lease.WithReplicaAck(1, 100*time.Millisecond))
+		lease.WithTTL(3*time.Second), lease.WithNodeTimeout(nodeTimeout), lease.WithReplicaAck(1, 400*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = q.Close(context.Background()) })
 

@@ -66,7 +66,7 @@ func TestClusterReplicaAckKeepsALockThroughAForcedFailover(t *testing.T) {
 	quiet := lease.WithLogger(slog.New(slog.DiscardHandler))
 	const ttl = 3 * time.Second
 	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{cluster}, quiet, lease.WithTTL(ttl),
-		lease.WithNodeTimeout(200*time.Millisecond), lease.WithReplicaAck(1, 100*time.Millisecond))
+		lease.WithNodeTimeout(900*time.Millisecond), lease.WithReplicaAck(1, 400*time.Millisecond)) // wide: a loaded machine delays acks
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = q.Close(context.Background()) })
 	other := redis.NewClusterClient(redistest.ClusterOptions(nodes))
@@ -307,7 +307,7 @@ func TestClusterFailoverToALaggingReplica(t *testing.T) {
 		nodes, proxy, replica := laggingShard(t, "lagging")
 		ctx := context.Background()
 		const ttl = 3 * time.Second
-		ack := lease.WithReplicaAck(1, 50*time.Millisecond)
+		ack := lease.WithReplicaAck(1, 100*time.Millisecond)
 		holder, other := clusterQuorum(t, nodes, lease.WithTTL(ttl), ack), clusterQuorum(t, nodes, lease.WithTTL(ttl))
 
 		proxy.stall(true)
