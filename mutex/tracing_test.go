@@ -477,11 +477,17 @@ func TestLockThatWaitedForUnlockRecordsRetryAndPubSubWakeUp(t *testing.T) {
 		t.Errorf("attempts: got %d; want one per retry plus the first two (%d)", attempts, len(retries)+2)
 	}
 	for _, e := range retries {
-		if e[tracing.RetryReasonKey] != "held" {
-			t.Errorf("retry reason: got %v; want held", e[tracing.RetryReasonKey])
-		}
-		if w, _ := e[tracing.RetryWaitKey].(float64); w < 1 {
-			t.Errorf("retry wait: got %vs; want the fallback timer, about TTL/2 = 5s", w)
+		switch e[tracing.RetryReasonKey] {
+		case "held":
+			if w, _ := e[tracing.RetryWaitKey].(float64); w < 1 {
+				t.Errorf("retry wait: got %vs; want the fallback timer, about TTL/2 = 5s", w)
+			}
+		case "split vote":
+			// The wake-up of one node's release raced the release on another node (seen under
+			// load): that attempt found the name free on some nodes only, and sleeps a random
+			// part of the wait.
+		default:
+			t.Errorf("retry reason: got %v; want held (or a split vote)", e[tracing.RetryReasonKey])
 		}
 	}
 	for _, e := range wakeups {
