@@ -334,3 +334,22 @@ func TestClusterFailoverToALaggingReplica(t *testing.T) {
 		require.NoError(t, second.Release(ctx))
 	})
 }
+
+// An ACL user without WAIT cannot have its grants confirmed: the acquire is refused as
+// misconfigured (no retry heals it), not taken for a lagging replica, and leaves nothing.
+func TestReplicaAckWithoutTheWaitCommandIsMisconfigured(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	ctx := context.Background()
+	require.NoError(t, nodes[0].Client().Do(ctx, "acl", "setuser", "nowait", "on", ">pw", "~quorumsync:*", "&quorumsync:*", "+@all", "-wait").Err())
+	o := nodes[0].Options()
+	o.Username, o.Password = "nowait", "pw"
+	c := redis.NewClient(o)
+	t.Cleanup(func() { _ = c.Close() })
+	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{c}, lease.WithReplicaAck(1, 10*time.Millisecond),
+		lease.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close(context.Background()) })
+	err = mutex.New(q, "nowait").Lock(ctx)
+	require.ErrorIs(t, err, lease.ErrMisconfigured)
+	redistest.RequireNoKeys(t, nodes, "quorumsync:{nowait}*")
+}

@@ -516,6 +516,9 @@ func (q *Quorum) ackedPipeline(ctx context.Context, c redis.UniversalClient, rc 
 		if err != nil {
 			return nil, 0, err
 		}
+		if werr := cmds[len(calls)].Err(); werr != nil && refusalOf(werr) != nil {
+			return nil, 0, werr // WAIT refused for good (an ACL without it): misconfigured, not a lagging replica
+		}
 		acked, _ := cmds[len(calls)].Int64() // a failed WAIT confirms nothing
 		return cmds[:len(calls)], acked, nil
 	}
