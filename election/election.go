@@ -100,6 +100,9 @@ func (e *Election) Campaign(ctx context.Context, value string) error {
 	if err := e.check(ctx); err != nil {
 		return err
 	}
+	if len(value) > engine.MaxLabel {
+		return errs.InvalidFor(e.s.Name, "value", "%d bytes, more than %d", len(value), engine.MaxLabel)
+	}
 	e.mu.Lock()
 	if e.campaigning || (e.lead != nil && e.lead.Err() == nil) {
 		e.mu.Unlock()

@@ -126,6 +126,7 @@ func TestMisuse(t *testing.T) {
 	err = e.Campaign(ctx, strings.Repeat("x", 129))
 	require.ErrorIs(t, err, lease.ErrInvalidArgument)
 	assert.True(t, strings.HasPrefix(err.Error(), "election: invalid argument"), "%q", err)
+	assert.Contains(t, err.Error(), "value")
 	//nolint:staticcheck // a nil ctx is the point
 	assert.ErrorIs(t, e.Campaign(nil, "v"), lease.ErrInvalidArgument)
 	assert.ErrorIs(t, election.New(nil, "x").Campaign(ctx, "v"), lease.ErrInvalidArgument)
