@@ -203,3 +203,22 @@ func TestSlowObserverCatchesUp(t *testing.T) {
 	t.Logf("delivered %d of 101 leaders", n)
 	require.NoError(t, e.Resign(ctx))
 }
+
+// An election whose name and value have odd characters (braces, spaces, ':', unicode) shows them
+// back unchanged through Leader and Observe.
+func TestOddNameAndValueRoundTrip(t *testing.T) {
+	nodes := redistest.Start(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const name, value = "}odd {name}: ü", "host: 10.0.0.7 {a} ü%"
+	obs := election.New(newQuorum(t, nodes), name).Observe(ctx)
+	e := election.New(newQuorum(t, nodes), name)
+	require.NoError(t, e.Campaign(ctx, value))
+	ld, err := e.Leader(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, value, ld.Value)
+	assert.Equal(t, e.Term(), ld.Term)
+	got := waitFor(t, obs, 2*time.Second, "the observed leader")
+	assert.Equal(t, value, got.Value)
+	require.NoError(t, e.Resign(ctx))
+}

@@ -97,16 +97,14 @@ func (m *Multi) check() error {
 // the name that failed (a name refused for good, misconfigured, fails it at once, whichever it
 // is); then nothing it took is kept, on any node.
 func (m *Multi) Lock(ctx context.Context) error {
-	_, err := m.take(ctx, true, modeLock)
-	return err
+	return m.take(ctx, true, modeLock, nil)
 }
 
 // TryLock tries once to acquire every name of m, all at once, and returns at once: nil when it
 // holds them all, else the error of the first name (in the canonical order) it could not have, and
 // it gives back the others.
 func (m *Multi) TryLock(ctx context.Context) error {
-	_, err := m.take(ctx, false, modeLock)
-	return err
+	return m.take(ctx, false, modeLock, nil)
 }
 
 // Unlock releases every name taken by Lock or TryLock, in parallel, and wakes their waiters. It
@@ -178,14 +176,7 @@ func (m *Multi) Locker() sync.Locker {
 	}
 	var k *primitive.Locker
 	k = primitive.NewLocker(func(ctx context.Context) error {
-		g, err := m.obtainReporting(ctx, true, modeLock, func(err error) { k.Failed(err) })
-		if err != nil {
-			return err
-		}
-		m.mu.Lock()
-		m.held = g
-		m.mu.Unlock()
-		return nil
+		return m.take(ctx, true, modeLock, func(err error) { k.Failed(err) })
 	}, m.Unlock, report)
 	return k
 }
@@ -199,16 +190,16 @@ const (
 	modeDo   mode = true
 )
 
-// take acquires every name and keeps the leases for Unlock.
-func (m *Multi) take(ctx context.Context, wait bool, md mode) (*engine.Group, error) {
-	g, err := m.obtain(ctx, wait, md)
+// take acquires every name and keeps the leases for Unlock; onRetry as for obtainReporting.
+func (m *Multi) take(ctx context.Context, wait bool, md mode, onRetry func(error)) error {
+	g, err := m.obtainReporting(ctx, wait, md, onRetry)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m.mu.Lock()
 	m.held = g
 	m.mu.Unlock()
-	return g, nil
+	return nil
 }
 
 // obtain acquires every name of m, all or nothing.

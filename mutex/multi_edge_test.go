@@ -137,3 +137,40 @@ func TestMultiLockRetakesANameLostWhileItWaited(t *testing.T) {
 	assert.Greater(t, fences[0], cFence, "lost-x's token (names in order: lost-x, lost-y)")
 	require.NoError(t, r.ml.Release(ctx))
 }
+
+// Names with characters that could break a hash tag, a key or a token (braces, spaces, ':',
+// unicode, a leading '}') lock and exclude like any other, on a Cluster node too.
+func TestMultiOddNames(t *testing.T) {
+	names := []string{"}lead", "a{b}c", "with space", "colon:name", "ünïcode", "~tilde"}
+	check := func(t *testing.T, q, other *lease.Quorum) {
+		ctx := context.Background()
+		m := mutex.NewMulti(q, names)
+		require.NoError(t, m.Lock(ctx))
+		for _, n := range names {
+			assert.ErrorIs(t, mutex.New(other, n).TryLock(ctx), lease.ErrNotAcquired, "%q while the Multi holds it", n)
+		}
+		require.NoError(t, m.Unlock(ctx))
+		for _, n := range names {
+			o := mutex.New(other, n)
+			require.NoError(t, o.TryLock(ctx), "%q after the Multi let go", n)
+			require.NoError(t, o.Unlock(ctx))
+		}
+	}
+	t.Run("N=3", func(t *testing.T) {
+		nodes := redistest.Start(t, 3)
+		check(t, newQuorum(t, nodes), newQuorum(t, nodes))
+		redistest.RequireNoKeys(t, nodes, "quorumsync:*")
+	})
+	t.Run("cluster", func(t *testing.T) {
+		nodes := redistest.StartCluster(t, 3)
+		quorum := func() *lease.Quorum {
+			c := redis.NewClusterClient(redistest.ClusterOptions(nodes))
+			t.Cleanup(func() { _ = c.Close() })
+			q, err := lease.NewQuorum(context.Background(), []redis.UniversalClient{c})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = q.Close(context.Background()) })
+			return q
+		}
+		check(t, quorum(), quorum())
+	})
+}
