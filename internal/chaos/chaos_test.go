@@ -16,6 +16,7 @@ func TestChaos(t *testing.T) {
 		for _, sc := range profile.Scenarios {
 			t.Run(fmt.Sprintf("%s/seed=%d", sc.Name, seed), func(t *testing.T) {
 				r := sc.Run(t, seed)
+				r.Replay = replayCommand(t, seed)
 				report.Add(r)
 				r.Verify(t)
 			})
@@ -66,6 +67,7 @@ func TestExpectedDoubleGrantAfterEmptyRestart(t *testing.T) {
 
 	sections := hist.Sections()
 	r := newResult("expected: empty restart", PrimMutex, seed, sections, faults)
+	r.Replay = replayCommand(t, 0)
 	r.Expected = []string{CheckExclusion}
 	// The two holders both read and wrote the counter: the lost update follows from the double
 	// grant.
@@ -142,6 +144,7 @@ func TestExpectedLostUpdateWhenProcessPausedPastLease(t *testing.T) {
 	hist.AddAll(ps)
 	sections := hist.Sections()
 	r := newResult("expected: process paused past lease", PrimMutex, seed, sections, faults)
+	r.Replay = replayCommand(t, 0)
 	r.Expected = []string{CheckLostUpdate, CheckLinear, CheckLeaseUse}
 	// Frozen, p's own timer could not close Done on time either.
 	r.Allowed = []string{CheckDoneLate}
@@ -214,6 +217,7 @@ func TestNameFreeAfterMajorityHangHeals(t *testing.T) {
 		t.Logf("name free %s after the majority hang healed (bound %s)", ms(sections[1].Enter-hang.End), FreeBound(lc))
 	}
 	r := newResult("majority hang, then heal", PrimMutex, seed, sections, []Fault{hang})
+	r.Replay = replayCommand(t, 0)
 	r.Violations = append(r.Violations, CheckExclusive(sections)...)
 	r.Violations = append(r.Violations, CheckUpdates(sections, env.Finals())...)
 	r.Violations = append(r.Violations, CheckLinearizable(sections, LinearizeTimeout)...)

@@ -279,11 +279,31 @@ func CheckEntries(sections []Section) []Violation {
 // the stale writes.
 var pauseCaveats = []string{CheckLeaseUse, CheckDoneLate, CheckLateEntry}
 
-// Attribute marks as caveats the violations of pauseCaveats whose section belongs to a process
-// that a client-pause fault stopped while the section was under way.
+// ForgetfulKinds are the faults that make a node forget the leases it granted (a clock stepped
+// forward past the drift margin, keys evicted under memory pressure): a holder whose majority
+// included such a node can have a second holder beside it (the lease doc's caveats). The fencing
+// token still increases (a name's counter has no TTL, so it neither expires nor is evicted), and
+// the fenced resource refuses the first holder's late writes.
+var ForgetfulKinds = []FaultKind{ClockJump, NodeEvict}
+
+// Attribute marks documented caveats among vs: the violations of pauseCaveats whose section
+// belongs to a process that a client-pause fault stopped while the section was under way, and the
+// exclusion violations where a node forgot the first holder's lease (a fault of ForgetfulKinds
+// on between its acquire's start and the second holder's entry). Every other check, fencing and
+// the resource's history among them, must still hold.
 func Attribute(vs []Violation, faults []Fault) []Violation {
 	for i := range vs {
 		v := &vs[i]
+		if v.Check == CheckExclusion && len(v.Excerpt) >= 2 {
+			first, last := v.Excerpt[0], v.Excerpt[len(v.Excerpt)-1]
+			for _, f := range faults {
+				if slices.Contains(ForgetfulKinds, f.Kind) && f.Start <= last.Enter && f.End >= first.AcquireStart {
+					v.Caveat = fmt.Sprintf("%s on nodes %v %s into the first holder's acquire: the node forgot its lease", f.Kind, f.Nodes, ms(f.Start-first.AcquireStart))
+					break
+				}
+			}
+			continue
+		}
 		if !slices.Contains(pauseCaveats, v.Check) || len(v.Excerpt) != 1 {
 			continue
 		}

@@ -385,3 +385,40 @@ func TestProgressFlagsAClientThatStopsAcquiring(t *testing.T) {
 		t.Errorf("longest gap %v; want 90ms (b, from 5 to 95)", g)
 	}
 }
+
+// An overlap is the documented caveat of a node that forgets (a clock step, an eviction) only
+// when such a fault was on between the first holder's acquire and the second's entry; any other
+// overlap, or one beside another kind of fault, stays a violation.
+func TestAttributeExcusesOnlyOverlapsAForgetfulNodeExplains(t *testing.T) {
+	overlap := func() []Violation {
+		return CheckExclusive([]Section{sec("a", 10, 60, 100), sec("b", 40, 50, 140)})
+	}
+	fault := func(kind FaultKind, start, end int64) []Fault {
+		return []Fault{{Kind: kind, Nodes: []int{0}, Start: start * msec, End: end * msec}}
+	}
+	for _, c := range []struct {
+		name   string
+		faults []Fault
+		caveat bool
+	}{
+		{"clock step during a's section", fault(ClockJump, 20, 20), true},
+		{"eviction on through a's acquire", fault(NodeEvict, 0, 15), true},
+		{"clock step after b entered", fault(ClockJump, 45, 45), false},
+		{"eviction over before a's acquire", fault(NodeEvict, 0, 5), false},
+		{"a node paused, not forgetful", fault(NodePause, 20, 30), false},
+		{"no fault", nil, false},
+	} {
+		vs := Attribute(overlap(), c.faults)
+		if len(vs) != 1 || vs[0].Check != CheckExclusion {
+			t.Fatalf("%s: %v; want one exclusion violation", c.name, vs)
+		}
+		if got := vs[0].Caveat != ""; got != c.caveat {
+			t.Errorf("%s: caveat %q; want one: %v", c.name, vs[0].Caveat, c.caveat)
+		}
+	}
+	// A late write beside a clock step is no caveat: only a paused process explains it.
+	late := []Violation{{Check: CheckLeaseUse, Excerpt: []Section{sec("p.0", 10, 60, 30)}}}
+	if vs := Attribute(late, fault(ClockJump, 20, 20)); vs[0].Caveat != "" {
+		t.Errorf("a lease used late beside a clock step was excused: %q", vs[0].Caveat)
+	}
+}

@@ -41,7 +41,7 @@ type Env struct {
 func NewEnv(t testing.TB, n int, lc LeaseConfig, seed uint64) *Env {
 	t.Helper()
 	e := &Env{t: t, Lease: lc, seed: seed, links: map[string][]*Proxy{}, procs: map[string]*Proc{}, long: map[string]int{}, names: map[string]int{}, starts: make(chan string, 16)}
-	opts := []redistest.Option{redistest.WithAppendOnly(), redistest.WithDebugCommand()}
+	opts := []redistest.Option{redistest.WithAppendOnly(), redistest.WithDebugCommand(), redistest.WithClockJumps()}
 	if lc.ClockRate != 0 {
 		opts = append(opts, redistest.WithClockRate(lc.ClockRate))
 	}
@@ -49,6 +49,31 @@ func NewEnv(t testing.TB, n int, lc LeaseConfig, seed uint64) *Env {
 	e.Resource = redistest.Start(t, 1)[0]
 	t.Cleanup(e.closeLinks)
 	return e
+}
+
+// squeeze fills node's memory (on) or frees it: CONFIG SET maxmemory to one byte, below what any
+// server uses, under the given eviction policy, or back to no limit and noeviction. A node over its
+// limit evicts by its policy before every command, and refuses the writes that may grow memory.
+func squeeze(node *redistest.Node, policy string, on bool) error {
+	c := redis.NewClient(node.Options())
+	defer c.Close()
+	args := []any{"CONFIG", "SET", "maxmemory-policy", policy, "maxmemory", "1"}
+	if !on {
+		args = []any{"CONFIG", "SET", "maxmemory", "0", "maxmemory-policy", "noeviction"}
+	}
+	var err error
+	for range 3 { // a node under a latency fault of its own may be slow to answer
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err = c.Do(ctx, args...).Err()
+		if err == nil && on {
+			err = c.Ping(ctx).Err() // the node evicts before it runs its next command
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("CONFIG SET %v on %s: %w", args[2:], node.Addr(), err)
 }
 
 // Link creates the proxies for a new client id and returns their addresses, in node order.

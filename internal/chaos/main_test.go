@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -65,4 +66,25 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// replayCommand returns the command that runs test t again, in internal/chaos: with the seed
+// (CHAOS_SEED) and the profile of this run when seed is not 0 (a randomized scenario).
+func replayCommand(t testing.TB, seed uint64) string {
+	parts := strings.Split(t.Name(), "/")
+	var run []string
+	for _, p := range parts {
+		if strings.HasPrefix(p, "seed=") {
+			break // CHAOS_SEED picks it
+		}
+		run = append(run, "^"+regexp.QuoteMeta(p)+"$")
+	}
+	cmd := fmt.Sprintf("go test -race -count=1 -run '%s' .", strings.Join(run, "/"))
+	if seed != 0 {
+		cmd = fmt.Sprintf("CHAOS_SEED=%d %s", seed, cmd)
+		if profile.Name != "" && profile.Name != "ci" {
+			cmd = fmt.Sprintf("%s=%s %s", ProfileEnv, profile.Name, cmd)
+		}
+	}
+	return cmd
 }

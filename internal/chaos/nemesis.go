@@ -34,6 +34,21 @@ const (
 	// nodes starting at node k (Jepsen's majorities ring), so two clients use different majorities.
 	// It runs alone: no node fault starts while it is on, and it waits for them to heal.
 	NetRing FaultKind = "net-ring"
+	// NodeOOM fills a node's memory for the fault's duration: maxmemory drops below what the node
+	// uses, under maxmemory-policy noeviction (the setting the lease doc asks for), so the node
+	// refuses every write that may grow memory (an acquire's first write; an out-of-memory vote
+	// error) while it keeps, renews and releases what it holds. Safe: it is in the random schedule.
+	NodeOOM FaultKind = "node-oom"
+	// ClockJump steps a node's wall clock forward by 1.5–3× TTL at once, as an NTP step or an
+	// operator's date(1) would: far past the drift margin, so every key on the node expires early,
+	// and the node forgets the leases it granted. Unsafe by design (the lease doc's clock bound): a
+	// holder whose majority included the node can have a second holder beside it, which fencing
+	// at the resource keeps out (see ForgetfulKinds).
+	ClockJump FaultKind = "node-clock-jump"
+	// NodeEvict fills a node's memory under maxmemory-policy volatile-lru for the fault's duration:
+	// the node evicts every key with a TTL, lock keys first among them, and forgets the leases it
+	// granted. Unsafe by design (the lease doc's memory caveat), like ClockJump.
+	NodeEvict FaultKind = "node-evict"
 	// NodeRestartEmpty restarts a node with its data wiped. Unsafe by design (DESIGN §7): only the
 	// expected-violation scenario uses it, never the random schedule.
 	NodeRestartEmpty FaultKind = "node-restart-empty"
@@ -278,7 +293,7 @@ func (n *Nemesis) inject(act []*active) *active {
 		a.f.End = a.f.Start + int64(d)
 		a.healAt = time.Now().Add(d)
 		return a
-	case NodePause, NodeKill, NodeSlow:
+	case NodePause, NodeKill, NodeSlow, NodeOOM, ClockJump, NodeEvict:
 		a.node = true
 		a.nodes = n.pickNodes(act, n.pickSize(), true)
 		nodes := a.nodes
@@ -312,6 +327,31 @@ func (n *Nemesis) inject(act []*active) *active {
 				})
 			}
 			a.heal = func() {}
+		case ClockJump:
+			step := n.ttl()*3/2 + time.Duration(n.rng.Int64N(int64(n.ttl()*3/2)))
+			for _, i := range nodes {
+				env.Nodes[i].JumpClock(step)
+			}
+			// The step stays: a clock set right is not set back (a backward step would only
+			// delay expiry). The fault's window is how long the node counts as faulted.
+			a.heal = func() {}
+		case NodeOOM, NodeEvict:
+			policy := "noeviction"
+			if kind == NodeEvict {
+				policy = "volatile-lru"
+			}
+			for _, i := range nodes {
+				if err := squeeze(env.Nodes[i], policy, true); err != nil {
+					env.t.Logf("chaos: %v", err)
+				}
+			}
+			a.heal = func() {
+				for _, i := range nodes {
+					if err := squeeze(env.Nodes[i], "noeviction", false); err != nil {
+						env.t.Errorf("chaos: heal %s: %v", kind, err)
+					}
+				}
+			}
 		}
 	case ScriptFlush, NetReset:
 		a.nodes = n.pickNodes(act, n.pickSize(), false)

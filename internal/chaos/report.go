@@ -61,6 +61,14 @@ func (rp *Report) Write(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "total\t\t\t%d\t\t\t%d\t%d\t\t%v\n", sections, expected, unexpected, wall.Round(100*time.Millisecond))
 	tw.Flush()
+	fmt.Fprintln(w, "\nreplay a row (in internal/chaos):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range rp.results {
+		if r.Replay != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", r.Scenario, r.Replay)
+		}
+	}
+	tw.Flush()
 }
 
 // SummaryLine is one scenario's outcome in the machine-readable summary (see SummaryEnv).

@@ -79,7 +79,10 @@ type Result struct {
 	// Gap is the longest a goroutine client of the test process went without entering a section
 	// (when the scenario bounds it: Scenario.MaxGap).
 	Gap time.Duration
+	// Replay is the command that runs the scenario again, in internal/chaos.
+	Replay string
 }
+
 
 // LinearizeTimeout bounds the linearizability check of one counter's history.
 const LinearizeTimeout = time.Minute

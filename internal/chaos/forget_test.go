@@ -1,0 +1,189 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quorumsync/quorumsync/lease"
+)
+
+// A node that forgets a held lease lets a second client in beside the holder when the holder's
+// majority was a bare one. A holds on nodes 0 and 1 only (it is cut off from node 2 when it
+// acquires); node 0 forgets A's lease — its wall clock stepped 3× TTL forward (far past the drift
+// margin), or its keys evicted under maxmemory-policy volatile-lru; B then wins nodes 0 and 2
+// while A's lease is still valid. Unfenced, the exclusion check finds the double grant and the
+// counter loses an update. Fenced, the lock is still granted twice (the exclusion check finds it),
+// but B's token is above A's (the counter has no TTL: neither the step nor the eviction takes
+// it), so the resource refuses A's late write: no lost update, a linearizable history.
+func TestExpectedDoubleGrantWhenANodeForgets(t *testing.T) {
+	for _, kind := range ForgetfulKinds {
+		for _, fenced := range []bool{false, true} {
+			name := fmt.Sprintf("%s/fenced=%v", kind, fenced)
+			t.Run(name, func(t *testing.T) {
+				lc := LeaseConfig{TTL: time.Second, NodeTimeout: 50 * time.Millisecond, Fencing: fenced}
+				seed := uint64(4)
+				began := time.Now()
+				env := NewEnv(t, 3, lc, seed)
+				a, b := env.NewGoClient("a", PrimMutex), env.NewGoClient("b", PrimMutex)
+				var hist History
+				res := env.ResourceClient()
+				work := Workload{Names: []string{"hot"}, AcquireTimeout: 5 * time.Second, Mode: Exclusive}
+				ca := &Client{ID: "a", Locker: a.Locker, Res: res, Work: work, Rng: rand.New(rand.NewPCG(seed, 1)), OnExit: hist.Add}
+				ca.Work.HoldMin, ca.Work.Hold = lc.TTL/2, lc.TTL/2 // inside A's validity: A itself does nothing wrong
+				cb := &Client{ID: "b", Locker: b.Locker, Res: res, Work: work, Rng: rand.New(rand.NewPCG(seed, 2)), OnExit: hist.Add}
+
+				cut := env.Proxies("a")[2]
+				cut.SetCut(true)
+				entered := make(chan struct{})
+				ca.OnEnter = func(Section) { close(entered) }
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					if _, err := ca.Section(context.Background(), Claim{Name: "hot", Mode: Exclusive}); err != nil {
+						t.Errorf("a: acquire with nodes 0 and 1: %v", err)
+						close(entered)
+					}
+				})
+				<-entered
+				forget := Fault{Kind: kind, Nodes: []int{0}, Start: Mono()}
+				switch kind {
+				case ClockJump:
+					env.Nodes[0].JumpClock(3 * lc.TTL)
+				case NodeEvict:
+					if err := squeeze(env.Nodes[0], "volatile-lru", true); err != nil {
+						t.Fatal(err)
+					}
+					if err := squeeze(env.Nodes[0], "noeviction", false); err != nil { // room for B's key
+						t.Fatal(err)
+					}
+				}
+				forget.End = Mono()
+				if _, err := cb.Section(context.Background(), Claim{Name: "hot", Mode: Exclusive}); err != nil {
+					t.Errorf("b: acquire after node 0 forgot a's lease: %v", err)
+				}
+				wg.Wait()
+				cut.Heal()
+				faults := []Fault{{Kind: NetCut, Nodes: []int{2}, Client: "a", Start: forget.Start, End: Mono()}, forget}
+				a.Close()
+				b.Close()
+
+				sections := hist.Sections()
+				if len(sections) == 2 && fenced {
+					// A read before B and writes after B: its write must have been refused.
+					sa := sections[0]
+					if sa.Client != "a" {
+						sa = sections[1]
+					}
+					if len(sa.Ops) != 1 || sa.Ops[0].Wrote != WriteRefused {
+						t.Errorf("a's late write with token %d: %+v; want it refused (b's token is higher)", sa.Fence, sa.Ops)
+					}
+				}
+				r := newResult("expected: "+string(kind)+map[bool]string{true: ", fenced"}[fenced], PrimMutex, seed, sections, faults)
+				r.Replay = replayCommand(t, 0)
+				r.Expected = []string{CheckExclusion}
+				if !fenced {
+					// Both holders read and wrote the counter: the lost update follows from the double grant.
+					r.Allowed = []string{CheckLostUpdate, CheckLinear}
+				}
+				r.Violations = append(r.Violations, CheckExclusive(sections)...)
+				r.Violations = append(r.Violations, CheckFencingOrder(sections)...)
+				r.Violations = append(r.Violations, CheckUpdates(sections, env.Finals())...)
+				r.Violations = append(r.Violations, CheckLinearizable(sections, LinearizeTimeout)...)
+				r.Violations = append(r.Violations, CheckLeases(sections, profile.DoneSlack)...)
+				r.Violations = append(r.Violations, env.KeysLeft(2*lc.TTL+time.Second)...)
+				r.P99, r.DuringFaults = acquireP99(sections, faults)
+				r.Wall = time.Since(began)
+				report.Add(r)
+				r.Verify(t)
+			})
+		}
+	}
+}
+
+// Memory full on a majority of the nodes under maxmemory-policy noeviction (the policy the lease
+// doc asks for) loses nothing: a lease held when memory fills is kept, renewed past its TTL and
+// released; a try for a free name fails at once with lease.ErrUnavailable, saying the nodes are
+// out of memory (it heals: memory can be freed), and leaves nothing behind; once memory is freed,
+// acquires go on. Zero violations.
+func TestNoevictionMajorityRefusesAcquiresAndKeepsHolders(t *testing.T) {
+	lc := profile.Lease
+	seed := uint64(5)
+	began := time.Now()
+	env := NewEnv(t, profile.Nodes, lc, seed)
+	a, b := env.NewGoClient("a", PrimMutex), env.NewGoClient("b", PrimMutex)
+	var hist History
+	res := env.ResourceClient()
+	work := Workload{Names: []string{"hot"}, AcquireTimeout: 5 * time.Second, Mode: Exclusive, Hold: time.Millisecond}
+	ca := &Client{ID: "a", Locker: a.Locker, Res: res, Work: work, Rng: rand.New(rand.NewPCG(seed, 1)), OnExit: hist.Add}
+	ca.Work.HoldMin, ca.Work.Hold = 5*lc.TTL/2, 5*lc.TTL/2 // renewed twice or more while memory is full
+	cb := &Client{ID: "b", Locker: b.Locker, Res: res, Work: work, Rng: rand.New(rand.NewPCG(seed, 2)), OnExit: hist.Add}
+
+	entered := make(chan struct{})
+	ca.OnEnter = func(Section) { close(entered) }
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := ca.Section(context.Background(), Claim{Name: "hot", Mode: Exclusive}); err != nil {
+			t.Errorf("a: acquire: %v", err)
+			close(entered)
+		}
+	})
+	<-entered
+	majority := len(env.Nodes)/2 + 1
+	full := Fault{Kind: NodeOOM, Start: Mono()}
+	for i := range majority {
+		if err := squeeze(env.Nodes[i], "noeviction", true); err != nil {
+			t.Fatal(err)
+		}
+		full.Nodes = append(full.Nodes, i)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"free", "hot"} {
+		h, err := b.Locker.TryAcquire(ctx, Claim{Name: name, Mode: Exclusive})
+		if err == nil {
+			_ = h.Release(ctx)
+			t.Errorf("b: a try for %q succeeded with a majority of the nodes out of memory", name)
+			continue
+		}
+		t.Logf("b: try for %q with a majority out of memory: %v", name, err)
+		if name == "free" && (!errors.Is(err, lease.ErrUnavailable) || !strings.Contains(err.Error(), "out of memory")) {
+			t.Errorf("b: try for a free name: %v; want lease.ErrUnavailable saying the nodes are out of memory", err)
+		}
+	}
+	wg.Wait() // a's section ends while memory is still full: its release must work
+	for _, i := range full.Nodes {
+		if err := squeeze(env.Nodes[i], "noeviction", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full.End = Mono()
+	for _, name := range []string{"free", "hot"} {
+		if _, err := cb.Section(ctx, Claim{Name: name, Mode: Exclusive}); err != nil {
+			t.Errorf("b: acquire %q once memory was freed: %v", name, err)
+		}
+	}
+	a.Close()
+	b.Close()
+
+	sections := hist.Sections()
+	for _, s := range sections {
+		if s.Client == "a" && (s.Lost || s.DoneAt != 0) {
+			t.Errorf("a lost its lease while memory was full (renewals must go on under noeviction): %+v", s)
+		}
+	}
+	r := newResult("noeviction on a majority", PrimMutex, seed, sections, []Fault{full})
+	r.Replay = replayCommand(t, 0)
+	r.Violations = append(r.Violations, CheckExclusive(sections)...)
+	r.Violations = append(r.Violations, CheckUpdates(sections, env.Finals())...)
+	r.Violations = append(r.Violations, CheckLinearizable(sections, LinearizeTimeout)...)
+	r.Violations = append(r.Violations, CheckLeases(sections, profile.DoneSlack)...)
+	r.Violations = append(r.Violations, CheckAcquiredAfter(sections, []string{"b"}, full.End, lc.TTL)...)
+	r.Violations = append(r.Violations, env.KeysLeft(2*lc.TTL+time.Second)...)
+	r.Wall = time.Since(began)
+	report.Add(r)
+	r.Verify(t)
+}
