@@ -83,7 +83,6 @@ type Result struct {
 	Replay string
 }
 
-
 // LinearizeTimeout bounds the linearizability check of one counter's history.
 const LinearizeTimeout = time.Minute
 
