@@ -194,6 +194,10 @@
 //     fast, expires keys early: the node then grants a second holder while the first is still
 //     valid by its own clock (shown in package mutex's tests, with a real step of the server's
 //     clock). A backward step only delays expiry: a dead holder's name stays taken longer.
+//     Fencing tokens survive both a step and an eviction (below): a name's fencing counter has no
+//     TTL, so it neither expires nor is evicted by a volatile-* policy, and the second holder's
+//     token is above the first's; a resource that checks tokens refuses the first's late writes
+//     (the chaos suite's forgetful-nodes-fenced scenario and its directed tests show both).
 //   - A maxmemory-policy other than noeviction can drop lock keys when memory is full (volatile-*
 //     policies too: they evict keys that have a TTL, and lock keys have one). NewQuorum logs a
 //     warning for each such node. With noeviction a full node drops nothing: held leases are kept,
