@@ -200,10 +200,12 @@
 //     (the chaos suite's forgetful-nodes-fenced scenario and its directed tests show both).
 //   - A maxmemory-policy other than noeviction can drop lock keys when memory is full (volatile-*
 //     policies too: they evict keys that have a TTL, and lock keys have one). NewQuorum logs a
-//     warning for each such node. With noeviction a full node drops nothing: held leases are kept,
-//     renewed and released; an acquire's first request is refused (an error matching
-//     ErrUnavailable that says the node is out of memory), and a blocking acquire's later rounds
-//     may still take a free name (Redis lets a script write once it has begun with a delete).
+//     warning for each such node. With noeviction a full node drops nothing: held leases of every
+//     primitive are kept, renewed and released, a release handing over to a waiter too (Redis
+//     refuses a script's first write that may grow memory, not its later ones, and those scripts
+//     write first with a command that frees); an acquire's first request is refused (an error
+//     matching ErrUnavailable that says the node is out of memory), and a blocking acquire's later
+//     rounds may still take a free name (their script begins with a delete).
 //   - A node with replicas that a failover can promote (Sentinel, Cluster): replication is
 //     asynchronous, so a promoted replica may not have a claim's write (a grant, a renewal), and
 //     grants it to a second holder while the first still holds it. NewQuorum warns about such

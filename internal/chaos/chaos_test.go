@@ -29,7 +29,9 @@ func TestChaos(t *testing.T) {
 // must find. A holds on nodes 0 and 1 only (it is cut off from node 2 when it acquires); node 0
 // restarts empty; B then wins nodes 0 and 2 while A's lease is still valid.
 func TestExpectedDoubleGrantAfterEmptyRestart(t *testing.T) {
-	lc := LeaseConfig{TTL: time.Second, NodeTimeout: 50 * time.Millisecond}
+	// A holds for a second of its 2s TTL: time enough, on a loaded machine, for the restart and
+	// B's whole section to come between A's read and its write.
+	lc := LeaseConfig{TTL: 2 * time.Second, NodeTimeout: 50 * time.Millisecond}
 	r, _ := doubleGrantOnABareMajority(t, "expected: empty restart", lc, 1, func(env *Env) Fault {
 		f := Fault{Kind: NodeRestartEmpty, Nodes: []int{0}, Start: Mono()}
 		env.Nodes[0].RestartEmpty()

@@ -273,6 +273,37 @@ func CheckEntries(sections []Section) []Violation {
 	return out
 }
 
+// grantStart is no later than the start of the round that granted s's lease: its validity as
+// granted ends TTL − drift after that start. (Without a recorded grant, the acquire's start.)
+func grantStart(s Section, ttl time.Duration) int64 {
+	if s.Granted == 0 {
+		return s.AcquireStart
+	}
+	return max(s.AcquireStart, s.Granted-int64(ttl))
+}
+
+// forgotBetween returns the fault of ForgetfulKinds that can explain second entering beside first:
+// a node's clock stepped after first's grant began (a step before it only moved the clock its key
+// was then written by) and before second entered, or keys evicted while first's grant was under
+// way or held, before second entered. It cannot tell whether the node was in first's majority, so
+// it excuses some overlaps it need not; the fenced resource's checks do not rely on it.
+func forgotBetween(first, second Section, faults []Fault, ttl time.Duration) (Fault, bool) {
+	from := grantStart(first, ttl)
+	for _, f := range faults {
+		switch f.Kind {
+		case ClockJump:
+			if f.Start >= from && f.Start <= second.Enter {
+				return f, true
+			}
+		case NodeEvict:
+			if f.Start <= second.Enter && f.End >= from {
+				return f, true
+			}
+		}
+	}
+	return Fault{}, false
+}
+
 // pauseCaveats are the checks a process paused past its validity trips by design (DESIGN §7): it
 // looks at its lease late, so it enters, writes or sees Done late. Exclusion, fencing and the
 // resource's history still hold: the lock never granted twice, and the fenced resource refused
@@ -288,19 +319,16 @@ var ForgetfulKinds = []FaultKind{ClockJump, NodeEvict}
 
 // Attribute marks documented caveats among vs: the violations of pauseCaveats whose section
 // belongs to a process that a client-pause fault stopped while the section was under way, and the
-// exclusion violations where a node forgot the first holder's lease (a fault of ForgetfulKinds
-// on between its acquire's start and the second holder's entry). Every other check, fencing and
-// the resource's history among them, must still hold.
-func Attribute(vs []Violation, faults []Fault) []Violation {
+// exclusion violations that a node which forgot the first holder's lease explains (see
+// forgotBetween). Every other check, fencing and the resource's history among them, must still
+// hold. ttl is the scenario's lease TTL.
+func Attribute(vs []Violation, faults []Fault, ttl time.Duration) []Violation {
 	for i := range vs {
 		v := &vs[i]
 		if v.Check == CheckExclusion && len(v.Excerpt) >= 2 {
 			first, last := v.Excerpt[0], v.Excerpt[len(v.Excerpt)-1]
-			for _, f := range faults {
-				if slices.Contains(ForgetfulKinds, f.Kind) && f.Start <= last.Enter && f.End >= first.AcquireStart {
-					v.Caveat = fmt.Sprintf("%s on nodes %v %s into the first holder's acquire: the node forgot its lease", f.Kind, f.Nodes, ms(f.Start-first.AcquireStart))
-					break
-				}
+			if f, ok := forgotBetween(first, last, faults, ttl); ok {
+				v.Caveat = fmt.Sprintf("%s on nodes %v, %s after the first holder's grant began: the node forgot its lease", f.Kind, f.Nodes, ms(f.Start-grantStart(first, ttl)))
 			}
 			continue
 		}

@@ -404,11 +404,12 @@ func TestAttributeExcusesOnlyOverlapsAForgetfulNodeExplains(t *testing.T) {
 		{"clock step during a's section", fault(ClockJump, 20, 20), true},
 		{"eviction on through a's acquire", fault(NodeEvict, 0, 15), true},
 		{"clock step after b entered", fault(ClockJump, 45, 45), false},
+		{"clock step before a's acquire", fault(ClockJump, 5, 5), false},
 		{"eviction over before a's acquire", fault(NodeEvict, 0, 5), false},
 		{"a node paused, not forgetful", fault(NodePause, 20, 30), false},
 		{"no fault", nil, false},
 	} {
-		vs := Attribute(overlap(), c.faults)
+		vs := Attribute(overlap(), c.faults, 100*time.Millisecond)
 		if len(vs) != 1 || vs[0].Check != CheckExclusion {
 			t.Fatalf("%s: %v; want one exclusion violation", c.name, vs)
 		}
@@ -416,9 +417,31 @@ func TestAttributeExcusesOnlyOverlapsAForgetfulNodeExplains(t *testing.T) {
 			t.Errorf("%s: caveat %q; want one: %v", c.name, vs[0].Caveat, c.caveat)
 		}
 	}
+	// A waited from 0 and was granted by a round that began at 30 or later (its validity as
+	// granted ends at 130, with a TTL of 100): a node that forgot before that round forgot
+	// nothing of A's.
+	waited := func() []Violation {
+		a := with(sec("a", 60, 90, 130), func(s *Section) { s.AcquireStart, s.Granted = 0, 130*msec })
+		return CheckExclusive([]Section{a, sec("b", 70, 80, 170)})
+	}
+	for _, c := range []struct {
+		name   string
+		faults []Fault
+		caveat bool
+	}{
+		{"clock step while a waited", fault(ClockJump, 20, 20), false},
+		{"eviction over while a waited", fault(NodeEvict, 5, 25), false},
+		{"clock step after a's grant began", fault(ClockJump, 35, 35), true},
+		{"eviction on into a's grant", fault(NodeEvict, 25, 32), true},
+	} {
+		vs := Attribute(waited(), c.faults, 100*time.Millisecond)
+		if len(vs) != 1 || (vs[0].Caveat != "") != c.caveat {
+			t.Errorf("%s: %v; want one exclusion violation, a caveat: %v", c.name, vs, c.caveat)
+		}
+	}
 	// A late write beside a clock step is no caveat: only a paused process explains it.
 	late := []Violation{{Check: CheckLeaseUse, Excerpt: []Section{sec("p.0", 10, 60, 30)}}}
-	if vs := Attribute(late, fault(ClockJump, 20, 20)); vs[0].Caveat != "" {
+	if vs := Attribute(late, fault(ClockJump, 20, 20), 100*time.Millisecond); vs[0].Caveat != "" {
 		t.Errorf("a lease used late beside a clock step was excused: %q", vs[0].Caveat)
 	}
 }

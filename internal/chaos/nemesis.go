@@ -35,9 +35,11 @@ const (
 	// It runs alone: no node fault starts while it is on, and it waits for them to heal.
 	NetRing FaultKind = "net-ring"
 	// NodeOOM fills a node's memory for the fault's duration: maxmemory drops below what the node
-	// uses, under maxmemory-policy noeviction (the setting the lease doc asks for), so the node
-	// refuses every write that may grow memory (an acquire's first write; an out-of-memory vote
-	// error) while it keeps, renews and releases what it holds. Safe: it is in the random schedule.
+	// uses, under maxmemory-policy noeviction (the setting the lease doc asks for). The node then
+	// refuses a command, or a script's first write, that may grow memory (an acquire's first
+	// request: an out-of-memory vote error), while it keeps, renews and releases what it holds (the
+	// scripts of a renewal or a release write first with a command that frees). Safe: it is in the
+	// random schedule.
 	NodeOOM FaultKind = "node-oom"
 	// ClockJump steps a node's wall clock forward by 1.5–3× TTL at once, as an NTP step or an
 	// operator's date(1) would: far past the drift margin, so every key on the node expires early,
@@ -46,8 +48,9 @@ const (
 	// at the resource keeps out (see ForgetfulKinds).
 	ClockJump FaultKind = "node-clock-jump"
 	// NodeEvict fills a node's memory under maxmemory-policy volatile-lru for the fault's duration:
-	// the node evicts every key with a TTL, lock keys first among them, and forgets the leases it
-	// granted. Unsafe by design (the lease doc's memory caveat), like ClockJump.
+	// the node evicts the keys with a TTL (by approximate LRU; the limit is below anything it can
+	// reach, so all of them, lock keys among them) and forgets the leases it granted. Unsafe by
+	// design (the lease doc's memory caveat), like ClockJump.
 	NodeEvict FaultKind = "node-evict"
 	// NodeRestartEmpty restarts a node with its data wiped. Unsafe by design (DESIGN §7): only the
 	// expected-violation scenario uses it, never the random schedule.
@@ -329,20 +332,22 @@ func (n *Nemesis) inject(act []*active) *active {
 			a.heal = func() {}
 		case ClockJump:
 			step := n.ttl()*3/2 + time.Duration(n.rng.Int64N(int64(n.ttl()*3/2)))
+			a.f.Start = Mono()
 			for _, i := range nodes {
 				env.Nodes[i].JumpClock(step)
 			}
-			// The step stays: a clock set right is not set back (a backward step would only
-			// delay expiry). The fault's window is how long the node counts as faulted.
-			a.heal = func() {}
+			// An instant fault: the step stays (a clock set right is not set back; a backward
+			// step would only delay expiry), and the node is a healthy one that forgot.
+			d = 0
 		case NodeOOM, NodeEvict:
 			policy := "noeviction"
 			if kind == NodeEvict {
 				policy = "volatile-lru"
 			}
+			a.f.Start = Mono() // the node may evict from the first CONFIG SET on
 			for _, i := range nodes {
 				if err := squeeze(env.Nodes[i], policy, true); err != nil {
-					env.t.Logf("chaos: %v", err)
+					env.t.Errorf("chaos: %s: %v", kind, err) // the node is up (no other node fault is on it)
 				}
 			}
 			a.heal = func() {
@@ -440,7 +445,9 @@ func (n *Nemesis) inject(act []*active) *active {
 		return nil
 	}
 	a.f.Nodes = slices.Clone(a.nodes)
-	a.f.Start = Mono()
+	if a.f.Start == 0 {
+		a.f.Start = Mono()
+	}
 	a.f.End = a.f.Start + int64(d)
 	a.healAt = time.Now().Add(d)
 	if a.heal == nil {

@@ -83,7 +83,7 @@ func LoadProfile() (Profile, error) {
 
 // The CI profile: 3 nodes whose clocks run 0.9% fast (within the 1% + 2ms
 // the validity rule allows for), a TTL of 1s, short holds, mostly goroutine clients and two
-// processes; it must finish within 4 minutes on 2 cores under -race with at least 8,000
+// processes; it must finish within 5 minutes on 2 cores under -race with at least 8,000
 // sections. (It did 40,000 with a TTL of 500ms and a long section in 200 on any name; the time
 // now goes to long sections that lose their leases, where the planted bugs show.)
 func ciProfile() Profile {

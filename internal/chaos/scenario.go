@@ -365,7 +365,7 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 	}
 	r.Violations = append(r.Violations, CheckLeases(sections, sc.DoneSlack)...)
 	r.Violations = append(r.Violations, CheckEntries(sections)...)
-	r.Violations = Attribute(r.Violations, r.Faults)
+	r.Violations = Attribute(r.Violations, r.Faults, sc.Lease.TTL)
 	r.Violations = append(r.Violations, CheckAcquiredAfter(sections, append(goIDs, procIDs...), healed, sc.Quiesce)...)
 	r.Violations = append(r.Violations, env.KeysLeft(2*sc.Lease.TTL+time.Second)...)
 	r.Violations = append(r.Violations, unreaped...)

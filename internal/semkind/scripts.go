@@ -30,7 +30,7 @@ var (
 	acquireScript = engine.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, acquireLua,
 		"local until_ms = now() + ttl", "local until_ms = now() + ttl - math.floor(ttl / 3)"))
 	renewScript = engine.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, renewLua,
-		"'XX', now() + ttl, s)", "'XX', now() + ttl - math.floor(ttl / 3), s)"))
+		"KEYS[4], now() + ttl, s)", "KEYS[4], now() + ttl - math.floor(ttl / 3), s)"))
 	releaseScript = engine.NewScript(semLua + releaseLua)
 	leaveScript   = engine.NewScript(semLua + leaveLua)
 	inspectScript = engine.NewInspectScript(inspectLua)

@@ -16,14 +16,21 @@ if holder == ARGV[1] then
   redis.call('DEL', KEYS[4])
   return 1
 end
--- Waiters queued behind us (the first of them marked the value): the next one gets it.
+-- Waiters queued behind us (the first of them marked the value): the next one gets it. The key is
+-- deleted first: on a node out of memory (maxmemory-policy noeviction) Redis refuses a script's
+-- first write when it may grow memory (the SET that hands the lock over), but not once the script
+-- has written (the DEL), so the handover goes through and the name is not left held to its TTL.
 if holder == 'q:' .. ARGV[1] then
+  redis.call('DEL', KEYS[4])
   hand()
   return 1
 end
 -- Not ours here. If it was reserved for us (we won our majority on other nodes, or gave up), or
 -- it is free and we were queued, the next waiter gets it.
 local dequeued = redis.call('EXISTS', KEYS[1]) == 1 and dequeue(ARGV[1]) == 1
+if holder == 'r:' .. ARGV[1] then
+  redis.call('DEL', KEYS[4]) -- as above
+end
 if holder == 'r:' .. ARGV[1] or (dequeued and not holder) then
   hand()
 end

@@ -12,7 +12,12 @@ if redis.call('GET', KEYS[4]) == ARGV[1] then
 end
 local score = redis.call('ZSCORE', KEYS[5], ARGV[1])
 if score and tonumber(score) > now() then
-  redis.call('ZADD', KEYS[5], 'XX', now() + ttl, ARGV[1])
+  -- Out, then in again with the new score, rather than ZADD XX: on a node out of memory
+  -- (maxmemory-policy noeviction) Redis refuses a script's first write when it may grow memory,
+  -- but not once the script has written (the ZREM), so a reader's renewal goes through. (The
+  -- ZREM of the last reader drops the key's TTL with it: expire_set sets it again.)
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])
   expire_set(KEYS[5], ttl)
   return 1
 end

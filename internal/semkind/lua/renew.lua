@@ -17,7 +17,12 @@ local kept, freed = {}, false
 for _, s in ipairs(slots_of(ARGV[1])) do
   local owner = redis.call('HGET', KEYS[5], s)
   if keep[s] and owner == ARGV[1] then
-    redis.call('ZADD', KEYS[4], 'XX', now() + ttl, s)
+    -- Out, then in again with the new score, rather than ZADD XX: on a node out of memory
+    -- (maxmemory-policy noeviction) Redis refuses a script's first write when it may grow memory,
+    -- but not once the script has written (the ZREM), so the renewal goes through. (settle, below,
+    -- gives the keys their TTL again.)
+    redis.call('ZREM', KEYS[4], s)
+    redis.call('ZADD', KEYS[4], now() + ttl, s)
     kept[#kept + 1] = s
   elseif owner == ARGV[1] or owner == 'r:' .. ARGV[1] then
     free_slot(s)
