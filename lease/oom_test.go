@@ -80,6 +80,13 @@ func TestNoevictionKeepsHeldLeasesOfEveryPrimitive(t *testing.T) {
 	err = mutex.New(looker, "oom-new").TryLock(ctx)
 	require.ErrorIs(t, err, lease.ErrUnavailable, "a new acquire while every node is full")
 	assert.Contains(t, err.Error(), "out of memory")
+	// A process that starts now gets a quorum: a node out of memory is not misconfigured (the
+	// start-up probe's writes refused for want of memory are no refusal of the user's rights).
+	late, err := lease.NewQuorum(ctx, redistest.Clients(nodes), quiet)
+	require.NoError(t, err, "a quorum made while every node is out of memory")
+	defer late.Close(ctx)
+	err = mutex.New(late, "oom-new").TryLock(ctx)
+	require.ErrorIs(t, err, lease.ErrUnavailable, "the late quorum's acquire while every node is full")
 
 	// At once, while its waiter is surely live (a waiter whose attempts all fail stays queued for
 	// a TTL): the release must hand the name over, not leave it held to its TTL.

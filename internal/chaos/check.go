@@ -318,7 +318,8 @@ var pauseCaveats = []string{CheckLeaseUse, CheckDoneLate, CheckLateEntry}
 var ForgetfulKinds = []FaultKind{ClockJump, NodeEvict}
 
 // Attribute marks documented caveats among vs: the violations of pauseCaveats whose section
-// belongs to a process that a client-pause fault stopped while the section was under way, and the
+// belongs to a process that a client-pause fault stopped while the section was under way (or to
+// the test process, which a ProcessStall shows did not run for a while then), and the
 // exclusion violations that a node which forgot the first holder's lease explains (see
 // forgotBetween). Every other check, fencing and the resource's history among them, must still
 // hold. ttl is the scenario's lease TTL.
@@ -344,6 +345,10 @@ func Attribute(vs []Violation, faults []Fault, ttl time.Duration) []Violation {
 			if f.Kind == ClientPause && f.Client != "" && strings.HasPrefix(s.Client, f.Client+".") &&
 				f.Start <= end && f.End >= s.AcquireStart {
 				v.Caveat = fmt.Sprintf("its process was paused for %s during the section (a holder paused past its validity)", ms(f.End-f.Start))
+				break
+			}
+			if f.Kind == ProcessStall && !strings.HasPrefix(s.Client, "p") && f.Start <= end && f.End >= s.AcquireStart {
+				v.Caveat = fmt.Sprintf("the test process stalled for %s during the section (a holder paused past its validity)", ms(f.End-f.Start))
 				break
 			}
 		}

@@ -445,3 +445,25 @@ func TestAttributeExcusesOnlyOverlapsAForgetfulNodeExplains(t *testing.T) {
 		t.Errorf("a lease used late beside a clock step was excused: %q", vs[0].Caveat)
 	}
 }
+
+// A stall of the test process excuses the late looks at their leases of its own clients, not of
+// the client processes', and only when it overlaps the section.
+func TestAttributeExcusesTestProcessStallsForItsOwnClients(t *testing.T) {
+	stall := []Fault{{Kind: ProcessStall, Client: "test process", Start: 20 * msec, End: 900 * msec}}
+	for _, c := range []struct {
+		client      string
+		enter, exit int64
+		caveat      bool
+	}{
+		{"g1.2", 10, 950, true},
+		{"q4.0", 10, 950, true},
+		{"p0r3.1", 10, 950, false},  // a child process: the test process's stall is not its own
+		{"g1.2", 1000, 1100, false}, // after the stall
+	} {
+		s := sec(c.client, c.enter, c.exit, c.enter+5)
+		vs := Attribute([]Violation{{Check: CheckLateEntry, Excerpt: []Section{s}}}, stall, 100*time.Millisecond)
+		if (vs[0].Caveat != "") != c.caveat {
+			t.Errorf("%s in [%d, %d]: caveat %q; want one: %v", c.client, c.enter, c.exit, vs[0].Caveat, c.caveat)
+		}
+	}
+}

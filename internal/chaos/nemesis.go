@@ -57,6 +57,10 @@ const (
 	NodeRestartEmpty FaultKind = "node-restart-empty"
 	// ProcPausePastLease pauses a client process past its lease (expected-violation scenario).
 	ProcPausePastLease FaultKind = "client-pause-past-lease"
+	// ProcessStall is no fault the nemesis injects: it is the test process itself not running for
+	// a while (CPU starvation on a loaded machine, a long GC pause), as a stall monitor saw it
+	// (see watchStalls). Its clients are then holders paused like a paused process's.
+	ProcessStall FaultKind = "test-process-stall"
 )
 
 // Fault is one injected fault, as the report and the latency figures see it.

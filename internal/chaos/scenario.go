@@ -322,6 +322,7 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 		}
 	}
 	started := Mono()
+	stalls := watchStalls(ctx)
 	pp := &procPool{env: env, cfg: ChildConfig{Primitive: sc.Primitive, Work: sc.Work, Goroutines: sc.ProcGoroutines, Seed: seed}}
 	pp.start(sc.ProcClients)
 
@@ -343,7 +344,7 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 	sections := hist.Sections()
 	// A multi claim's section holds each of its names: the checks by name see it once per name.
 	named := PerName(sections)
-	r := newResult(sc.Name, sc.Primitive, seed, sections, nem.Faults())
+	r := newResult(sc.Name, sc.Primitive, seed, sections, append(nem.Faults(), stalls()...))
 	for _, c := range clients {
 		r.Failed += c.Failed.Load()
 	}
@@ -388,6 +389,39 @@ func (sc Scenario) Run(t *testing.T, seed uint64) *Result {
 		t.Logf("chaos: %s: the observers heard %d new leaders, %d of them no recorded leadership in that term (a grant glimpsed while undone, or a campaign that did not return)", sc.Name, r.Observed, r.Excepted)
 	}
 	return r
+}
+
+// StallThreshold is how long past its 10ms sleep the stall monitor must wake for a stall of the
+// test process to be recorded.
+const StallThreshold = 100 * time.Millisecond
+
+// watchStalls records, until ctx ends, every moment the test process did not run a goroutine that
+// sleeps 10ms at a time for StallThreshold longer than that; the returned func gives them (after
+// ctx ended). A client of the test process then looks at its lease late through no fault of the
+// library, as a paused process's client does: Attribute marks it so.
+func watchStalls(ctx context.Context) func() []Fault {
+	var mu sync.Mutex
+	var out []Fault
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		const tick = 10 * time.Millisecond
+		for ctx.Err() == nil {
+			t0 := Mono()
+			time.Sleep(tick)
+			if now := Mono(); now-t0 > int64(tick+StallThreshold) {
+				mu.Lock()
+				out = append(out, Fault{Kind: ProcessStall, Client: "test process", Start: t0 + int64(tick), End: now})
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []Fault {
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return out
+	}
 }
 
 // checkBounds holds the scenario's liveness bounds against r; sections is how many sections the

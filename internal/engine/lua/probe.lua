@@ -3,11 +3,14 @@
 -- those the server refused. It leaves nothing behind.
 -- KEYS[1] a string, KEYS[2] a sorted set, KEYS[3] a hash, KEYS[4] a counter
 -- ARGV[1] a channel
--- Returns the refusals, one "COMMAND: reason" each; empty when every command ran.
+-- Returns the refusals, one "COMMAND: reason" each; empty when every command ran (or was refused
+-- only for want of memory).
+-- A node out of memory (maxmemory-policy noeviction) refuses the writes that may grow memory with
+-- an OOM error: that is no refusal of the user's rights, and heals when memory is freed.
 local refused = {}
 local function try(...)
   local r = redis.pcall(...)
-  if type(r) == 'table' and r.err then
+  if type(r) == 'table' and r.err and string.sub(r.err, 1, 4) ~= 'OOM ' then
     refused[#refused + 1] = string.upper((select(1, ...))) .. ': ' .. r.err
   end
 end
