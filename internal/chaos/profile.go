@@ -168,11 +168,14 @@ func ciProfile() Profile {
 // The soak profile: 5 nodes (a minority budget of two, so two different nodes under faults at
 // once), longer runs, more clients and processes, up to four faults at once, several seeds. The
 // safety checks are the CI profile's, unchanged. The liveness and timing bounds are scaled to its
-// load, which on 2 cores under -race is about twice the CI profile's: runs that kept the CI
-// bounds saw, with zero safety violations, client processes respawned at the final heal that
-// had not started up within the 5s quiesce, p99 acquire latencies under faults of 8.4–9.8s (four
-// faults at once, two nodes down), and a Done 192ms past Until. So: 15s of quiesce, a p99 within
-// 12s (the acquire's own timeout), 5% of acquires allowed to give up, and 300ms of Done slack.
+// load, which on 2 cores under -race is about twice the CI profile's. Three partial soak runs
+// with the CI bounds (159,688 sections) had no exclusion, fencing, lost-update or
+// linearizability violation; besides client processes that exited at start-up because a node was
+// out of memory (fixed in NewQuorum's probe), they saw p99 acquire latencies under faults of
+// 8.4–9.8s (four faults at once, two nodes down), 3.2% of an rwmutex scenario's acquires give up,
+// goroutines first in 5.02s after the heal, and a Done 192ms past its Until (besides the test
+// process's own stalls, now attributed). So: 10s of quiesce, a p99 within 12s (the acquire's own
+// timeout), 5% of acquires allowed to give up, and 300ms of Done slack.
 func soakProfile() Profile {
 	p := ciProfile()
 	p.Name, p.Nodes, p.MinSections = "soak", 5, 0
@@ -182,7 +185,7 @@ func soakProfile() Profile {
 		sc.Nodes, sc.GoClients, sc.ProcClients = 5, 4, 3
 		sc.Faults *= 6
 		sc.Nemesis.MaxActive = 4
-		sc.Quiesce, sc.DoneSlack = 15*time.Second, p.DoneSlack
+		sc.Quiesce, sc.DoneSlack = 10*time.Second, p.DoneSlack
 		if sc.MaxP99 > 0 {
 			sc.MaxFailedShare, sc.MaxP99 = 0.05, 12*time.Second
 		}
