@@ -452,6 +452,16 @@ func TestLockThatWaitedForUnlockRecordsRetryAndPubSubWakeUp(t *testing.T) {
 	if !pollFor(2*time.Second, func() bool { return r.sumValue(t, "quorumsync.waiters", mutexLock) == 1 }) {
 		t.Fatalf("waiters while Lock is blocked: got %d; want 1", r.sumValue(t, "quorumsync.waiters", mutexLock))
 	}
+	// The gauge counts the waiter from its first attempt on: wait until the servers have it
+	// queued too, so that the release below wakes it (on a loaded machine its second attempt could
+	// otherwise come after the release, and find the lock free without waiting).
+	looker := newQuorum(t, nodes)
+	if !pollFor(5*time.Second, func() bool {
+		st, err := looker.Inspect(context.Background(), "queue")
+		return err == nil && len(st.Waiters) == 1
+	}) {
+		t.Fatalf("the waiter never showed queued on the servers")
+	}
 	if err := holder.Unlock(context.Background()); err != nil {
 		t.Fatalf("holder Unlock: got %v; want nil", err)
 	}
