@@ -31,5 +31,10 @@ func TestLateRenewalSaysWhyWithoutANodeError(t *testing.T) {
 	require.Error(t, r.Err)
 	assert.NotContains(t, r.Err.Error(), "%!", "renewal error %q", r.Err)
 	assert.True(t, strings.HasPrefix(r.Err.Error(), "renewed on 1 of 1 nodes, but only after"), "renewal error %q", r.Err)
-	require.NoError(t, l.Release(context.Background()))
+	// The renewal left the key 2ms to live: by the release it may be gone (ErrNotHeld); either
+	// way nothing is left.
+	if err := l.Release(context.Background()); err != nil {
+		require.ErrorIs(t, err, ErrNotHeld)
+	}
+	redistest.RequireNoLockKeysWithin(t, nodes, "*", time.Second)
 }
