@@ -97,10 +97,17 @@ func (w *waiter) signal() {
 // A channel whose last waiter leaves stays subscribed for a short linger before it is
 // unsubscribed, so that a name under steady contention does not pay a SUBSCRIBE and an
 // UNSUBSCRIBE per acquisition.
+//
+// Its SUBSCRIBE and UNSUBSCRIBE calls run under io, outside mu, one at a time and in order: a call
+// can block for as long as go-redis holds the connection (a reconnect to a hung node dials and
+// handshakes under its lock), and mu is taken by what must never wait for a node — a waiter
+// leaving on its way out of an acquire whose grant's validity is running, and the receive
+// goroutine's wake-ups.
 type subscriber struct {
 	client  redis.UniversalClient
 	timeout time.Duration
 
+	io       sync.Mutex // held across a SUBSCRIBE or UNSUBSCRIBE; taken before mu
 	mu       sync.Mutex
 	ps       *redis.PubSub
 	channels map[string]*subscription
@@ -150,28 +157,33 @@ func (s *subscriber) add(w *waiter) {
 // reports false when the subscription could not be sent; the waiter then relies on its fallback
 // timer.
 func (s *subscriber) subscribe(w *waiter) bool {
+	s.io.Lock()
+	defer s.io.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	sub := s.channels[w.channel]
 	if s.closed || sub == nil {
+		s.mu.Unlock()
 		return false
 	}
 	if sub.subscribed {
-		return true
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
-	if s.ps == nil {
-		// The first subscription opens the connection; the receive goroutine owns it from then on.
-		s.ps = s.client.Subscribe(ctx, w.channel)
-		s.done = make(chan struct{})
-		go s.receive(s.ps, s.done)
-		sub.subscribed = true
+		s.mu.Unlock()
 		return true
 	}
 	// go-redis remembers the channel even when sending fails, and subscribes it on reconnect.
 	sub.subscribed = true
-	return s.ps.Subscribe(ctx, w.channel) == nil
+	if s.ps == nil {
+		// The connection opens on the first subscription, or on the receive goroutine's first
+		// read, whichever comes first (the client's Subscribe with no channel does no I/O); the
+		// receive goroutine owns it from then on.
+		s.ps = s.client.Subscribe(context.Background())
+		s.done = make(chan struct{})
+		go s.receive(s.ps, s.done)
+	}
+	ps := s.ps
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	return ps.Subscribe(ctx, w.channel) == nil
 }
 
 // remove unregisters w. A subscribed channel is unsubscribed after the linger if no waiter comes
@@ -195,15 +207,19 @@ func (s *subscriber) remove(w *waiter) {
 }
 
 func (s *subscriber) unsubscribe(channel string, sub *subscription) {
+	s.io.Lock()
+	defer s.io.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed || s.channels[channel] != sub || len(sub.waiters) > 0 {
+		s.mu.Unlock()
 		return
 	}
 	delete(s.channels, channel)
+	ps := s.ps
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	_ = s.ps.Unsubscribe(ctx, channel)
+	_ = ps.Unsubscribe(ctx, channel)
 }
 
 // wake signals the waiters of channel whose token is among tokens (space-separated, each maybe

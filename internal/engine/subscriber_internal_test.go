@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A waiter leaving its channel, and the receive goroutine's wake-ups, never wait for a node: while
+// a SUBSCRIBE is stuck on a node that accepted the connection and answers nothing, remove and wake
+// return at once. (An acquire leaves its channel after its grant, on its way back to the caller,
+// so a wait there ate the grant's validity: a chaos soak saw a permit handed out with its validity
+// already over, with a node hung.)
+func TestLeavingAChannelDoesNotWaitForAHungNode(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, 16)
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+			accepted <- struct{}{}
+		}
+	}()
+	defer func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+
+	const hang = 3 * time.Second
+	client := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: hang, WriteTimeout: hang,
+		DialTimeout: hang, ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer client.Close()
+	s := newSubscriber(client, hang)
+	defer s.close()
+
+	first := &waiter{channel: "first", token: "a", wake: make(chan struct{}, 1)}
+	s.add(first)
+	subscribed := make(chan struct{})
+	go func() {
+		defer close(subscribed)
+		s.subscribe(first)
+	}()
+	select {
+	case <-accepted: // the subscription's connection is open, and its handshake unanswered
+	case <-time.After(hang):
+		t.Fatal("the subscriber never connected to the hung node")
+	}
+
+	second := &waiter{channel: "second", token: "b", wake: make(chan struct{}, 1)}
+	s.add(second)
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		s.remove(second)
+		s.wake("first", "")
+	}()
+	select {
+	case <-left:
+	case <-subscribed:
+		t.Fatal("remove and wake waited for a SUBSCRIBE to a hung node")
+	}
+	select {
+	case <-subscribed:
+		t.Error("the SUBSCRIBE to the hung node returned before remove and wake did: the test shows nothing")
+	default:
+	}
+	<-subscribed
+}
