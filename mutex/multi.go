@@ -263,7 +263,7 @@ func (m *Multi) obtainOnce(ctx context.Context, wait bool, md mode, onRetry func
 	for i, mu := range m.locks {
 		r := &mu.tryReq
 		if md == modeDo {
-			r = &mu.tryDoReq
+			r = &mu.doRequests().tryDo
 		}
 		if i == len(m.locks)-1 {
 			ls[i], failed[i] = mu.s.Claim(ctx, mu.s.Errs, r)
@@ -298,7 +298,7 @@ func (m *Multi) obtainOnce(ctx context.Context, wait bool, md mode, onRetry func
 		mu := m.locks[i]
 		r := &mu.lockReq
 		if md == modeDo {
-			r = &mu.doReq
+			r = &mu.doRequests().do
 		}
 		if onRetry != nil {
 			withReport := *r

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/quorumsync/quorumsync/internal/engine"
 	"github.com/quorumsync/quorumsync/internal/primitive"
@@ -23,8 +24,11 @@ import (
 // Mutex copies its reference to the held lease; don't.
 type Mutex struct {
 	s primitive.Shell
-	// The requests of each operation, built once: the engine only reads them.
-	lockReq, tryReq, doReq, tryDoReq engine.Request
+	// The requests of Lock and TryLock, built once: the engine only reads them. Do's and TryDo's
+	// are built on their first use (most Mutexes never run one), so that a Mutex made for one
+	// Lock costs less.
+	lockReq, tryReq engine.Request
+	doReqs          atomic.Pointer[doRequests]
 
 	mu   sync.Mutex
 	held *engine.Lease // taken by Lock or TryLock, for Unlock
@@ -37,13 +41,27 @@ func New(q *lease.Quorum, name string, opts ...Option) *Mutex {
 	m := &Mutex{s: primitive.New(q, name, errs, opts)}
 	base := m.s.Request(engine.Exclusive)
 	base.Fencing = m.s.Cfg.Fencing
-	m.lockReq, m.tryReq, m.doReq, m.tryDoReq = base, base, base, base
+	m.lockReq, m.tryReq = base, base
 	m.lockReq.Wait, m.lockReq.Operation, m.lockReq.OnLost = true, "Lock", m.s.Report
 	m.tryReq.Operation, m.tryReq.OnLost = "TryLock", m.s.Report
-	// Do returns a loss to its caller: it is not reported a second time.
-	m.doReq.Wait, m.doReq.Operation = true, "Lock"
-	m.tryDoReq.Operation = "TryLock"
 	return m
+}
+
+// doRequests are the requests of Do and TryDo.
+type doRequests struct{ do, tryDo engine.Request }
+
+// doRequests returns m's requests of Do and TryDo, built on first use from Lock's and TryLock's:
+// Do returns a loss to its caller, so they report none to the error handler.
+func (m *Mutex) doRequests() *doRequests {
+	if d := m.doReqs.Load(); d != nil {
+		return d
+	}
+	d := &doRequests{do: m.lockReq, tryDo: m.tryReq}
+	d.do.OnLost, d.tryDo.OnLost = nil, nil
+	if m.doReqs.CompareAndSwap(nil, d) {
+		return d
+	}
+	return m.doReqs.Load()
 }
 
 // Name returns the mutex's name.
@@ -150,7 +168,7 @@ func (m *Mutex) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 	if m == nil {
 		return errNil
 	}
-	return m.do(ctx, &m.doReq, fn)
+	return m.do(ctx, &m.doRequests().do, fn)
 }
 
 // TryDo is [Mutex.Do] with [Mutex.TryLock]: it runs fn only if m could be had at once, and
@@ -163,7 +181,7 @@ func (m *Mutex) TryDo(ctx context.Context, fn func(ctx context.Context) error) e
 	if m == nil {
 		return errNil
 	}
-	return m.do(ctx, &m.tryDoReq, fn)
+	return m.do(ctx, &m.doRequests().tryDo, fn)
 }
 
 // do acquires with r, one of m's requests, and runs fn under the lease; m is not nil.

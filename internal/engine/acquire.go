@@ -25,9 +25,6 @@ type Request struct {
 	// Name is what is claimed. Any non-empty string works, odd characters included: the engine
 	// escapes what would break the hash tag.
 	Name string
-	// Wait makes the acquire block until it holds, its ctx ends, or the quorum closes; without it
-	// the acquire tries once.
-	Wait bool
 	// Weight is how many units the claim needs: 1 (or 0) but for AdmitWeighted kinds.
 	Weight int64
 	// Capacity is, for an AdmitWeighted kind, the total weight admitted at once (a semaphore's
@@ -52,6 +49,9 @@ type Request struct {
 	// Label is a short text ([MaxLabel] bytes at most) the servers keep beside the holder's
 	// identity, for people looking up who holds the name (Quorum.Inspect); "" for none.
 	Label string
+	// Wait makes the acquire block until it holds, its ctx ends, or the quorum closes; without it
+	// the acquire tries once.
+	Wait bool
 	// Fencing gives the lease fencing tokens ([Lease.Fence]): numbers that strictly increase
 	// across the holders of the name, even over N nodes (see [Fencer]). The kind must implement
 	// Fencer. With N = 1 it costs no extra round trip; with more, one.
@@ -77,9 +77,12 @@ func (q *Quorum) Prepare(r *Request) {
 		return
 	}
 	keys := keysFor(q.cfg.prefix, r.Kind, r.Name)
+	// Each key boxed as a pointer into keys, which an interface holds without an allocation of
+	// its own; go-redis writes a *string as the string, and reads it as one to route a Cluster
+	// command by its key.
 	args := make([]any, len(keys))
-	for i, k := range keys {
-		args[i] = k
+	for i := range keys {
+		args[i] = &keys[i]
 	}
 	p := &prepared{prefix: q.cfg.prefix, keys: keys, keyArgs: args, label: escapeLabel(r.Label)}
 	if ttl := q.effectiveTTL(r.TTL); ttl > 0 {
@@ -774,7 +777,7 @@ func (q *Quorum) grant(l *Lease, start, until time.Time) error {
 	if q.cfg.maxHold > 0 {
 		holdUntil = start.Add(q.cfg.maxHold)
 	}
-	e, err := q.wd.Add(watchdog.Spec{Owner: l, TTL: l.claim.TTL, Start: start, Until: until, HoldUntil: holdUntil, OnLost: l.lost})
+	e, err := q.wd.Add(watchdog.Spec{Owner: l, TTL: l.claim.TTL, Start: start, Until: until, HoldUntil: holdUntil}) // the watchdog calls l.Lost
 	if err != nil {
 		return l.errs.Closed
 	}

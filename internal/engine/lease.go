@@ -371,7 +371,7 @@ func (q *Quorum) pass(l *Lease) bool {
 		next := &Lease{q: q, kind: l.kind, claim: *l.snapshot(), errs: errs, gate: l.gate, mode: l.mode,
 			entry: l.entry, onLost: w.req.OnLost, grantedAt: l.grantedAt}
 		until := l.entry.Until()
-		if !l.entry.Rebind(next, next.lost) {
+		if !l.entry.Rebind(next, nil) {
 			return nil // lost meanwhile: released the normal way
 		}
 		l.passed.Store(&until)
@@ -483,10 +483,10 @@ func (l *Lease) leaveGate() {
 	l.q.dropGate(l.claim.Keys[keyQueue], l.gate)
 }
 
-// lost is the watchdog's OnLost: it runs on the goroutine that found the loss, after Done has
-// closed, and hands everything else — telemetry, the holder's callback — to the notifier, so that
-// none of it can delay another lease's renewal.
-func (l *Lease) lost(cause error) {
+// Lost is the lease's loss handler (watchdog.LossHandler): it runs on the goroutine that found
+// the loss, after Done has closed, and hands everything else — telemetry, the holder's callback —
+// to the notifier, so that none of it can delay another lease's renewal.
+func (l *Lease) Lost(cause error) {
 	err := l.endErr(cause)
 	l.q.notes.post(func() {
 		l.held.Load().Lost(err)

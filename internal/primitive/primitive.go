@@ -52,10 +52,16 @@ type Shell struct {
 // (nil options are ignored: New cannot return an error, and the methods check the rest).
 func New(q *lease.Quorum, name string, errs *engine.Errors, opts []Option) Shell {
 	s := Shell{Q: (*engine.Quorum)(q), Name: name, Errs: errs}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&s.Cfg)
+	if len(opts) > 0 {
+		// The options see a Config of their own, which escapes to the heap through their
+		// interface: made only when there are options, it is all that escapes, not the Shell.
+		var cfg Config
+		for _, o := range opts {
+			if o != nil {
+				o.apply(&cfg)
+			}
 		}
+		s.Cfg = cfg
 	}
 	return s
 }

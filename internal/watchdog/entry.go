@@ -5,33 +5,45 @@ import (
 	"time"
 )
 
-// Entry is one lease watched by a [Watchdog]. Its methods are safe for concurrent use.
+// Entry is one lease watched by a [Watchdog]. Its methods are safe for concurrent use. Its times
+// are monotonic instants (mono, 8 bytes where a time.Time takes 24), so that an entry, made for
+// every lease held, fits a smaller size class.
 type Entry struct {
-	w         *Watchdog
-	ttl       time.Duration
-	holdUntil time.Time
+	w   *Watchdog
+	ttl time.Duration
 
 	// next and index belong to the watchdog's renewal queue, expAt and expIndex to its loss queue;
 	// all four are guarded by Watchdog.mu.
-	next     time.Time
-	index    int
-	expAt    time.Time
-	expIndex int
+	next, expAt     mono
+	index, expIndex int32
 
-	mu     sync.Mutex
-	owner  any
-	onLost func(error)
+	mu sync.Mutex
+	// until is the end of its validity as last renewed, exactly as given (a time.Time: callers
+	// compare it); holdUntil caps the lease (0: no cap).
+	until     time.Time
+	holdUntil mono
+	owner     any
+	onLost    func(error)
 	// done is made on the first call of Done (most leases are released without anyone waiting
 	// on it); doneClosed says it is closed, or would be.
-	done       chan struct{}
-	doneClosed bool
-	until      time.Time
+	done chan struct{}
+	err  error
 	// capped is set once a renewal is cut short by the max hold time: the lease then ends with
 	// ErrMaxHold. last is set once such a renewal succeeded: there is nothing left to renew.
-	capped, last bool
-	ended        bool
-	err          error
+	doneClosed, capped, last, ended bool
 }
+
+// mono is an instant on the monotonic clock: the time since epoch.
+type mono time.Duration
+
+// epoch is the origin of mono.
+var epoch = time.Now()
+
+// monoOf returns t as a mono. A t without a monotonic reading is placed by its wall clock.
+func monoOf(t time.Time) mono { return mono(t.Sub(epoch)) }
+
+// sub returns m − t.
+func (m mono) sub(t time.Time) time.Duration { return time.Duration(m - monoOf(t)) }
 
 // Owner returns the owner given to [Watchdog.Add], or to the latest [Entry.Rebind].
 func (e *Entry) Owner() any {
@@ -40,7 +52,8 @@ func (e *Entry) Owner() any {
 	return e.owner
 }
 
-// Rebind gives the entry a new owner and onLost: a lease passed from one holder to the next keeps
+// Rebind gives the entry a new owner and onLost (nil: the owner's Lost, if it is a
+// [LossHandler]): a lease passed from one holder to the next keeps
 // its entry, renewals and validity, and the new holder hears of a loss from then on. The Done
 // channel handed out so far is the old owner's: it closes now (for that owner the lease ended),
 // and Done makes a new one for the new owner. It reports false, and changes nothing, when the
@@ -143,13 +156,18 @@ func (e *Entry) afterEnd(err error, lost bool) {
 	e.mu.Lock()
 	ch := e.done
 	e.doneClosed = true
-	onLost := e.onLost
+	onLost, owner := e.onLost, e.owner
 	e.mu.Unlock()
 	if ch != nil {
 		close(ch)
 	}
-	if lost && onLost != nil {
+	if !lost {
+		return
+	}
+	if onLost != nil {
 		onLost(err)
+	} else if h, ok := owner.(LossHandler); ok {
+		h.Lost(err)
 	}
 }
 
@@ -162,7 +180,7 @@ func (e *Entry) expire() {
 	}
 	if time.Until(e.until) > 0 {
 		// A renewal moved validity after the loss clock took the entry but before we got the lock.
-		e.w.rearm(e, e.until)
+		e.w.rearm(e, monoOf(e.until))
 		e.mu.Unlock()
 		return
 	}
@@ -187,8 +205,8 @@ func (e *Entry) renewTTL(now time.Time, drift func(time.Duration) time.Duration)
 		return 0, false
 	}
 	ttl := e.ttl
-	if !e.holdUntil.IsZero() {
-		if left := e.holdUntil.Sub(now); left < ttl {
+	if e.holdUntil != 0 {
+		if left := e.holdUntil.sub(now); left < ttl {
 			e.capped = true
 			if left <= drift(left) {
 				return 0, false
@@ -196,7 +214,7 @@ func (e *Entry) renewTTL(now time.Time, drift func(time.Duration) time.Duration)
 			ttl = left
 			if end := now.Add(ttl - drift(ttl)); end.Before(e.until) {
 				e.until = end
-				e.w.rearm(e, end)
+				e.w.rearm(e, monoOf(end))
 			}
 		}
 	}
@@ -217,7 +235,7 @@ func (e *Entry) apply(r *Renewal, start, now time.Time) (time.Time, bool) {
 		// keep the lease until r.Until + drift). Any other only moves Until forward.
 		if e.capped || r.Until.After(e.until) {
 			e.until = r.Until
-			e.w.rearm(e, r.Until)
+			e.w.rearm(e, monoOf(r.Until))
 		}
 		e.last = e.capped
 		last := e.last

@@ -63,7 +63,7 @@ type Watchdog struct {
 	// timer). Add moves the timer only for an entry due before that, so a steady stream of
 	// short-held leases does not cost a goroutine wake-up each.
 	sleeping bool
-	wakeAt   time.Time
+	wakeAt   mono
 }
 
 // New starts a watchdog whose goroutine calls renew for the leases that fall due. Close must be
@@ -110,20 +110,27 @@ type Spec struct {
 	OnLost func(error)
 }
 
+// LossHandler is an owner ([Spec.Owner]) told of its lease's loss, as [Spec.OnLost] would be, when
+// OnLost is nil: an owner that has the method needs no func value bound to it (an allocation per
+// lease).
+type LossHandler interface{ Lost(err error) }
+
 // Add starts watching a lease. It returns [ErrClosed] after Close.
 func (w *Watchdog) Add(s Spec) (*Entry, error) {
 	e := &Entry{
-		w:         w,
-		owner:     s.Owner,
-		ttl:       s.TTL,
-		until:     s.Until,
-		holdUntil: s.HoldUntil,
-		onLost:    s.OnLost,
-		index:     -1,
-		expIndex:  -1,
+		w:        w,
+		owner:    s.Owner,
+		ttl:      s.TTL,
+		until:    s.Until,
+		onLost:   s.OnLost,
+		index:    -1,
+		expIndex: -1,
 		// The renewal schedule counts from when the acquisition began, not from now: validity was
 		// measured from there, and so is every later renewal.
-		next: s.Start.Add(s.TTL / 3),
+		next: monoOf(s.Start.Add(s.TTL / 3)),
+	}
+	if !s.HoldUntil.IsZero() {
+		e.holdUntil = monoOf(s.HoldUntil)
 	}
 	w.mu.Lock()
 	if w.closed {
@@ -133,14 +140,14 @@ func (w *Watchdog) Add(s Spec) (*Entry, error) {
 	w.entries[e] = struct{}{}
 	heap.Push(&w.queue, e)
 	w.maxWindow = max(w.maxWindow, w.window(e))
-	if w.sleeping && (w.wakeAt.IsZero() || e.next.Before(w.wakeAt)) {
+	if w.sleeping && (w.wakeAt == 0 || e.next < w.wakeAt) {
 		w.wakeAt = e.next
-		w.timer.Reset(time.Until(e.next))
+		w.timer.Reset(e.next.sub(time.Now()))
 	}
-	e.expAt = s.Until
+	e.expAt = monoOf(s.Until)
 	heap.Push(&w.expiry, e)
 	if e.expIndex == 0 {
-		w.expTimer.Reset(time.Until(e.expAt))
+		w.expTimer.Reset(e.expAt.sub(time.Now()))
 	}
 	w.mu.Unlock()
 	return e, nil
@@ -193,7 +200,7 @@ func (w *Watchdog) Close() {
 }
 
 // rearm moves e's place on the loss clock to at (a renewal moved its Until).
-func (w *Watchdog) rearm(e *Entry, at time.Time) {
+func (w *Watchdog) rearm(e *Entry, at mono) {
 	w.mu.Lock()
 	if _, watched := w.entries[e]; !watched {
 		w.mu.Unlock()
@@ -201,12 +208,12 @@ func (w *Watchdog) rearm(e *Entry, at time.Time) {
 	}
 	e.expAt = at
 	if e.expIndex >= 0 {
-		heap.Fix(&w.expiry, e.expIndex)
+		heap.Fix(&w.expiry, int(e.expIndex))
 	} else {
 		heap.Push(&w.expiry, e)
 	}
 	if e.expIndex == 0 {
-		w.expTimer.Reset(time.Until(at))
+		w.expTimer.Reset(at.sub(time.Now()))
 	}
 	w.mu.Unlock()
 }
@@ -217,14 +224,14 @@ func (w *Watchdog) lossClock() {
 	defer close(w.expDone)
 	var due []*Entry
 	for {
-		now := time.Now()
+		now := monoOf(time.Now())
 		due = due[:0]
 		w.mu.Lock()
-		for len(w.expiry) > 0 && !w.expiry[0].expAt.After(now) {
+		for len(w.expiry) > 0 && w.expiry[0].expAt <= now {
 			due = append(due, heap.Pop(&w.expiry).(*Entry))
 		}
 		if len(w.expiry) > 0 {
-			w.expTimer.Reset(w.expiry[0].expAt.Sub(now))
+			w.expTimer.Reset(time.Duration(w.expiry[0].expAt - now))
 		} else {
 			w.expTimer.Stop()
 		}
@@ -249,17 +256,17 @@ func (w *Watchdog) loop() {
 	var batch []Renewal
 	var later []*Entry
 	for {
-		now := time.Now()
+		now := monoOf(time.Now())
 		batch, later = batch[:0], later[:0]
 		w.mu.Lock()
 		// When a renewal is due, everything due within its own early window joins it in one
 		// batch: one pipeline per node rather than a round trip per lease. The window only widens
 		// a batch that something due started; otherwise a retry scheduled sooner than the window
 		// would be pulled in again at once, in a loop.
-		if len(w.queue) > 0 && !w.queue[0].next.After(now) {
-			for len(w.queue) > 0 && !w.queue[0].next.After(now.Add(w.maxWindow)) {
+		if len(w.queue) > 0 && w.queue[0].next <= now {
+			for len(w.queue) > 0 && w.queue[0].next <= now+mono(w.maxWindow) {
 				e := heap.Pop(&w.queue).(*Entry)
-				if e.next.Sub(now) <= w.window(e) {
+				if time.Duration(e.next-now) <= w.window(e) {
 					batch = append(batch, Renewal{Entry: e})
 				} else {
 					later = append(later, e)
@@ -270,10 +277,10 @@ func (w *Watchdog) loop() {
 			}
 		}
 		if len(batch) == 0 {
-			w.sleeping, w.wakeAt = true, time.Time{}
+			w.sleeping, w.wakeAt = true, 0
 			if len(w.queue) > 0 {
 				w.wakeAt = w.queue[0].next
-				w.timer.Reset(w.wakeAt.Sub(now))
+				w.timer.Reset(time.Duration(w.wakeAt - now))
 			}
 		}
 		w.mu.Unlock()
@@ -360,7 +367,7 @@ func (w *Watchdog) runChunk(chunk []Renewal) {
 		}
 		w.mu.Lock()
 		if _, watched := w.entries[e]; watched && e.index < 0 {
-			e.next = next
+			e.next = monoOf(next)
 			heap.Push(&w.queue, e)
 		}
 		w.mu.Unlock()
@@ -372,10 +379,10 @@ func (w *Watchdog) forget(e *Entry) {
 	w.mu.Lock()
 	delete(w.entries, e)
 	if e.index >= 0 {
-		heap.Remove(&w.queue, e.index)
+		heap.Remove(&w.queue, int(e.index))
 	}
 	if e.expIndex >= 0 {
-		heap.Remove(&w.expiry, e.expIndex)
+		heap.Remove(&w.expiry, int(e.expIndex))
 	}
 	w.mu.Unlock()
 }
@@ -386,21 +393,21 @@ type entryHeap[K heapKey] []*Entry
 
 // heapKey says which time of an entry a heap orders by, and where the entry keeps its index.
 type heapKey interface {
-	at(e *Entry) time.Time
-	index(e *Entry) *int
+	at(e *Entry) mono
+	index(e *Entry) *int32
 }
 
 // byNext orders the renewal queue: by next renewal time.
 type byNext struct{}
 
-func (byNext) at(e *Entry) time.Time { return e.next }
-func (byNext) index(e *Entry) *int   { return &e.index }
+func (byNext) at(e *Entry) mono      { return e.next }
+func (byNext) index(e *Entry) *int32 { return &e.index }
 
 // byExpiry orders the loss clock: by the end of validity.
 type byExpiry struct{}
 
-func (byExpiry) at(e *Entry) time.Time { return e.expAt }
-func (byExpiry) index(e *Entry) *int   { return &e.expIndex }
+func (byExpiry) at(e *Entry) mono      { return e.expAt }
+func (byExpiry) index(e *Entry) *int32 { return &e.expIndex }
 
 type (
 	entryQueue  = entryHeap[byNext]
@@ -410,18 +417,18 @@ type (
 func (q entryHeap[K]) Len() int { return len(q) }
 func (q entryHeap[K]) Less(i, j int) bool {
 	var k K
-	return k.at(q[i]).Before(k.at(q[j]))
+	return k.at(q[i]) < k.at(q[j])
 }
 func (q entryHeap[K]) Swap(i, j int) {
 	var k K
 	q[i], q[j] = q[j], q[i]
-	*k.index(q[i]) = i
-	*k.index(q[j]) = j
+	*k.index(q[i]) = int32(i)
+	*k.index(q[j]) = int32(j)
 }
 func (q *entryHeap[K]) Push(x any) {
 	var k K
 	e := x.(*Entry)
-	*k.index(e) = len(*q)
+	*k.index(e) = int32(len(*q))
 	*q = append(*q, e)
 }
 func (q *entryHeap[K]) Pop() any {
