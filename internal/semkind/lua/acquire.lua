@@ -18,13 +18,6 @@ local ttl = tonumber(ARGV[2])
 local queue = ARGV[3] == '1'
 local c = tonumber(ARGV[5])
 local n = tonumber(ARGV[6])
-local stored = capacity()
-if stored and stored ~= c then
-  return {-2, stored}
-end
-if not stored then
-  redis.call('HSET', KEYS[5], 'cap', c)
-end
 local named = {}
 for s in string.gmatch(ARGV[7], '%d+') do
   named[#named + 1] = tonumber(s)
@@ -43,6 +36,37 @@ local function reply(got)
     end
   end
   return out
+end
+
+-- The fastest path: a first attempt naming no slot, on a node with nothing of the name — no slot
+-- held or reserved, no waiter, no state (which settle deletes, all at once, when the last slot
+-- goes). Every slot is free: take 0 to n-1, set the watermark above them, in a few calls.
+if ARGV[9] == '1' and #named == 0 and redis.call('EXISTS', KEYS[1], KEYS[4], KEYS[5], KEYS[6]) == 0 then
+  local got, scored, owners = {}, {}, {'cap', c, 'hi', n}
+  for s = 0, n - 1 do
+    got[#got + 1] = s
+    scored[#scored + 1] = until_ms
+    scored[#scored + 1] = s
+    owners[#owners + 1] = s
+    owners[#owners + 1] = ARGV[1]
+  end
+  owners[#owners + 1] = 't:' .. ARGV[1]
+  owners[#owners + 1] = table.concat(got, ',')
+  redis.call('ZADD', KEYS[4], unpack(scored))
+  redis.call('HSET', KEYS[5], unpack(owners))
+  -- As settle would: the state lives as long as its last slot.
+  local ms = until_ms - now()
+  redis.call('PEXPIRE', KEYS[4], ms)
+  redis.call('PEXPIRE', KEYS[5], ms)
+  return reply(got)
+end
+
+local stored = capacity()
+if stored and stored ~= c then
+  return {-2, stored}
+end
+if not stored then
+  redis.call('HSET', KEYS[5], 'cap', c)
 end
 
 -- The fast path: the first attempt, with nobody queued. A fresh token holds nothing here and is

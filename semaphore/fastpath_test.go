@@ -1,0 +1,58 @@
+package semaphore_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quorumsync/quorumsync/internal/redistest"
+	"github.com/quorumsync/quorumsync/lease"
+	"github.com/quorumsync/quorumsync/semaphore"
+)
+
+// The scripts' fastest paths — an acquire on a node with nothing of the name, a release by the
+// only holder with nobody waiting — keep the slots apart from the general paths': the first
+// holder of an empty semaphore gets the lowest slots, a second one the next, a release beside
+// another holder frees only its own, the last release leaves nothing behind, and fencing tokens
+// go on increasing across the state's deletion.
+func TestFastPathsKeepSlotsApart(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	q := newQuorum(t, nodes)
+	ctx := context.Background()
+	s := semaphore.New(q, "fast", 5)
+
+	a, err := s.Obtain(ctx, 3) // fastest path: nothing of the name yet
+	require.NoError(t, err)
+	assert.Equal(t, []int64{0, 1, 2}, a.Units())
+	b, err := s.Obtain(ctx, 2) // general path: a's slots are taken
+	require.NoError(t, err)
+	assert.Equal(t, []int64{3, 4}, b.Units())
+	require.ErrorIs(t, s.TryAcquire(ctx, 1), lease.ErrNotAcquired, "all 5 slots are held")
+
+	require.NoError(t, a.Release(ctx)) // b still holds: the general path frees a's slots only
+	c, err := s.Obtain(ctx, 3)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{0, 1, 2}, c.Units(), "a's freed slots")
+	require.ErrorIs(t, s.TryAcquire(ctx, 1), lease.ErrNotAcquired, "b's slots stayed held")
+	require.NoError(t, b.Release(ctx))
+	require.NoError(t, c.Release(ctx)) // fastest path: c was the only holder
+	redistest.RequireNoLockKeysWithin(t, nodes, "quorumsync:*", 0)
+
+	// Fenced: the counters have no TTL and survive the state's deletion.
+	f := semaphore.New(q, "fast", 5, semaphore.WithFencing())
+	var last uint64
+	for range 3 {
+		l, err := f.Obtain(ctx, 1)
+		require.NoError(t, err)
+		assert.Equal(t, []int64{0}, l.Units())
+		fences, err := l.Fences()
+		require.NoError(t, err)
+		require.Len(t, fences, 1)
+		assert.Greater(t, fences[0], last, "slot 0's token increases")
+		last = fences[0]
+		require.NoError(t, l.Release(ctx))
+	}
+	redistest.RequireNoLockKeysWithin(t, nodes, "quorumsync:*", 0)
+}
