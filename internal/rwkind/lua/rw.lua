@@ -36,7 +36,11 @@ end
 -- reader_blocked reports whether a reader that arrived at arrival must wait for a writer: one
 -- holds or is reserved the writer key, or one queued before it.
 local function reader_blocked(arrival)
-  if redis.call('EXISTS', KEYS[4]) == 1 then
+  local writers = redis.call('EXISTS', KEYS[4], KEYS[6])
+  if writers == 0 then
+    return false -- the common case, in one call: no writer holds, none waits
+  end
+  if writers == 2 or redis.call('EXISTS', KEYS[4]) == 1 then
     return true
   end
   local at, token = first_writer()
