@@ -56,3 +56,19 @@ func TestFastPathsKeepSlotsApart(t *testing.T) {
 	}
 	redistest.RequireNoLockKeysWithin(t, nodes, "quorumsync:*", 0)
 }
+
+// Permits of thousands of slots take the general paths (the fast ones pass every slot as a
+// script argument, and Lua's unpack has a limit): they are granted and released all the same.
+func TestLargePermitsTakeTheGeneralPaths(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	q := newQuorum(t, nodes)
+	ctx := context.Background()
+	for _, n := range []int64{1000, 1001, 8500} {
+		s := semaphore.New(q, "large", 9000)
+		l, err := s.Obtain(ctx, n)
+		require.NoError(t, err, "a permit of %d", n)
+		require.Len(t, l.Units(), int(n))
+		require.NoError(t, l.Release(ctx), "a permit of %d", n)
+		redistest.RequireNoLockKeysWithin(t, nodes, "quorumsync:*", 0)
+	}
+}

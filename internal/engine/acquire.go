@@ -77,12 +77,9 @@ func (q *Quorum) Prepare(r *Request) {
 		return
 	}
 	keys := keysFor(q.cfg.prefix, r.Kind, r.Name)
-	// Each key boxed as a pointer into keys, which an interface holds without an allocation of
-	// its own; go-redis writes a *string as the string, and reads it as one to route a Cluster
-	// command by its key.
 	args := make([]any, len(keys))
-	for i := range keys {
-		args[i] = &keys[i]
+	for i, k := range keys {
+		args[i] = k // a string, not a *string: a user's hook formatting a command's args sees the key
 	}
 	p := &prepared{prefix: q.cfg.prefix, keys: keys, keyArgs: args, label: escapeLabel(r.Label)}
 	if ttl := q.effectiveTTL(r.TTL); ttl > 0 {

@@ -39,8 +39,12 @@ type mono time.Duration
 // epoch is the origin of mono.
 var epoch = time.Now()
 
-// monoOf returns t as a mono. A t without a monotonic reading is placed by its wall clock.
-func monoOf(t time.Time) mono { return mono(t.Sub(epoch)) }
+// monoOf returns t as a mono. A t without a monotonic reading is placed by its wall clock. It is
+// clamped to ±2^62 ns (146 years) from epoch, so that the difference of two monos never overflows.
+func monoOf(t time.Time) mono {
+	const limit = 1 << 62
+	return mono(min(max(t.Sub(epoch), -limit), limit))
+}
 
 // sub returns m − t.
 func (m mono) sub(t time.Time) time.Duration { return time.Duration(m - monoOf(t)) }

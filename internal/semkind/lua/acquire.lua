@@ -41,7 +41,9 @@ end
 -- The fastest path: a first attempt naming no slot, on a node with nothing of the name — no slot
 -- held or reserved, no waiter, no state (which settle deletes, all at once, when the last slot
 -- goes). Every slot is free: take 0 to n-1, set the watermark above them, in a few calls.
-if ARGV[9] == '1' and #named == 0 and redis.call('EXISTS', KEYS[1], KEYS[4], KEYS[5], KEYS[6]) == 0 then
+-- (Up to 1000 slots: its ZADD and HSET take every slot as arguments, and Lua's unpack has a limit.)
+if ARGV[9] == '1' and #named == 0 and n <= 1000
+    and redis.call('EXISTS', KEYS[1], KEYS[4], KEYS[5], KEYS[6]) == 0 then
   local got, scored, owners = {}, {}, {'cap', c, 'hi', n}
   for s = 0, n - 1 do
     got[#got + 1] = s

@@ -12,7 +12,12 @@ if list and redis.call('EXISTS', KEYS[1]) == 0 then
   for s in string.gmatch(list, '%d+') do
     mine[#mine + 1] = s
   end
-  local taken = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+  -- (Counted first, so that one holder among many never reads the whole set; up to 1000 slots,
+  -- as HMGET takes them all as arguments.)
+  local taken = {}
+  if #mine > 0 and #mine <= 1000 and redis.call('ZCARD', KEYS[4]) == #mine then
+    taken = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+  end
   if #mine > 0 and #taken == 2 * #mine then
     local score = {}
     for i = 1, #taken, 2 do
