@@ -12,8 +12,8 @@ if list and redis.call('EXISTS', KEYS[1]) == 0 then
   for s in string.gmatch(list, '%d+') do
     mine[#mine + 1] = s
   end
-  -- (Counted first, so that one holder among many never reads the whole set; up to 1000 slots,
-  -- as HMGET takes them all as arguments.)
+  -- (Counted first, so that one holder among many never reads the whole set, and a holder of
+  -- more than 1000 slots takes the general path rather than read them all at once.)
   local taken = {}
   if #mine > 0 and #mine <= 1000 and redis.call('ZCARD', KEYS[4]) == #mine then
     taken = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
@@ -23,16 +23,17 @@ if list and redis.call('EXISTS', KEYS[1]) == 0 then
     for i = 1, #taken, 2 do
       score[taken[i]] = tonumber(taken[i + 1])
     end
-    local owners = redis.call('HMGET', KEYS[5], unpack(mine))
     local held, all = {}, true
-    for i, s in ipairs(mine) do
+    for _, s in ipairs(mine) do
+      -- (One HGET a slot, not an HMGET of them all: the minimal ACL of the README has no HMGET.)
+      local owner = score[s] and redis.call('HGET', KEYS[5], s)
       if not score[s] then
         all = false
-      elseif owners[i] == ARGV[1] then
+      elseif owner == ARGV[1] then
         if score[s] > now() then
           held[#held + 1] = tonumber(s)
         end
-      elseif owners[i] ~= 'r:' .. ARGV[1] then
+      elseif owner ~= 'r:' .. ARGV[1] then
         all = false
       end
     end
