@@ -23,9 +23,11 @@ func TestClusterReplicaAckFindsTheKeysShard(t *testing.T) {
 	cluster := redis.NewClusterClient(redistest.ClusterOptions(nodes))
 	t.Cleanup(func() { _ = cluster.Close() })
 	ctx := context.Background()
-	const nodeTimeout = 900 * time.Millisecond // wide: a loaded machine delays a replica's ack
+	// Wide: a loaded machine delays a replica's ack (a full run beside the other packages once
+	// took over 400ms), and a WAIT sent to a shard other than the key's fails whatever the wait.
+	const nodeTimeout = 2 * time.Second
 	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{cluster}, lease.WithLogger(slog.New(slog.DiscardHandler)),
-		lease.WithTTL(3*time.Second), lease.WithNodeTimeout(nodeTimeout), lease.WithReplicaAck(1, 400*time.Millisecond))
+		lease.WithTTL(10*time.Second), lease.WithNodeTimeout(nodeTimeout), lease.WithReplicaAck(1, nodeTimeout/2))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = q.Close(context.Background()) })
 

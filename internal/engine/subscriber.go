@@ -171,19 +171,25 @@ func (s *subscriber) subscribe(w *waiter) bool {
 	}
 	// go-redis remembers the channel even when sending fails, and subscribes it on reconnect.
 	sub.subscribed = true
-	if s.ps == nil {
-		// The connection opens on the first subscription, or on the receive goroutine's first
-		// read, whichever comes first (the client's Subscribe with no channel does no I/O); the
-		// receive goroutine owns it from then on.
-		s.ps = s.client.Subscribe(context.Background())
-		s.done = make(chan struct{})
-		go s.receive(s.ps, s.done)
-	}
 	ps := s.ps
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	return ps.Subscribe(ctx, w.channel) == nil
+	if ps != nil {
+		return ps.Subscribe(ctx, w.channel) == nil
+	}
+	// The first subscription opens the connection, within the timeout, before the receive
+	// goroutine (whose reads wait for no deadline) owns it.
+	ps = s.client.Subscribe(ctx, w.channel)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = ps.Close()
+		return false
+	}
+	s.ps, s.done = ps, make(chan struct{})
+	go s.receive(ps, s.done)
+	return true
 }
 
 // remove unregisters w. A subscribed channel is unsubscribed after the linger if no waiter comes
@@ -217,6 +223,9 @@ func (s *subscriber) unsubscribe(channel string, sub *subscription) {
 	delete(s.channels, channel)
 	ps := s.ps
 	s.mu.Unlock()
+	if ps == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	_ = ps.Unsubscribe(ctx, channel)
