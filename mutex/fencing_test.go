@@ -72,7 +72,10 @@ func TestFencingTokensIncreaseStrictlyUnderFaults(t *testing.T) {
 					time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
 				}
 			}()
-			const want = 5000
+			// 2,500 per N: the CI run's time budget (5,000 took over two minutes of the package's
+			// five under -race); the chaos suite's fenced scenarios check the same order under more
+			// kinds of fault.
+			const want = 2500
 			var mu sync.Mutex
 			var got []entry
 			var wg sync.WaitGroup
