@@ -157,6 +157,11 @@ func (s *subscriber) add(w *waiter) {
 // reports false when the subscription could not be sent; the waiter then relies on its fallback
 // timer.
 func (s *subscriber) subscribe(w *waiter) bool {
+	// A channel already subscribed costs no I/O, so its waiter does not queue on io behind a
+	// SUBSCRIBE of another channel to a node that does not answer.
+	if ok, done := s.subscribed(w); done {
+		return ok
+	}
 	s.io.Lock()
 	defer s.io.Unlock()
 	s.mu.Lock()
@@ -179,8 +184,10 @@ func (s *subscriber) subscribe(w *waiter) bool {
 		return ps.Subscribe(ctx, w.channel) == nil
 	}
 	// The first subscription opens the connection, within the timeout, before the receive
-	// goroutine (whose reads wait for no deadline) owns it.
-	ps = s.client.Subscribe(ctx, w.channel)
+	// goroutine (whose reads wait for no deadline) owns it. go-redis keeps the channel when this
+	// fails, and subscribes it when the receive goroutine reconnects.
+	ps = s.client.Subscribe(ctx)
+	err := ps.Subscribe(ctx, w.channel)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -189,7 +196,22 @@ func (s *subscriber) subscribe(w *waiter) bool {
 	}
 	s.ps, s.done = ps, make(chan struct{})
 	go s.receive(ps, s.done)
-	return true
+	return err == nil
+}
+
+// subscribed reports, without I/O, whether w's channel is already subscribed (ok) or cannot be
+// (done and not ok); with done false, a SUBSCRIBE is needed.
+func (s *subscriber) subscribed(w *waiter) (ok, done bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub := s.channels[w.channel]
+	switch {
+	case s.closed || sub == nil:
+		return false, true
+	case sub.subscribed:
+		return true, true
+	}
+	return false, false
 }
 
 // remove unregisters w. A subscribed channel is unsubscribed after the linger if no waiter comes

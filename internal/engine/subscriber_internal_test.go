@@ -15,11 +15,65 @@ import (
 // so a wait there ate the grant's validity: a chaos soak saw a permit handed out with its validity
 // already over, with a node hung.)
 func TestLeavingAChannelDoesNotWaitForAHungNode(t *testing.T) {
+	addr, accepted := hungNode(t)
+	const hang = 1500 * time.Millisecond // how long the SUBSCRIBE stays stuck: ample for remove and wake
+	client := redis.NewClient(&redis.Options{Addr: addr, ReadTimeout: hang, WriteTimeout: hang,
+		DialTimeout: hang, ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer client.Close()
+	s := newSubscriber(client, hang)
+	defer s.close()
+
+	first := &waiter{channel: "first", token: "a", wake: make(chan struct{}, 1)}
+	s.add(first)
+	subscribed := make(chan bool, 1)
+	go func() { subscribed <- s.subscribe(first) }()
+	select {
+	case <-accepted: // the subscription's connection is open, and its handshake unanswered
+	case <-time.After(hang):
+		t.Fatal("the subscriber never connected to the hung node")
+	}
+
+	second := &waiter{channel: "second", token: "b", wake: make(chan struct{}, 1)}
+	s.add(second)
+	// A second waiter on the channel being subscribed does not queue behind its SUBSCRIBE.
+	again := &waiter{channel: "first", token: "c", wake: make(chan struct{}, 1)}
+	s.add(again)
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		s.remove(second)
+		s.wake("first", "")
+		s.subscribe(again)
+		s.remove(again)
+	}()
+	var ok bool
+	select {
+	case <-left:
+	case ok = <-subscribed:
+		t.Fatal("remove, wake or an already-subscribed channel's subscribe waited for a SUBSCRIBE to a hung node")
+	}
+	select {
+	case ok = <-subscribed:
+		t.Error("the SUBSCRIBE to the hung node returned before the others did: the test shows nothing")
+	default:
+		ok = <-subscribed
+	}
+	// The failed first SUBSCRIBE is reported, so the waiter does not count on wake-ups from it.
+	if ok {
+		t.Error("subscribe reported success for a SUBSCRIBE the hung node never answered")
+	}
+}
+
+// hungNode listens on loopback, accepts every connection, holds it open and answers nothing: a
+// node whose process is stopped, as the kernel still completes the handshake. accepted is
+// signalled once per connection.
+func hungNode(t *testing.T) (addr string, accepted chan struct{}) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	accepted := make(chan struct{}, 16)
+	accepted = make(chan struct{}, 16)
 	var conns []net.Conn
 	var mu sync.Mutex
 	go func() {
@@ -31,55 +85,19 @@ func TestLeavingAChannelDoesNotWaitForAHungNode(t *testing.T) {
 			mu.Lock()
 			conns = append(conns, c) // held open, never answered
 			mu.Unlock()
-			accepted <- struct{}{}
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
 		}
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
 		for _, c := range conns {
 			c.Close()
 		}
 		mu.Unlock()
-	}()
-
-	const hang = 1500 * time.Millisecond // how long the SUBSCRIBE stays stuck: ample for remove and wake
-	client := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: hang, WriteTimeout: hang,
-		DialTimeout: hang, ContextTimeoutEnabled: true, MaxRetries: -1})
-	defer client.Close()
-	s := newSubscriber(client, hang)
-	defer s.close()
-
-	first := &waiter{channel: "first", token: "a", wake: make(chan struct{}, 1)}
-	s.add(first)
-	subscribed := make(chan struct{})
-	go func() {
-		defer close(subscribed)
-		s.subscribe(first)
-	}()
-	select {
-	case <-accepted: // the subscription's connection is open, and its handshake unanswered
-	case <-time.After(hang):
-		t.Fatal("the subscriber never connected to the hung node")
-	}
-
-	second := &waiter{channel: "second", token: "b", wake: make(chan struct{}, 1)}
-	s.add(second)
-	left := make(chan struct{})
-	go func() {
-		defer close(left)
-		s.remove(second)
-		s.wake("first", "")
-	}()
-	select {
-	case <-left:
-	case <-subscribed:
-		t.Fatal("remove and wake waited for a SUBSCRIBE to a hung node")
-	}
-	select {
-	case <-subscribed:
-		t.Error("the SUBSCRIBE to the hung node returned before remove and wake did: the test shows nothing")
-	default:
-	}
-	<-subscribed
+	})
+	return ln.Addr().String(), accepted
 }
