@@ -72,3 +72,36 @@ func TestLargePermitsTakeTheGeneralPaths(t *testing.T) {
 		redistest.RequireNoLockKeysWithin(t, nodes, "quorumsync:*", 0)
 	}
 }
+
+// The fastest release trusts a holder's slot list only when it names no slot twice: a list with a
+// slot twice, whose count then matches a set that also holds another token's slot, takes the
+// general path, which frees the caller's slot and leaves the other holder's alone. (No path writes
+// such a list; the test plants one.)
+func TestReleaseOfASlotListedTwiceFreesOnlyItsOwn(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	q := newQuorum(t, nodes)
+	ctx := context.Background()
+	s := semaphore.New(q, "twice", 2)
+	c := nodes[0].Client()
+	const hash = "quorumsync:{twice}:sem:k"
+
+	a, err := s.Obtain(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, []int64{0}, a.Units())
+	b, err := s.Obtain(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1}, b.Units())
+	token, err := c.HGet(ctx, hash, "0").Result()
+	require.NoError(t, err, "slot 0's holder")
+	require.NoError(t, c.HSet(ctx, hash, "t:"+token, "0,0").Err())
+
+	require.NoError(t, a.Release(ctx))
+	owner, err := c.HGet(ctx, hash, "1").Result()
+	require.NoError(t, err, "b's slot is still recorded")
+	assert.NotEqual(t, token, owner)
+	require.ErrorIs(t, s.TryAcquire(ctx, 2), lease.ErrNotAcquired, "b still holds slot 1")
+	require.NoError(t, b.Release(ctx))
+	require.NoError(t, s.TryAcquire(ctx, 2))
+	require.NoError(t, s.Release(ctx, 2))
+	redistest.RequireNoLockKeysWithin(t, nodes, "quorumsync:*", 0)
+}

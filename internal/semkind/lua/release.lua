@@ -8,14 +8,18 @@
 -- once. (Anything else, or a doubt, takes the general path below.)
 local list = redis.call('HGET', KEYS[5], 't:' .. ARGV[1])
 if list and redis.call('EXISTS', KEYS[1]) == 0 then
-  local mine = {}
+  -- (A slot listed twice would let the count below match a set holding another token's slot:
+  -- no path writes one, but a list that has one takes the general path.)
+  local mine, seen, twice = {}, {}, false
   for s in string.gmatch(list, '%d+') do
+    twice = twice or seen[s] ~= nil
+    seen[s] = true
     mine[#mine + 1] = s
   end
   -- (Counted first, so that one holder among many never reads the whole set, and a holder of
   -- more than 1000 slots takes the general path rather than read them all at once.)
   local taken = {}
-  if #mine > 0 and #mine <= 1000 and redis.call('ZCARD', KEYS[4]) == #mine then
+  if not twice and #mine > 0 and #mine <= 1000 and redis.call('ZCARD', KEYS[4]) == #mine then
     taken = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
   end
   if #mine > 0 and #taken == 2 * #mine then
