@@ -41,9 +41,10 @@ func New(q *lease.Quorum, name string, opts ...Option) *Mutex {
 	m := &Mutex{s: primitive.New(q, name, errs, opts)}
 	base := m.s.Request(engine.Exclusive)
 	base.Fencing = m.s.Cfg.Fencing
+	base.OnLost = m.s.Report // one method value for both: each evaluation of m.s.Report allocates
 	m.lockReq, m.tryReq = base, base
-	m.lockReq.Wait, m.lockReq.Operation, m.lockReq.OnLost = true, "Lock", m.s.Report
-	m.tryReq.Operation, m.tryReq.OnLost = "TryLock", m.s.Report
+	m.lockReq.Wait, m.lockReq.Operation = true, "Lock"
+	m.tryReq.Operation = "TryLock"
 	return m
 }
 

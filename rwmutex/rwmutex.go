@@ -52,10 +52,11 @@ func New(q *lease.Quorum, name string, opts ...Option) *RWMutex {
 		r.Fencing = k == rwkind.Writers && rw.s.Cfg.Fencing
 		return r
 	}
-	rw.rlockReq = req(rwkind.Readers, true, "RLock", rw.s.Report)
-	rw.tryRLockReq = req(rwkind.Readers, false, "TryRLock", rw.s.Report)
-	rw.lockReq = req(rwkind.Writers, true, "Lock", rw.s.Report)
-	rw.tryLockReq = req(rwkind.Writers, false, "TryLock", rw.s.Report)
+	report := rw.s.Report // one method value for all four: each evaluation of rw.s.Report allocates
+	rw.rlockReq = req(rwkind.Readers, true, "RLock", report)
+	rw.tryRLockReq = req(rwkind.Readers, false, "TryRLock", report)
+	rw.lockReq = req(rwkind.Writers, true, "Lock", report)
+	rw.tryLockReq = req(rwkind.Writers, false, "TryLock", report)
 	// The Do family returns a loss to its caller: it is not reported a second time.
 	rw.rdoReq = req(rwkind.Readers, true, "RLock", nil)
 	rw.tryRDoReq = req(rwkind.Readers, false, "TryRLock", nil)

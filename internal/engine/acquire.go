@@ -66,6 +66,11 @@ type prepared struct {
 	keyArgs []any
 	ttl     time.Duration
 	ttlArg  any // ttl in ms, boxed
+
+	// Room for the keys of every kind with up to three suffixes of its own, so that a prepared
+	// request is one allocation (with its keys' text and their boxes), not three.
+	keyBuf [6]string
+	argBuf [6]any
 }
 
 // Prepare computes r's keys once, so that every acquire made with r skips it (a name's keys are a
@@ -76,12 +81,14 @@ func (q *Quorum) Prepare(r *Request) {
 	if q == nil || r == nil || r.Kind == nil || r.Name == "" {
 		return
 	}
-	keys := keysFor(q.cfg.prefix, r.Kind, r.Name)
-	args := make([]any, len(keys))
-	for i, k := range keys {
-		args[i] = k // a string, not a *string: a user's hook formatting a command's args sees the key
+	p := &prepared{prefix: q.cfg.prefix, label: escapeLabel(r.Label)}
+	p.keys = appendKeys(p.keyBuf[:0], q.cfg.prefix, r.Kind, r.Name)
+	p.keyArgs = p.argBuf[:0]
+	for _, k := range p.keys {
+		p.keyArgs = append(p.keyArgs, k) // a string, not a *string: a user's hook formatting a command's args sees the key
 	}
-	p := &prepared{prefix: q.cfg.prefix, keys: keys, keyArgs: args, label: escapeLabel(r.Label)}
+	// Capped, so that no append to what every acquire of the request shares writes into it.
+	p.keys, p.keyArgs = p.keys[:len(p.keys):len(p.keys)], p.keyArgs[:len(p.keyArgs):len(p.keyArgs)]
 	if ttl := q.effectiveTTL(r.TTL); ttl > 0 {
 		p.ttl, p.ttlArg = ttl, ttl.Milliseconds()
 	}

@@ -85,12 +85,12 @@ func yes(ok bool) Reply {
 // is [One] or nil.
 func Yes(ok bool) Reply { return yes(ok) }
 
-// sub returns args[i:j], or nil for nil args.
+// sub returns args[i:j], capped (an append copies), or nil for nil args.
 func sub(args []any, i, j int) []any {
 	if args == nil {
 		return nil
 	}
-	return args[i:j]
+	return args[i:j:j]
 }
 
 func (exclusive) Fence(c *Claim, fences []uint64) Call {

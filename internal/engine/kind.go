@@ -181,11 +181,11 @@ type Claim struct {
 
 // Own returns the kind's own keys: those after the engine's, one per suffix of [Kind.Keys], in
 // that order.
-func (c *Claim) Own() []string { return c.Keys[engineKeys : len(c.Keys)-1] }
+func (c *Claim) Own() []string { return c.Keys[engineKeys : len(c.Keys)-1 : len(c.Keys)-1] }
 
 // CallKeys returns Keys but the broken marker, which only a renew reads: what every other call
 // takes. CallKeyArgs is the same, boxed (nil when KeyArgs is).
-func (c *Claim) CallKeys() []string { return c.Keys[:len(c.Keys)-1] }
+func (c *Claim) CallKeys() []string { return c.Keys[: len(c.Keys)-1 : len(c.Keys)-1] }
 
 // CallKeyArgs: see [Claim.CallKeys].
 func (c *Claim) CallKeyArgs() []any { return sub(c.keyArgs, 0, len(c.Keys)-1) }

@@ -137,7 +137,11 @@ const (
 
 // keysFor returns the keys of name for kind k: the engine's three, then one per suffix of the
 // kind's, then the broken marker. They share one backing string and the name's hash tag: two allocations for all.
-func keysFor(prefix string, k Kind, name string) []string {
+func keysFor(prefix string, k Kind, name string) []string { return appendKeys(nil, prefix, k, name) }
+
+// appendKeys appends the keys of name for kind k (see keysFor) to dst, in one allocation when dst
+// has room for them.
+func appendKeys(dst []string, prefix string, k Kind, name string) []string {
 	name = escapeName(name)
 	family, suffixes := k.Family(), k.Keys()
 	var partsBuf [8]string
@@ -160,13 +164,12 @@ func keysFor(prefix string, k Kind, name string) []string {
 		b.WriteString(p)
 	}
 	all := b.String()
-	keys := make([]string, len(parts))
 	from := 0
-	for i, p := range parts {
-		keys[i] = all[from : from+base+len(p)]
+	for _, p := range parts {
+		dst = append(dst, all[from:from+base+len(p)])
 		from += base + len(p)
 	}
-	return keys
+	return dst
 }
 
 // escapeName keeps a name inside its hash tag. Redis Cluster hashes the text between the first '{'

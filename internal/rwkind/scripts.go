@@ -16,23 +16,30 @@ var (
 	rwLua string
 	//go:embed lua/racquire.lua
 	racquireLua string
+	//go:embed lua/racquire_fast.lua
+	racquireFastLua string
 	//go:embed lua/wacquire.lua
 	wacquireLua string
 	//go:embed lua/renew.lua
 	renewLua string
 	//go:embed lua/release.lua
 	releaseLua string
+	//go:embed lua/release_fast.lua
+	releaseFastLua string
 	//go:embed lua/leave.lua
 	leaveLua string
 	//go:embed lua/inspect.lua
 	inspectLua string
 
-	racquireScript = engine.NewScript(rwLua + mutation.Lua(mutation.ReaderExpiry, racquireLua,
-		"redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])", "redis.call('ZADD', KEYS[5], now() + ttl - math.floor(ttl / 100), ARGV[1])"))
+	racquireScript = engine.NewFastScript(
+		mutation.Lua(mutation.ReaderExpiry, racquireFastLua,
+			"redis.call('ZADD', KEYS[5], now_ms + ttl, ARGV[1])", "redis.call('ZADD', KEYS[5], now_ms + ttl - math.floor(ttl / 100), ARGV[1])"),
+		rwLua+mutation.Lua(mutation.ReaderExpiry, racquireLua,
+			"redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])", "redis.call('ZADD', KEYS[5], now() + ttl - math.floor(ttl / 100), ARGV[1])"))
 	wacquireScript = engine.NewScript(rwLua + wacquireLua)
 	renewScript    = engine.NewScript(rwLua + mutation.Lua(mutation.ReaderExpiry, renewLua,
 		"now() + ttl, ARGV[1])", "now() + ttl - math.floor(ttl / 100), ARGV[1])"))
-	releaseScript = engine.NewScript(rwLua + releaseLua)
+	releaseScript = engine.NewFastScript(releaseFastLua, rwLua+releaseLua)
 	leaveScript   = engine.NewScript(rwLua + leaveLua)
 	inspectScript = engine.NewInspectScript(inspectLua)
 )

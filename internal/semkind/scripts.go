@@ -16,10 +16,14 @@ var (
 	semLua string
 	//go:embed lua/acquire.lua
 	acquireLua string
+	//go:embed lua/acquire_fast.lua
+	acquireFastLua string
 	//go:embed lua/renew.lua
 	renewLua string
 	//go:embed lua/release.lua
 	releaseLua string
+	//go:embed lua/release_fast.lua
+	releaseFastLua string
 	//go:embed lua/leave.lua
 	leaveLua string
 	//go:embed lua/inspect.lua
@@ -27,11 +31,14 @@ var (
 	//go:embed lua/fence.lua
 	fenceLua string
 
-	acquireScript = engine.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, acquireLua,
-		"local until_ms = now() + ttl", "local until_ms = now() + ttl - math.floor(ttl / 3)"))
+	acquireScript = engine.NewFastScript(
+		mutation.Lua(mutation.SlotFreeEarly, acquireFastLua,
+			"local until_ms = now_ms + ttl", "local until_ms = now_ms + ttl - math.floor(ttl / 3)"),
+		semLua+mutation.Lua(mutation.SlotFreeEarly, acquireLua,
+			"local until_ms = now() + ttl", "local until_ms = now() + ttl - math.floor(ttl / 3)"))
 	renewScript = engine.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, renewLua,
 		"KEYS[4], now() + ttl, s)", "KEYS[4], now() + ttl - math.floor(ttl / 3), s)"))
-	releaseScript = engine.NewScript(semLua + releaseLua)
+	releaseScript = engine.NewFastScript(releaseFastLua, semLua+releaseLua)
 	leaveScript   = engine.NewScript(semLua + leaveLua)
 	inspectScript = engine.NewInspectScript(inspectLua)
 	fenceScript   = engine.NewScript(semLua + fenceLua)

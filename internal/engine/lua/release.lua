@@ -3,19 +3,14 @@
 -- KEYS[1..3]  queue, liveness, channel (see queue.lua)
 -- KEYS[4]  lock key; KEYS[5]  fencing counter (see exclusive.lua)
 -- ARGV[1]  token
--- (queue.lua and exclusive.lua are prepended)
+-- (release_fast.lua, queue.lua and exclusive.lua are prepended)
 -- Returns 1 when the key was ours, 0 when it was gone or held another token (releasing twice, or
 -- after expiry, changes nothing). What the first waiter is handed (the lock itself, or a
 -- reservation only it may take) makes a newcomer's SET NX fail while someone waits, so the queue's
 -- order holds. A holder that won a majority can still be queued on the nodes that did not grant
 -- it; the release, which goes to every node, takes it out of those queues.
+-- (Nobody queued while we held it, the common case, is the plain delete of release_fast.lua.)
 local holder = redis.call('GET', KEYS[4])
--- Nobody queued while we held it (the common case): a plain delete. A holder is never queued
--- where it holds (taking the lock dequeues it).
-if holder == ARGV[1] then
-  redis.call('DEL', KEYS[4])
-  return 1
-end
 -- Waiters queued behind us (the first of them marked the value): the next one gets it. The key is
 -- deleted first: on a node out of memory (maxmemory-policy noeviction) Redis refuses a script's
 -- first write when it may grow memory (the SET that hands the lock over), but not once the script

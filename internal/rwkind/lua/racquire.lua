@@ -1,6 +1,6 @@
 -- racquire: take a read lock for a token, unless a writer holds, is reserved the lock, or queued
 -- before this reader.
--- KEYS[1..7]  see rw.lua (queue.lua and rw.lua are prepended)
+-- KEYS[1..7]  see rw.lua (racquire_fast.lua, queue.lua and rw.lua are prepended)
 -- ARGV[1]  token of this acquisition
 -- ARGV[2]  TTL in milliseconds; also how long the queue keeps a waiter that makes no new attempt
 -- ARGV[3]  "1" to join the queue if not acquired (a blocking acquire), "0" not to (a try)

@@ -1,6 +1,6 @@
 -- release: give up whatever the token holds or was reserved — the write lock or a read lock — take
 -- it out of the queue, and hand what is now free to the waiters.
--- KEYS[1..7]  see rw.lua (queue.lua and rw.lua are prepended)
+-- KEYS[1..7]  see rw.lua (release_fast.lua, queue.lua and rw.lua are prepended)
 -- ARGV[1]  token
 -- Returns 1 when the token held the lock here (as the writer, or as a reader), 0 when it did not
 -- (released twice, after expiry, or never granted here).

@@ -1,5 +1,5 @@
 -- acquire: take n free slots for a token, all or none, in the order waiters queued.
--- KEYS[1..7]  see sem.lua (queue.lua and sem.lua are prepended)
+-- KEYS[1..7]  see sem.lua (acquire_fast.lua, queue.lua and sem.lua are prepended)
 -- ARGV[1]  token of this acquisition
 -- ARGV[2]  TTL in milliseconds; also how long the queue keeps a waiter that makes no new attempt
 -- ARGV[3]  "1" to join the queue if not acquired (a blocking acquire), "0" not to (a try)
@@ -38,31 +38,7 @@ local function reply(got)
   return out
 end
 
--- The fastest path: a first attempt naming no slot, on a node with nothing of the name — no slot
--- held or reserved, no waiter, no state (which settle deletes, all at once, when the last slot
--- goes). Every slot is free: take 0 to n-1, set the watermark above them, in a few calls.
--- (Up to 1000 slots: its ZADD and HSET take every slot as arguments, and Lua's unpack has a limit.)
-if ARGV[9] == '1' and #named == 0 and n <= 1000
-    and redis.call('EXISTS', KEYS[1], KEYS[4], KEYS[5], KEYS[6]) == 0 then
-  local got, scored, owners = {}, {}, {'cap', c, 'hi', n}
-  for s = 0, n - 1 do
-    got[#got + 1] = s
-    scored[#scored + 1] = until_ms
-    scored[#scored + 1] = s
-    owners[#owners + 1] = s
-    owners[#owners + 1] = ARGV[1]
-  end
-  owners[#owners + 1] = 't:' .. ARGV[1]
-  owners[#owners + 1] = table.concat(got, ',')
-  redis.call('ZADD', KEYS[4], unpack(scored))
-  redis.call('HSET', KEYS[5], unpack(owners))
-  -- As settle would: the state lives as long as its last slot.
-  local ms = until_ms - now()
-  redis.call('PEXPIRE', KEYS[4], ms)
-  redis.call('PEXPIRE', KEYS[5], ms)
-  return reply(got)
-end
-
+-- (The fastest path, a first attempt on a node with nothing of the name, ran in acquire_fast.lua.)
 local stored = capacity()
 if stored and stored ~= c then
   return {-2, stored}
