@@ -9,8 +9,8 @@
 -- reservation only it may take) makes a newcomer's SET NX fail while someone waits, so the queue's
 -- order holds. A holder that won a majority can still be queued on the nodes that did not grant
 -- it; the release, which goes to every node, takes it out of those queues.
--- (Nobody queued while we held it, the common case, is the plain delete of release_fast.lua.)
-local holder = redis.call('GET', KEYS[4])
+-- (Nobody queued while we held it, the common case, is the plain delete of release_fast.lua, which
+-- read holder, the lock key's value.)
 -- Waiters queued behind us (the first of them marked the value): the next one gets it. The key is
 -- deleted first: on a node out of memory (maxmemory-policy noeviction) Redis refuses a script's
 -- first write when it may grow memory (the SET that hands the lock over), but not once the script

@@ -6,15 +6,14 @@
 -- (released twice, after expiry, or never granted here).
 -- A reader (the common case), or a reader a release reserved a place for: it is no waiting writer,
 -- and with nobody queued, it is not queued either.
-local score = redis.call('ZSCORE', KEYS[5], ARGV[1])
+-- (score, the token's as a reader, was read by release_fast.lua, which took the case of nobody
+-- queued: here, somebody is.)
 if score then
   redis.call('ZREM', KEYS[5], ARGV[1])
   -- Drop the readers whose time is up on the way (readers do not, when they acquire).
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now())
-  if redis.call('EXISTS', KEYS[1]) == 1 then
-    dequeue(ARGV[1])
-    hand()
-  end
+  dequeue(ARGV[1])
+  hand()
   if tonumber(score) > now() then
     return 1
   end

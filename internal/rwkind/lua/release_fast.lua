@@ -1,17 +1,15 @@
 -- release's fast path, run ahead of the shared code (queue.lua, rw.lua) so that a run that takes it
 -- defines none of that code's functions: a reader releases with nobody queued (the common case).
 -- It drops the readers whose time is up on the way (readers do not, when they acquire). The
--- arguments are release.lua's; anything else falls through to it.
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  local score = redis.call('ZSCORE', KEYS[5], ARGV[1])
-  if score then
-    local clock = redis.call('TIME')
-    local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-    redis.call('ZREM', KEYS[5], ARGV[1])
-    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms)
-    if tonumber(score) > now_ms then
-      return 1
-    end
-    return 0
+-- arguments are release.lua's; anything else falls through to it, which reads score from here.
+local score = redis.call('ZSCORE', KEYS[5], ARGV[1])
+if score and redis.call('EXISTS', KEYS[1]) == 0 then
+  local clock = redis.call('TIME')
+  local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms)
+  if tonumber(score) > now_ms then
+    return 1
   end
+  return 0
 end
