@@ -123,7 +123,8 @@ func commit() string {
 		return c
 	}
 	var all, lib int
-	for _, l := range strings.Split(strings.TrimSpace(string(st)), "\n") {
+	// (Not TrimSpace: a porcelain line starts with a space when only the working tree changed.)
+	for _, l := range strings.Split(strings.TrimRight(string(st), "\n"), "\n") {
 		if len(l) < 4 {
 			continue
 		}
