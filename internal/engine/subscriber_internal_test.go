@@ -11,9 +11,10 @@ import (
 
 // A waiter leaving its channel, the receive goroutine's wake-ups, and a waiter on a channel already
 // subscribed never wait for a node: while a SUBSCRIBE is stuck on a node that accepted the
-// connection and answers nothing, remove, wake and that subscribe return at once. (An acquire leaves its channel after its grant, on its way back to the caller,
-// so a wait there ate the grant's validity: a chaos soak saw a permit handed out with its validity
-// already over, with a node hung.)
+// connection and answers nothing, remove, wake and that subscribe return at once. (An acquire
+// leaves its channel after its grant, on its way back to the caller, so a wait there ate the
+// grant's validity: a chaos soak saw a permit handed out with its validity already over, with a
+// node hung.)
 func TestLeavingAChannelDoesNotWaitForAHungNode(t *testing.T) {
 	addr, accepted := hungNode(t)
 	const hang = 1500 * time.Millisecond // how long the SUBSCRIBE stays stuck: ample for remove and wake
