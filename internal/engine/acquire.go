@@ -67,8 +67,9 @@ type prepared struct {
 	ttl     time.Duration
 	ttlArg  any // ttl in ms, boxed
 
-	// Room for the keys of every kind with up to three suffixes of its own, so that a prepared
-	// request is one allocation (with its keys' text and their boxes), not three.
+	// Room for the keys of a kind with up to two suffixes of its own (the exclusive kind's: its
+	// three engine keys, two, and the broken marker), so that such a prepared request is one
+	// allocation, not three; a kind with more keys gets slices of their own.
 	keyBuf [6]string
 	argBuf [6]any
 }

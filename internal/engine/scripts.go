@@ -10,12 +10,16 @@ import (
 // token before it changes anything, and all keys of one name share its hash tag, so every script
 // also runs on Redis Cluster.
 //
-// queue.lua holds the engine's waiter-queue helpers; [NewScript] prepends it to the scripts of
-// every kind, this package's and others'. exclusive.lua holds the exclusive kind's grant and
+// queue.lua holds the engine's waiter-queue helpers, after clock.lua's now(); [NewScript] prepends
+// them to the scripts of every kind, this package's and others'. exclusive.lua holds the exclusive kind's grant and
 // handoff, which its acquire, release and leave share.
 var (
+	//go:embed lua/clock.lua
+	clockLua string
 	//go:embed lua/queue.lua
-	queueLua string
+	queueHelpersLua string
+	// queueLua is what a script with the queue helpers starts with.
+	queueLua = clockLua + queueHelpersLua
 	//go:embed lua/exclusive.lua
 	exclusiveLua string
 	//go:embed lua/acquire.lua
@@ -56,25 +60,26 @@ func newScript(parts ...string) script {
 	return script{redis.NewScript(src), src}
 }
 
-// NewScript returns a script for a [Kind]: src with the engine's queue helpers (lua/queue.lua:
-// now, waiter, head, join, dequeue, handover) prepended, so that it can queue waiters and hand
+// NewScript returns a script for a [Kind]: src with the engine's clock and queue helpers
+// (lua/clock.lua: now; lua/queue.lua: waiter, head, join, dequeue, handover) prepended, so that it can queue waiters and hand
 // what it frees over to them in the engine's order. The script must take the engine's three keys
 // first (see [Kind]).
 func NewScript(src string) *redis.Script { return redis.NewScript(queueLua + src) }
 
-// NewFastScript is [NewScript] with fast, a self-contained fast path, run first: a run that returns
-// from it defines none of the queue helpers (nor anything of src), which costs a few microseconds
-// of the server's time on every run. fast must only read KEYS and ARGV and call Redis; when it
-// does not return, src runs as it would under NewScript.
-func NewFastScript(fast, src string) *redis.Script {
-	return redis.NewScript(fast + queueLua + src)
-}
+// NewFastScript is [NewScript] with fast, a fast path run before the queue helpers are defined: a
+// run that returns from it defines none of them (nor anything of src), which costs a few
+// microseconds of the server's time on every run. fast may call now() (lua/clock.lua) and Redis;
+// when it does not return, src runs as it would under NewScript, and may read fast's top-level
+// locals.
+func NewFastScript(fast, src string) *redis.Script { return redis.NewScript(fastScript(fast, src)) }
+
+func fastScript(fast, src string) string { return clockLua + fast + queueHelpersLua + src }
 
 // The exclusive kind's scripts.
 var (
 	acquireScript   = newScript(queueLua, exclusiveLua, acquireLua)
 	renewScript     = newScript(renewLua)
-	releaseScript   = newScript(releaseFastLua, queueLua, exclusiveLua, releaseLua)
+	releaseScript   = newScript(fastScript(releaseFastLua, exclusiveLua+releaseLua))
 	leaveScript     = newScript(queueLua, exclusiveLua, leaveLua)
 	fenceScript     = newScript(fenceLua)
 	fastFenceScript = newScript(fastFenceLua)

@@ -31,11 +31,7 @@ var (
 	//go:embed lua/inspect.lua
 	inspectLua string
 
-	racquireScript = engine.NewFastScript(
-		mutation.Lua(mutation.ReaderExpiry, racquireFastLua,
-			"redis.call('ZADD', KEYS[5], now_ms + ttl, ARGV[1])", "redis.call('ZADD', KEYS[5], now_ms + ttl - math.floor(ttl / 100), ARGV[1])"),
-		rwLua+mutation.Lua(mutation.ReaderExpiry, racquireLua,
-			"redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])", "redis.call('ZADD', KEYS[5], now() + ttl - math.floor(ttl / 100), ARGV[1])"))
+	racquireScript = engine.NewFastScript(readerExpiry(racquireFastLua), rwLua+readerExpiry(racquireLua))
 	wacquireScript = engine.NewScript(rwLua + wacquireLua)
 	renewScript    = engine.NewScript(rwLua + mutation.Lua(mutation.ReaderExpiry, renewLua,
 		"now() + ttl, ARGV[1])", "now() + ttl - math.floor(ttl / 100), ARGV[1])"))
@@ -43,3 +39,9 @@ var (
 	leaveScript   = engine.NewScript(rwLua + leaveLua)
 	inspectScript = engine.NewInspectScript(inspectLua)
 )
+
+// readerExpiry plants mutation.ReaderExpiry in a read acquire's source, fast path or general.
+func readerExpiry(src string) string {
+	return mutation.Lua(mutation.ReaderExpiry, src,
+		"redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])", "redis.call('ZADD', KEYS[5], now() + ttl - math.floor(ttl / 100), ARGV[1])")
+}

@@ -31,15 +31,17 @@ var (
 	//go:embed lua/fence.lua
 	fenceLua string
 
-	acquireScript = engine.NewFastScript(
-		mutation.Lua(mutation.SlotFreeEarly, acquireFastLua,
-			"local until_ms = now_ms + ttl", "local until_ms = now_ms + ttl - math.floor(ttl / 3)"),
-		semLua+mutation.Lua(mutation.SlotFreeEarly, acquireLua,
-			"local until_ms = now() + ttl", "local until_ms = now() + ttl - math.floor(ttl / 3)"))
-	renewScript = engine.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, renewLua,
+	acquireScript = engine.NewFastScript(slotFreeEarly(acquireFastLua), semLua+slotFreeEarly(acquireLua))
+	renewScript   = engine.NewScript(semLua + mutation.Lua(mutation.SlotFreeEarly, renewLua,
 		"KEYS[4], now() + ttl, s)", "KEYS[4], now() + ttl - math.floor(ttl / 3), s)"))
 	releaseScript = engine.NewFastScript(releaseFastLua, semLua+releaseLua)
 	leaveScript   = engine.NewScript(semLua + leaveLua)
 	inspectScript = engine.NewInspectScript(inspectLua)
 	fenceScript   = engine.NewScript(semLua + fenceLua)
 )
+
+// slotFreeEarly plants mutation.SlotFreeEarly in an acquire's source, fast path or general.
+func slotFreeEarly(src string) string {
+	return mutation.Lua(mutation.SlotFreeEarly, src,
+		"local until_ms = now() + ttl", "local until_ms = now() + ttl - math.floor(ttl / 3)")
+}

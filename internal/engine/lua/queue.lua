@@ -6,17 +6,8 @@
 -- KEYS[3]  wake-up channel of the name: a release publishes on it followed by the process part of
 --          each served waiter's token ("@host:pid"), so that one process's waiters hear it
 -- ARGV[1]  the caller's token
--- Returns nothing itself. It defines now() (the server's time in ms, read once and only when
--- needed, so that a path that does not need it does not pay for it), waiter(), head(), join(),
--- dequeue(), handover() and expire_set().
-local now_ms
-local function now()
-  if not now_ms then
-    local clock = redis.call('TIME')
-    now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-  end
-  return now_ms
-end
+-- Returns nothing itself. It defines waiter(), head(), join(), dequeue(), handover() and
+-- expire_set(); clock.lua, prepended before it, defines now().
 
 -- expire_set makes a set key (a hash, a sorted set) live at least ms more — a new one has no TTL
 -- yet — never shortening it for its other members. It does nothing to a key that does not exist.

@@ -3,10 +3,8 @@
 -- no writer holds, is reserved the lock or waits, so the reader takes its read lock. The arguments
 -- are racquire.lua's; anything else falls through to it.
 if ARGV[6] ~= '1' and redis.call('EXISTS', KEYS[4], KEYS[6]) == 0 then
-  local clock = redis.call('TIME')
-  local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
   local ttl = tonumber(ARGV[2])
-  redis.call('ZADD', KEYS[5], now_ms + ttl, ARGV[1])
+  redis.call('ZADD', KEYS[5], now() + ttl, ARGV[1])
   -- As expire_set does: the set lives at least the TTL more, never shorter for the other readers.
   local left = redis.call('PTTL', KEYS[5])
   if left == -1 or (left >= 0 and left < ttl) then

@@ -4,11 +4,9 @@
 -- arguments are release.lua's; anything else falls through to it, which reads score from here.
 local score = redis.call('ZSCORE', KEYS[5], ARGV[1])
 if score and redis.call('EXISTS', KEYS[1]) == 0 then
-  local clock = redis.call('TIME')
-  local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
   redis.call('ZREM', KEYS[5], ARGV[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms)
-  if tonumber(score) > now_ms then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now())
+  if tonumber(score) > now() then
     return 1
   end
   return 0

@@ -6,10 +6,8 @@
 -- Lua's unpack has a limit.) The arguments are acquire.lua's; anything else falls through to it.
 if ARGV[9] == '1' and not string.find(ARGV[7], '%d') and tonumber(ARGV[6]) <= 1000
     and redis.call('EXISTS', KEYS[1], KEYS[4], KEYS[5], KEYS[6]) == 0 then
-  local clock = redis.call('TIME')
-  local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
   local ttl, n = tonumber(ARGV[2]), tonumber(ARGV[6])
-  local until_ms = now_ms + ttl
+  local until_ms = now() + ttl
   local got, scored, owners = {0}, {}, {'cap', ARGV[5], 'hi', n}
   for s = 0, n - 1 do
     got[#got + 1] = s
@@ -23,8 +21,8 @@ if ARGV[9] == '1' and not string.find(ARGV[7], '%d') and tonumber(ARGV[6]) <= 10
   redis.call('ZADD', KEYS[4], unpack(scored))
   redis.call('HSET', KEYS[5], unpack(owners))
   -- As settle would: the state lives as long as its last slot.
-  redis.call('PEXPIRE', KEYS[4], until_ms - now_ms)
-  redis.call('PEXPIRE', KEYS[5], until_ms - now_ms)
+  redis.call('PEXPIRE', KEYS[4], until_ms - now())
+  redis.call('PEXPIRE', KEYS[5], until_ms - now())
   if ARGV[8] == '1' then
     for s = 0, n - 1 do
       got[#got + 1] = redis.call('HINCRBY', KEYS[7], s, 1)

@@ -25,8 +25,6 @@ if list and redis.call('EXISTS', KEYS[1]) == 0 then
     for i = 1, #taken, 2 do
       score[taken[i]] = tonumber(taken[i + 1])
     end
-    local clock = redis.call('TIME')
-    local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
     local held, all = {}, true
     for _, s in ipairs(mine) do
       -- (One HGET a slot, not an HMGET of them all: the minimal ACL of the README has no HMGET.)
@@ -34,7 +32,7 @@ if list and redis.call('EXISTS', KEYS[1]) == 0 then
       if not score[s] then
         all = false
       elseif owner == ARGV[1] then
-        if score[s] > now_ms then
+        if score[s] > now() then
           held[#held + 1] = tonumber(s)
         end
       elseif owner ~= 'r:' .. ARGV[1] then
