@@ -467,3 +467,44 @@ func BenchmarkLockUnlock(b *testing.B) {
 		}
 	}
 }
+
+// TestRunsArePooled checks -runs: every run starts its own servers and adds its rounds after the
+// last run's, and the report's medians and ranges are over all of them.
+func TestRunsArePooled(t *testing.T) {
+	s, ok := scenarioByName("same-key")
+	if !ok {
+		t.Fatal("no scenario same-key")
+	}
+	cfg := config{
+		duration:  100 * time.Millisecond,
+		rounds:    2,
+		runs:      2,
+		scenarios: []scenario{s},
+		adapters:  []string{"quorumsync"},
+		seed:      1,
+		cmdline:   "go test",
+		log:       testWriter{t},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := benchmark(ctx, cfg)
+	if err != nil {
+		t.Fatalf("benchmark: %v", err)
+	}
+	rounds := map[string][]int{}
+	for _, res := range rep.results {
+		rounds[res.adapter] = append(rounds[res.adapter], res.round)
+	}
+	for _, a := range []string{"quorumsync", "raw"} {
+		if got := rounds[a]; !slices.Equal(got, []int{1, 2, 3, 4}) {
+			t.Errorf("%s ran rounds %v; want 1 to 4 (two runs of two)", a, got)
+		}
+	}
+	byName := rep.cellsByAdapter("same-key")
+	if n := len(byName["quorumsync"].roundRatios(byName["raw"], figOps)); n != 4 {
+		t.Errorf("the ops/s ratio pools %d rounds; want 4", n)
+	}
+	if md := rep.markdown(); !strings.Contains(md, "2 full runs of 2 rounds") {
+		t.Errorf("the header does not say the runs were pooled:\n%s", md[:min(len(md), 600)])
+	}
+}

@@ -26,8 +26,11 @@ import (
 
 // config is one benchmark run's settings.
 type config struct {
-	duration  time.Duration // per round per adapter
-	rounds    int
+	duration time.Duration // per round per adapter
+	rounds   int
+	// runs is how many full runs the report pools: each starts fresh servers and runs every round
+	// again, in an order shuffled afresh; its rounds are numbered after the last run's.
+	runs      int
 	scenarios []scenario
 	adapters  []string // explicit -adapters; nil: each scenario's defaults
 	out       string   // results directory; "" writes no files
@@ -48,6 +51,7 @@ func run() int {
 	var (
 		duration  = flag.Duration("duration", 1*time.Second, "how long each adapter runs a scenario in each round")
 		rounds    = flag.Int("rounds", 5, "interleaved rounds; ratios are medians of the per-round ratios")
+		runs      = flag.Int("runs", 1, "full runs pooled in one report, each on fresh servers: its medians and ranges are over the rounds of every run")
 		scenList  = flag.String("scenarios", "", "comma-separated scenarios (default all): "+scenarioNames())
 		adapList  = flag.String("adapters", "", "comma-separated adapters (default: those that fit each scenario; the baseline always runs): "+adapterNames())
 		out       = flag.String("out", "results", "directory for results.md, ratios.png and rounds.csv")
@@ -83,7 +87,7 @@ func run() int {
 			*rounds = 2
 		}
 	}
-	cfg := config{duration: *duration, rounds: *rounds, out: *out, seed: *seed, log: os.Stderr}
+	cfg := config{duration: *duration, rounds: *rounds, runs: *runs, out: *out, seed: *seed, log: os.Stderr}
 	if cfg.seed == 0 {
 		cfg.seed = uint64(time.Now().UnixNano())
 	}
@@ -92,8 +96,8 @@ func run() int {
 	if cfg.scenarios, err = parseScenarios(*scenList); err == nil {
 		cfg.adapters, err = parseAdapters(*adapList)
 	}
-	if err == nil && (cfg.rounds < 1 || cfg.duration <= 0) {
-		err = fmt.Errorf("-rounds must be >= 1 and -duration > 0")
+	if err == nil && (cfg.rounds < 1 || cfg.runs < 1 || cfg.duration <= 0) {
+		err = fmt.Errorf("-rounds and -runs must be >= 1 and -duration > 0")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -191,55 +195,72 @@ func adaptersFor(s scenario, explicit []string) []string {
 	return out
 }
 
-// benchmark starts the servers, runs every (round, scenario, adapter) with the adapters of each
-// scenario in a fresh random order per round, and kills the servers before it returns, also when
-// ctx is cancelled or a run panics.
-func benchmark(ctx context.Context, cfg config) (rep *report, err error) {
+// benchmark makes cfg.runs full runs (see benchmarkRun) into one report.
+func benchmark(ctx context.Context, cfg config) (*report, error) {
+	rep := newReport(cfg)
+	rng := rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15))
+	perRound := 0
+	for _, s := range cfg.scenarios {
+		perRound += len(adaptersFor(s, cfg.adapters))
+	}
+	p := progress{began: time.Now(), total: max(cfg.runs, 1) * cfg.rounds * perRound}
+	for run := range max(cfg.runs, 1) {
+		if err := benchmarkRun(ctx, cfg, rep, rng, run*cfg.rounds, &p); err != nil {
+			return nil, err
+		}
+	}
+	rep.elapsed = time.Since(p.began)
+	return rep, nil
+}
+
+// progress counts the (round, scenario, adapter) runs done, for the log's ETA.
+type progress struct {
+	began       time.Time
+	done, total int
+}
+
+// benchmarkRun starts the servers, runs every (round, scenario, adapter) into rep — rounds
+// numbered from first+1 — with the adapters of each scenario in a fresh random order per round,
+// and kills the servers before it returns, also when ctx is cancelled or a run panics.
+func benchmarkRun(ctx context.Context, cfg config, rep *report, rng *rand.Rand, first int, p *progress) error {
 	nodes := 1
-	total := 0
 	for _, s := range cfg.scenarios {
 		nodes = max(nodes, s.nodes)
-		total += len(adaptersFor(s, cfg.adapters)) * cfg.rounds
 	}
 	srv, err := startServers(ctx, nodes)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Deferred calls run on a panic of this goroutine too; panics in the benchmark's goroutines
 	// come back as errors (see parallel), and the servers' Pdeathsig covers the rest.
 	defer srv.kill()
 
-	rep = newReport(cfg)
-	rng := rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15))
-	began := time.Now()
-	done := 0
-	for round := 1; round <= cfg.rounds; round++ {
+	for round := first + 1; round <= first+cfg.rounds; round++ {
 		for _, s := range cfg.scenarios {
 			names := adaptersFor(s, cfg.adapters)
 			rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
 			for _, name := range names {
 				if err := ctx.Err(); err != nil {
-					return nil, fmt.Errorf("interrupted: %w", context.Cause(ctx))
+					return fmt.Errorf("interrupted: %w", context.Cause(ctx))
 				}
 				ad, _ := adapterByName(name)
 				res, err := runOne(ctx, srv, s, ad, round, cfg.duration)
 				if err != nil {
 					if ctx.Err() != nil {
-						return nil, fmt.Errorf("interrupted: %w", context.Cause(ctx))
+						return fmt.Errorf("interrupted: %w", context.Cause(ctx))
 					}
-					return nil, fmt.Errorf("round %d, %s, %s: %w", round, s.name, name, err)
+					return fmt.Errorf("round %d, %s, %s: %w", round, s.name, name, err)
 				}
 				rep.add(res)
-				done++
+				p.done++
 				if cfg.log != nil {
-					eta := time.Duration(float64(time.Since(began)) / float64(done) * float64(total-done)).Round(time.Second)
+					eta := time.Duration(float64(time.Since(p.began)) / float64(p.done) * float64(p.total-p.done)).Round(time.Second)
 					fmt.Fprintf(cfg.log, "[%3d/%d eta %v] round %d %-19s %-20s %9.0f ops/s p50 %-9v viol %d errs %d/%d\n",
-						done, total, eta, round, s.name, name, res.opsPerSec(), res.p50.Round(time.Microsecond),
+						p.done, p.total, eta, round, s.name, name, res.opsPerSec(), res.p50.Round(time.Microsecond),
 						res.violations, res.lockErrs, res.unlockErrs)
 				}
 			}
 		}
 	}
-	rep.elapsed = time.Since(began)
-	return rep, nil
+	return nil
 }

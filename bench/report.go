@@ -216,8 +216,12 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "- date: %s (run took %v)\n", r.date.UTC().Format(time.RFC3339), r.elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "- machine: %s; nproc %d, GOMAXPROCS %d; %s %s/%s; %s\n",
 		cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, redisVersion())
-	fmt.Fprintf(&b, "- command: `%s` (%d rounds × %v per adapter per scenario, adapter order shuffled every round, seed %d)\n",
-		r.cfg.cmdline, r.cfg.rounds, r.cfg.duration, r.cfg.seed)
+	rounds := fmt.Sprintf("%d rounds", r.cfg.rounds)
+	if r.cfg.runs > 1 {
+		rounds = fmt.Sprintf("%d full runs of %d rounds, each on fresh servers, pooled: %d rounds", r.cfg.runs, r.cfg.rounds, r.cfg.runs*r.cfg.rounds)
+	}
+	fmt.Fprintf(&b, "- command: `%s` (%s × %v per adapter per scenario, adapter order shuffled every round, seed %d)\n",
+		r.cfg.cmdline, rounds, r.cfg.duration, r.cfg.seed)
 	fmt.Fprintf(&b, "- code: %s; %s\n", gitDescribe(), libVersions())
 	fmt.Fprintf(&b, "- every lock uses TTL %v; client options: go-redis defaults + ContextTimeoutEnabled\n", ttl)
 	b.WriteString("- a scenario of several clients runs each client as an OS process of its own; a single client runs in the harness's process\n\n")
