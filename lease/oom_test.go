@@ -111,3 +111,54 @@ func TestNoevictionKeepsHeldLeasesOfEveryPrimitive(t *testing.T) {
 	}
 	redistest.RequireTTLs(t, nodes, "quorumsync:*")
 }
+
+// An administrator's Break works with every node out of memory, which is when a lock left behind
+// by a stuck holder may need breaking: the holder is released on every node, its next renewal
+// says it was broken (the marker is written although memory is full), and nothing is left without
+// a TTL.
+func TestBreakWithMemoryFull(t *testing.T) {
+	nodes := redistest.Start(t, 3, redistest.WithArgs("--maxmemory-policy", "noeviction"))
+	const ttl = time.Second
+	holders := newQuorum(t, redistest.Clients(nodes), lease.WithTTL(ttl))
+	admin := newQuorum(t, redistest.Clients(nodes))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := mutex.New(holders, "oom-break").Obtain(ctx)
+	require.NoError(t, err)
+
+	for _, n := range nodes {
+		require.NoError(t, n.Client().ConfigSet(ctx, "maxmemory", "1").Err()) // below what any server uses
+	}
+	freed := false
+	free := func() {
+		if !freed {
+			freed = true
+			for _, n := range nodes {
+				assert.NoError(t, n.Client().ConfigSet(ctx, "maxmemory", "0").Err())
+			}
+		}
+	}
+	defer free()
+	require.Error(t, nodes[0].Client().Set(ctx, "one-more", "x", 0).Err(), "the node takes writes past its maxmemory")
+
+	st, err := admin.Break(ctx, "oom-break")
+	require.NoError(t, err, "a break with memory full")
+	require.Len(t, st.Holders, 1)
+	for i, n := range nodes {
+		assert.Zero(t, n.Client().Exists(ctx, "quorumsync:{oom-break}").Val(), "node %d still holds the lock key", i)
+	}
+	select {
+	case <-l.Done():
+	case <-time.After(5 * ttl):
+		t.Fatal("the broken lease's Done did not close within 5 TTLs")
+	}
+	require.ErrorIs(t, l.Err(), lease.ErrLost)
+	assert.Contains(t, l.Err().Error(), "broken by an administrator")
+	redistest.RequireTTLs(t, nodes, "quorumsync:*")
+
+	free()
+	m := mutex.New(admin, "oom-break")
+	require.NoError(t, m.TryLock(ctx), "the name is free once memory is")
+	require.NoError(t, m.Unlock(ctx))
+	redistest.RequireTTLs(t, nodes, "quorumsync:*")
+}
