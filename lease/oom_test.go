@@ -63,20 +63,8 @@ func TestNoevictionKeepsHeldLeasesOfEveryPrimitive(t *testing.T) {
 		return true
 	})
 
-	for _, n := range nodes {
-		require.NoError(t, n.Client().ConfigSet(ctx, "maxmemory", "1").Err()) // below what any server uses
-	}
-	freed := false
-	free := func() {
-		if !freed {
-			freed = true
-			for _, n := range nodes {
-				assert.NoError(t, n.Client().ConfigSet(ctx, "maxmemory", "0").Err())
-			}
-		}
-	}
+	free := fillMemory(ctx, t, nodes)
 	defer free()
-	require.Error(t, nodes[0].Client().Set(ctx, "one-more", "x", 0).Err(), "the node takes writes past its maxmemory")
 	err = mutex.New(looker, "oom-new").TryLock(ctx)
 	require.ErrorIs(t, err, lease.ErrUnavailable, "a new acquire while every node is full")
 	assert.Contains(t, err.Error(), "out of memory")
@@ -126,20 +114,8 @@ func TestBreakWithMemoryFull(t *testing.T) {
 	l, err := mutex.New(holders, "oom-break").Obtain(ctx)
 	require.NoError(t, err)
 
-	for _, n := range nodes {
-		require.NoError(t, n.Client().ConfigSet(ctx, "maxmemory", "1").Err()) // below what any server uses
-	}
-	freed := false
-	free := func() {
-		if !freed {
-			freed = true
-			for _, n := range nodes {
-				assert.NoError(t, n.Client().ConfigSet(ctx, "maxmemory", "0").Err())
-			}
-		}
-	}
+	free := fillMemory(ctx, t, nodes)
 	defer free()
-	require.Error(t, nodes[0].Client().Set(ctx, "one-more", "x", 0).Err(), "the node takes writes past its maxmemory")
 
 	st, err := admin.Break(ctx, "oom-break")
 	require.NoError(t, err, "a break with memory full")
@@ -161,4 +137,24 @@ func TestBreakWithMemoryFull(t *testing.T) {
 	require.NoError(t, m.TryLock(ctx), "the name is free once memory is")
 	require.NoError(t, m.Unlock(ctx))
 	redistest.RequireTTLs(t, nodes, "quorumsync:*")
+}
+
+// fillMemory sets every node's maxmemory below what it uses, so that under noeviction it refuses
+// writes that may grow memory, and returns the function that lifts the limit again (once; later
+// calls do nothing).
+func fillMemory(ctx context.Context, t *testing.T, nodes []*redistest.Node) (free func()) {
+	t.Helper()
+	for _, n := range nodes {
+		require.NoError(t, n.Client().ConfigSet(ctx, "maxmemory", "1").Err()) // below what any server uses
+	}
+	require.Error(t, nodes[0].Client().Set(ctx, "one-more", "x", 0).Err(), "the node takes writes past its maxmemory")
+	freed := false
+	return func() {
+		if !freed {
+			freed = true
+			for _, n := range nodes {
+				assert.NoError(t, n.Client().ConfigSet(ctx, "maxmemory", "0").Err())
+			}
+		}
+	}
 }
