@@ -27,8 +27,10 @@ import (
 type Semaphore struct {
 	s        primitive.Shell
 	capacity int64
-	// base is the request every acquire copies, setting its weight and operation.
-	base engine.Request
+	// base is the request every acquire copies, setting its weight and operation; acquireOne and
+	// tryAcquireOne are Acquire(1)'s and TryAcquire(1)'s, the commonest, built once (the engine
+	// only reads a request, and a copy made per call is an allocation).
+	base, acquireOne, tryAcquireOne engine.Request
 
 	mu    sync.Mutex
 	held  []heldPermits // acquisitions made with Acquire and TryAcquire, oldest first
@@ -50,6 +52,7 @@ func New(q *lease.Quorum, name string, capacity int64, opts ...Option) *Semaphor
 	s := &Semaphore{s: primitive.New(q, name, errs, opts), capacity: capacity}
 	s.base = s.s.Request(semkind.Slots)
 	s.base.Capacity, s.base.Fencing, s.base.OnLost = capacity, s.s.Cfg.Fencing, s.s.Report
+	s.acquireOne, s.tryAcquireOne = s.request(1, true, "Acquire", true, nil), s.request(1, false, "TryAcquire", true, nil)
 	return s
 }
 
@@ -85,12 +88,25 @@ func (s *Semaphore) claim(ctx context.Context, n int64, wait bool, op string, on
 		// It could never be granted: an error at once, not a hang.
 		return nil, errs.InvalidFor(s.s.Name, "n", "%d permits is more than the capacity %d", n, s.capacity)
 	}
+	switch {
+	case n == 1 && wait && op == s.acquireOne.Operation && onLost && onRetry == nil:
+		return s.s.Claim(ctx, errs, &s.acquireOne)
+	case n == 1 && !wait && op == s.tryAcquireOne.Operation && onLost && onRetry == nil:
+		return s.s.Claim(ctx, errs, &s.tryAcquireOne)
+	}
+	r := s.request(n, wait, op, onLost, onRetry)
+	return s.s.Claim(ctx, errs, &r)
+}
+
+// request returns base set for one acquire: n permits, waiting or not, named op in telemetry,
+// reporting a loss to the error handler or not, and telling onRetry (if not nil) of failed rounds.
+func (s *Semaphore) request(n int64, wait bool, op string, onLost bool, onRetry func(error)) engine.Request {
 	r := s.base
 	r.Weight, r.Wait, r.Operation, r.OnRetry = n, wait, op, onRetry
 	if !onLost {
 		r.OnLost = nil
 	}
-	return s.s.Claim(ctx, errs, &r)
+	return r
 }
 
 // Acquire blocks until it holds n permits, ctx ends, or the quorum closes. It takes all n at once
@@ -192,7 +208,8 @@ func (s *Semaphore) Release(ctx context.Context, n int64) error {
 		*last = heldPermits{}
 		s.held = s.held[:len(s.held)-1]
 	}
-	var errs []error
+	var errBuf [2]error // room for the commonest cases, one or two acquisitions
+	errs := errBuf[:0]
 	if part != nil {
 		errs = append(errs, part.ReleaseUnits(ctx, partN))
 	}

@@ -301,7 +301,9 @@ func run(ctx context.Context, c caller, call Call, buf []any) *redis.Cmd {
 		return c.Do(ctx, call.Args...)
 	}
 	cmd := c.Do(ctx, evalShaArgs(call, buf)...)
-	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+	// (HasErrorPrefix allocates on every call, nil error or not: errors.As takes its target's
+	// address.)
+	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		return call.Script.Eval(ctx, c, call.Keys, call.Args...)
 	}
 	return cmd

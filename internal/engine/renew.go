@@ -201,7 +201,7 @@ func pipelined(ctx context.Context, c caller, calls []Call) ([]*redis.Cmd, error
 // noScript reports whether a command failed because the node does not have its script.
 func noScript(cmds []*redis.Cmd) bool {
 	for _, c := range cmds {
-		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			return true
 		}
 	}
