@@ -3,8 +3,8 @@
 // compare-and-delete; raw-pass: raw with quorumsync's local pass; raw-quorum: raw fanned out to N
 // nodes; raw-sem: a sorted-set semaphore in one script) on the same real redis-server processes,
 // in interleaved rounds, and reports every figure as a ratio to the baseline measured side by
-// side; -runs pools several full runs, each on fresh servers, into one report. A scenario's clients, when it has several, are processes of their own. See
-// README.md.
+// side; -runs pools several full runs, each on fresh servers, into one report. A scenario's
+// clients, when it has several, are processes of their own. See README.md.
 //
 //	cd bench && go run .            # full run, about 8½ minutes on 2 cores
 //	cd bench && go run . -runs 2    # two full runs pooled, about 17 minutes

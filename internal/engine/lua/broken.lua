@@ -6,7 +6,8 @@
 -- ARGV[3]  how long the marker must live at least, ms (never shortened for other tokens)
 -- The HDEL first: on a node out of memory (maxmemory-policy noeviction) Redis refuses a script's
 -- first write when it may grow memory (the HSET), but not once the script has written (the HDEL,
--- which frees), so that a break, which is most needed then, marks the token as it releases it.
+-- which cannot grow it), so that a break, which is most needed then, marks the token as it
+-- releases it.
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
