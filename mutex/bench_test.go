@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"slices"
 	"testing"
 	"time"
 
@@ -159,21 +158,7 @@ func BenchmarkLockUnlockInterleaved(b *testing.B) {
 			})
 		},
 	}
-	samples := make([][]time.Duration, len(variants))
-	for b.Loop() {
-		for v, f := range variants {
-			start := time.Now()
-			if err := f(); err != nil {
-				b.Fatal(err)
-			}
-			samples[v] = append(samples[v], time.Since(start))
-		}
-	}
-	med := make([]float64, len(samples))
-	for v, s := range samples {
-		slices.Sort(s)
-		med[v] = float64(s[len(s)/2].Nanoseconds())
-	}
+	med := redistest.InterleavedMedians(b, variants...)
 	b.ReportMetric(med[0], "raw-ns/op")
 	b.ReportMetric(med[1], "N1-ns/op")
 	b.ReportMetric(med[2], "N3-ns/op")

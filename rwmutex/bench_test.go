@@ -2,9 +2,7 @@ package rwmutex_test
 
 import (
 	"context"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/quorumsync/quorumsync/internal/redistest"
 	"github.com/quorumsync/quorumsync/lease"
@@ -46,22 +44,10 @@ func BenchmarkPrimitivesInterleaved(b *testing.B) {
 		pair(rw.Lock, rw.Unlock),
 		pair(one(s.Acquire), one(s.Release)),
 	}
-	samples := make([][]time.Duration, len(variants))
 	b.ReportAllocs()
-	for b.Loop() {
-		for v, f := range variants {
-			start := time.Now()
-			if err := f(); err != nil {
-				b.Fatal(err)
-			}
-			samples[v] = append(samples[v], time.Since(start))
-		}
-	}
-	med := make([]float64, len(samples))
-	for v, s := range samples {
-		slices.Sort(s)
-		med[v] = float64(s[len(s)/2].Nanoseconds())
-		b.ReportMetric(med[v], names[v]+"-ns/op")
+	med := redistest.InterleavedMedians(b, variants...)
+	for v, m := range med {
+		b.ReportMetric(m, names[v]+"-ns/op")
 	}
 	b.ReportMetric(med[1]/med[0], "rlock/mutex")
 	b.ReportMetric(med[2]/med[0], "wlock/mutex")

@@ -88,11 +88,14 @@ func (s *Semaphore) claim(ctx context.Context, n int64, wait bool, op string, on
 		// It could never be granted: an error at once, not a hang.
 		return nil, errs.InvalidFor(s.s.Name, "n", "%d permits is more than the capacity %d", n, s.capacity)
 	}
-	switch {
-	case n == 1 && wait && op == s.acquireOne.Operation && onLost && onRetry == nil:
-		return s.s.Claim(ctx, errs, &s.acquireOne)
-	case n == 1 && !wait && op == s.tryAcquireOne.Operation && onLost && onRetry == nil:
-		return s.s.Claim(ctx, errs, &s.tryAcquireOne)
+	if n == 1 && onLost && onRetry == nil {
+		one := &s.tryAcquireOne
+		if wait {
+			one = &s.acquireOne
+		}
+		if one.Operation == op {
+			return s.s.Claim(ctx, errs, one)
+		}
 	}
 	r := s.request(n, wait, op, onLost, onRetry)
 	return s.s.Claim(ctx, errs, &r)
