@@ -84,7 +84,8 @@ func (q *Quorum) Inspect(ctx context.Context, name string) (State, error) {
 //
 // A holder that acquires after the lookup is not broken. The error matches [ErrUnavailable] when
 // fewer than a majority of the nodes answered the lookup (a holder may hold there unseen) or ran
-// the break (the holders may then still hold).
+// the break (the holders may then still hold). A node out of memory under maxmemory-policy
+// noeviction, which refuses new keys, still runs the break and writes the mark.
 func (q *Quorum) Break(ctx context.Context, name string, tokens ...string) (State, error) {
 	st, err := (*engine.Quorum)(q).Break(ctx, name, families, tokens...)
 	return stateOf(st), err
