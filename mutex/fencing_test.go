@@ -374,7 +374,8 @@ func TestStartUpWarnsAboutPersistenceAndReplicas(t *testing.T) {
 		newQuorum(t, nodes, append(opts, lease.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))...)
 		return logs.String()
 	}
-	// (Each warning is given once per node address in a process: every case has fresh nodes.)
+	// (Each warning is given once per server in a process, by address and run_id: every case has
+	// fresh nodes, which may reuse an earlier node's port.)
 	assert.Contains(t, warnings(redistest.Start(t, 1)), "no AOF persistence")
 	assert.NotContains(t, warnings(redistest.Start(t, 1), lease.WithRestartGuard(10*time.Second)), "no AOF persistence", "the restart guard covers it")
 	aof := redistest.Start(t, 1, redistest.WithAppendOnly())
@@ -387,4 +388,11 @@ func TestStartUpWarnsAboutPersistenceAndReplicas(t *testing.T) {
 		return strings.Contains(info, "connected_slaves:1")
 	}, 10*time.Second, 20*time.Millisecond)
 	assert.Contains(t, warnings(aof), "replicas that a failover")
+	// Once per server: the same node heard again gives no warning; restarted, it is another
+	// server at the same address (a new run_id), which may have lost its locks: warned again.
+	plain := redistest.Start(t, 1)
+	assert.Contains(t, warnings(plain), "no AOF persistence")
+	assert.NotContains(t, warnings(plain), "no AOF persistence", "the same server, warned twice")
+	plain[0].Restart()
+	assert.Contains(t, warnings(plain), "no AOF persistence", "a restarted server at the same address")
 }

@@ -250,7 +250,7 @@ func (q *Quorum) probeAll(ctx context.Context) error {
 		for _, what := range a.skipped {
 			q.cfg.logger.Warn("lease: start-up check skipped: the node's ACL does not allow it", "node", i, "addr", n.addr, "check", what)
 		}
-		q.warnSetUp(n, a.aof, a.role, a.replicas)
+		q.warnSetUp(n, a.runID, a.aof, a.role, a.replicas)
 		for _, id := range a.clusterIDs {
 			if j, dup := seenCluster[id]; dup && j != i {
 				return Invalid(fmt.Sprintf("nodes[%d]", i), "the same Redis Cluster as nodes[%d] (node %s): one cluster is one node of a quorum", j, id)
@@ -317,10 +317,10 @@ func (q *Quorum) tlsCheck(ctx context.Context, n *node) error {
 // warnSetUp logs what in a node's set-up can break exclusion (DESIGN §7): no persistence without the
 // restart guard (a restart forgets the locks held), and replicas that a failover could promote
 // before they had a lock's write (replication is asynchronous).
-func (q *Quorum) warnSetUp(n *node, aof, role, replicas string) {
+func (q *Quorum) warnSetUp(n *node, runID, aof, role, replicas string) {
 	_, sentinel := n.client.(*redis.Client)
 	sentinel = sentinel && n.addr == "" // a FailoverClient has no address of its own
-	if aof == "0" && q.cfg.guard == 0 && warnOnce(n.addr, "aof") {
+	if aof == "0" && q.cfg.guard == 0 && warnOnce(n.addr, runID, "aof") {
 		q.cfg.logger.Warn("lease: node has no AOF persistence: if it restarts before the longest TTL has passed it forgets the locks it held, and another client can take one that is held; enable appendonly with appendfsync always, or use lease.WithRestartGuard",
 			"node", n.index, "addr", n.addr)
 	}
@@ -330,31 +330,33 @@ func (q *Quorum) warnSetUp(n *node, aof, role, replicas string) {
 	}
 	if have, err := strconv.Atoi(replicas); q.cfg.ackReplicas > 0 && err == nil {
 		switch {
-		case have < q.cfg.ackReplicas && warnOnce(n.addr, "too few replicas"):
+		case have < q.cfg.ackReplicas && warnOnce(n.addr, runID, "too few replicas"):
 			q.cfg.logger.Warn("lease: node has fewer replicas than lease.WithReplicaAck asks for: its grants and renewals fail until enough are connected",
 				"node", n.index, "addr", n.addr, "replicas", have, "asked", q.cfg.ackReplicas)
-		case have > q.cfg.ackReplicas && warnOnce(n.addr, "replicas beyond the ack"):
+		case have > q.cfg.ackReplicas && warnOnce(n.addr, runID, "replicas beyond the ack"):
 			q.cfg.logger.Warn("lease: node has more replicas than lease.WithReplicaAck waits for: a failover can promote one that has not received a lock's write; ask for all of them",
 				"node", n.index, "addr", n.addr, "replicas", have, "asked", q.cfg.ackReplicas)
 		}
 		return
 	}
-	if (sentinel || (replicas != "" && replicas != "0")) && warnOnce(n.addr, "replicas") {
+	if (sentinel || (replicas != "" && replicas != "0")) && warnOnce(n.addr, runID, "replicas") {
 		q.cfg.logger.Warn("lease: node has replicas that a failover (Sentinel, Cluster) can promote before they received a lock's write (replication is asynchronous): the promoted node may grant a lock that is held; use independent masters without failover for the quorum",
 			"node", n.index, "addr", n.addr, "role", role, "replicas", replicas)
 	}
 }
 
-// warned remembers the set-up warnings given, by node address: a process that makes many quorums
-// over the same nodes (a test suite, a pool) hears each once. A node without an address of its own
-// (Sentinel) is warned about every time.
+// warned remembers the set-up warnings given, by server: its address and its run_id (INFO
+// server), so that a process that makes many quorums over the same nodes (a test suite, a pool)
+// hears each once, and hears it again from another server at that address (the node restarted, or
+// a new one took its port). A node without an address of its own (Sentinel) is warned about every
+// time.
 var warned sync.Map
 
-func warnOnce(addr, what string) bool {
+func warnOnce(addr, runID, what string) bool {
 	if addr == "" {
 		return true
 	}
-	_, seen := warned.LoadOrStore(addr+" "+what, true)
+	_, seen := warned.LoadOrStore(addr+" "+runID+" "+what, true)
 	return !seen
 }
 
