@@ -85,8 +85,15 @@ func (q *Quorum) Prepare(r *Request) {
 	p := &prepared{prefix: q.cfg.prefix, label: escapeLabel(r.Label)}
 	p.keys = appendKeys(p.keyBuf[:0], q.cfg.prefix, r.Kind, r.Name)
 	p.keyArgs = p.argBuf[:0]
-	for _, k := range p.keys {
-		p.keyArgs = append(p.keyArgs, k) // a string, not a *string: a user's hook formatting a command's args sees the key
+	for i := range p.keys {
+		// The keys a call starts with are plain strings, for go-redis's Cluster routing (see
+		// textArg): the queue, where every kind's scripts start, and the kind's first own key,
+		// where the exclusive kind's SET and renewal start. The others box for free.
+		if i == keyQueue || i == engineKeys {
+			p.keyArgs = append(p.keyArgs, p.keys[i])
+		} else {
+			p.keyArgs = append(p.keyArgs, (*textArg)(&p.keys[i]))
+		}
 	}
 	// Capped, so that no append to what every acquire of the request shares writes into it.
 	p.keys, p.keyArgs = p.keys[:len(p.keys):len(p.keys)], p.keyArgs[:len(p.keyArgs):len(p.keyArgs)]
@@ -310,7 +317,7 @@ func (q *Quorum) acquireLocal(ctx context.Context, r *Request, errs *Errors, ttl
 			Fencing: r.Fencing, ttlArg: ttlArg, keyArgs: keyArgList,
 		},
 	}
-	l.claim.tokenArgs[0] = token
+	l.claim.tokenArgs[0] = (*textArg)(&l.claim.Token) // boxed for free; the Token never changes
 	if !l.picked() {
 		l.claim.Units = One // a claim of one unit; the servers pick a weighted claim's
 	}

@@ -370,6 +370,7 @@ func (q *Quorum) pass(l *Lease) bool {
 		}
 		next := &Lease{q: q, kind: l.kind, claim: *l.snapshot(), errs: errs, gate: l.gate, mode: l.mode,
 			entry: l.entry, onLost: w.req.OnLost, grantedAt: l.grantedAt}
+		next.claim.tokenArgs[0] = (*textArg)(&next.claim.Token) // its own, not l's (see acquireLocal)
 		until := l.entry.Until()
 		if !l.entry.Rebind(next, nil) {
 			return nil // lost meanwhile: released the normal way

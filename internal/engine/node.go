@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -328,6 +329,23 @@ func evalShaArgs(call Call, buf []any) []any {
 }
 
 var argEvalSha any = "evalsha"
+
+// textArg is a string handed to go-redis by pointer, so that boxing it as a command argument
+// allocates nothing (a string put in an interface is copied to the heap): the keys a prepared
+// request keeps, the token a lease keeps. go-redis writes it with MarshalBinary, which lends the
+// string's own bytes (the writer only copies them out), and a hook that formats a command's
+// arguments, redisotel's say, shows it through String (a *string would show as an address). What it
+// points to must never change.
+//
+// A call's first key stays a plain string: go-redis routes a Cluster command by the text of its
+// first key, and gets any other type's text with fmt.Sprint.
+type textArg string
+
+func (t *textArg) MarshalBinary() ([]byte, error) {
+	return unsafe.Slice(unsafe.StringData(string(*t)), len(*t)), nil
+}
+
+func (t *textArg) String() string { return string(*t) }
 
 // hashes holds each script's hash boxed once.
 var hashes sync.Map // *redis.Script -> any
