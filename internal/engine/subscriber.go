@@ -257,30 +257,39 @@ func (s *subscriber) unsubscribe(channel string, sub *subscription) {
 
 // wake signals the waiters of channel whose token is among tokens (space-separated, each maybe
 // with a direct grant: see waiter); with tokens "", all of them; with channel "", the waiters of
-// every channel.
+// every channel. A message finds its channel's waiters directly, however many names are waited on.
 func (s *subscriber) wake(channel, tokens string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ch, sub := range s.channels {
-		if channel != "" && ch != channel {
+	if channel != "" {
+		if sub := s.channels[channel]; sub != nil {
+			sub.wake(tokens)
+		}
+		return
+	}
+	for _, sub := range s.channels {
+		sub.wake(tokens)
+	}
+}
+
+// wake signals sub's waiters whose token is among tokens (see subscriber.wake); the subscriber's
+// mu is held.
+func (sub *subscription) wake(tokens string) {
+	for w := range sub.waiters {
+		if w.listen {
+			w.note(tokens)
+			w.signal()
 			continue
 		}
-		for w := range sub.waiters {
-			if w.listen {
-				w.note(tokens)
-				w.signal()
-				continue
+		if tokens == "" {
+			w.signal()
+			continue
+		}
+		if grant, ok := named(tokens, w.token); ok {
+			if grant != "" {
+				w.heard(grant)
 			}
-			if tokens == "" {
-				w.signal()
-				continue
-			}
-			if grant, ok := named(tokens, w.token); ok {
-				if grant != "" {
-					w.heard(grant)
-				}
-				w.signal()
-			}
+			w.signal()
 		}
 	}
 }
