@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quorumsync/quorumsync/internal/engine"
 	"github.com/quorumsync/quorumsync/internal/redistest"
 	"github.com/quorumsync/quorumsync/lease"
 	"github.com/quorumsync/quorumsync/mutex"
@@ -69,16 +70,26 @@ func moved(t *testing.T, masters []*redistest.Node) int {
 // Most keys and the token go to go-redis by pointer, so that boxing them allocates nothing. Every
 // primitive's commands must still read as text to a hook that formats them, and, on a Cluster,
 // reach the shard that owns their keys the first time: go-redis routes by the first key's text.
+// The commands cover the fast and the queued paths, a handover, a leave, renewals of every kind,
+// and the EVAL a node that lost its scripts gets.
 func TestCommandsReadAsTextAndGoToTheirShard(t *testing.T) {
 	ctx := context.Background()
 	masters := redistest.StartCluster(t, 3)
-	c := redis.NewClusterClient(redistest.ClusterOptions(masters))
-	t.Cleanup(func() { _ = c.Close() })
 	log := &cmdLog{}
-	c.AddHook(log)
-	q, err := lease.NewQuorum(ctx, []redis.UniversalClient{c}, lease.WithTTL(600*time.Millisecond))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = q.Close(ctx) })
+	newQuorum := func() *lease.Quorum {
+		c := redis.NewClusterClient(redistest.ClusterOptions(masters))
+		t.Cleanup(func() { _ = c.Close() })
+		c.AddHook(log)
+		q, err := lease.NewQuorum(ctx, []redis.UniversalClient{c}, lease.WithTTL(1500*time.Millisecond))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = q.Close(ctx) })
+		return q
+	}
+	// A holder, a waiter that queues on the servers, and one that gives up and leaves the queue.
+	holder, waiterQ, leaverQ := newQuorum(), newQuorum(), newQuorum()
+	log.mu.Lock()
+	log.cmds = nil // not NewQuorum's set-up: the acquires' and releases' commands
+	log.mu.Unlock()
 	before := moved(t, masters)
 
 	// The check can fail: a key sent to a shard that does not own it is answered MOVED.
@@ -88,58 +99,78 @@ func TestCommandsReadAsTextAndGoToTheirShard(t *testing.T) {
 	require.Greater(t, moved(t, masters), before, "no MOVED counted for keys sent to the wrong shards")
 	before = moved(t, masters)
 
-	names := []string{"a", "orders:42", "}odd{", "ünï"} // no spaces: the check splits commands on them
-	for _, name := range names {
-		// Uncontended, then contended (a queued waiter, a handover), held past a renewal.
-		m := mutex.New(q, name)
+	use := func(name string) {
+		m := mutex.New(holder, name)
 		require.NoError(t, m.Lock(ctx))
 		require.NoError(t, m.Unlock(ctx))
 		require.NoError(t, m.Lock(ctx))
-		waiter := mutex.New(q, name) // the same name from a second Mutex: it queues
+		waiter := mutex.New(waiterQ, name)
 		got := make(chan error, 1)
 		go func() { got <- waiter.Lock(ctx) }()
-		time.Sleep(400 * time.Millisecond) // past a renewal (TTL/3)
-		require.NoError(t, m.Unlock(ctx))
+		gaveUp, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		require.ErrorIs(t, mutex.New(leaverQ, name).Lock(gaveUp), context.DeadlineExceeded)
+		cancel()
+
+		fenced := mutex.New(holder, name+":fenced", mutex.WithFencing())
+		require.NoError(t, fenced.Lock(ctx))
+		rw := rwmutex.New(holder, name)
+		require.NoError(t, rw.RLock(ctx))
+		s := semaphore.New(holder, name, 3)
+		require.NoError(t, s.Acquire(ctx, 1))
+		require.NoError(t, s.Acquire(ctx, 2))
+
+		time.Sleep(700 * time.Millisecond) // every lease renewed at least once (TTL/3 = 500ms)
+		require.NoError(t, m.Unlock(ctx))  // hands the name to the waiter
 		require.NoError(t, <-got)
 		require.NoError(t, waiter.Unlock(ctx))
-
-		fenced := mutex.New(q, name+":fenced", mutex.WithFencing())
-		require.NoError(t, fenced.Lock(ctx))
 		require.NoError(t, fenced.Unlock(ctx))
-
-		rw := rwmutex.New(q, name)
-		require.NoError(t, rw.RLock(ctx))
 		require.NoError(t, rw.RUnlock(ctx))
 		require.NoError(t, rw.Lock(ctx))
 		require.NoError(t, rw.Unlock(ctx))
-
-		s := semaphore.New(q, name, 3)
-		require.NoError(t, s.Acquire(ctx, 1))
-		require.NoError(t, s.Acquire(ctx, 2))
 		require.NoError(t, s.Release(ctx, 3))
 	}
+	names := []string{"a", "orders:42", "}odd{", "ünï"} // no spaces: the check splits commands on them
+	for _, name := range names {
+		use(name)
+	}
+	for _, m := range masters {
+		require.NoError(t, m.FlushScripts(ctx))
+	}
+	use("after-flush") // NOSCRIPT, then EVAL
 
 	assert.Equal(t, before, moved(t, masters), "a command went to a shard that does not own its keys")
 	log.mu.Lock()
 	defer log.mu.Unlock()
-	scripts, sets := 0, 0
+	renew := engine.ScriptsForTest()["renew.lua"].Hash
+	count := map[string]int{}
 	for _, cmd := range log.cmds {
-		assert.NotContains(t, cmd, "0xc", "an argument reads as an address: %s", cmd)
+		assert.NotContains(t, cmd, "0x", "an argument reads as an address: %s", cmd)
 		f := strings.Fields(cmd)
 		switch f[0] {
+		case "eval": // its source has spaces: look for a key and a token
+			count["eval"]++
+			assert.Contains(t, cmd, " quorumsync:{", "no key that reads as text: %s", cmd)
+			assert.Regexp(t, ` [0-9a-f]{32}@`, cmd, "no token that reads as text: %s", cmd)
 		case "evalsha":
-			scripts++
+			count["evalsha"]++
+			if f[1] == renew {
+				count["exclusive renew"]++
+			}
 			n, err := strconv.Atoi(f[2])
 			require.NoError(t, err, cmd)
 			for _, k := range f[3 : 3+n] {
 				assert.True(t, strings.HasPrefix(k, "quorumsync:{"), "key %q does not read as a key: %s", k, cmd)
 			}
+			assert.Regexp(t, ` [0-9a-f]{32}@`, cmd, "no token that reads as text: %s", cmd)
 		case "set":
-			sets++
-			assert.Regexp(t, `^set quorumsync:\{\S+ [0-9a-f]{32}@\S+ px 600 nx`, cmd)
+			count["set"]++
+			assert.Regexp(t, `^set quorumsync:\{\S+ [0-9a-f]{32}@\S+ px 1500 nx`, cmd)
 		}
 	}
-	assert.Greater(t, scripts, 10*len(names), "too few script calls seen")
-	assert.GreaterOrEqual(t, sets, len(names), "too few SETs seen")
+	t.Logf("commands seen: %v", count)
+	assert.Greater(t, count["evalsha"], 10*len(names), "too few script calls seen: %v", count)
+	assert.Positive(t, count["eval"], "no EVAL seen after the scripts were flushed: %v", count)
+	assert.GreaterOrEqual(t, count["exclusive renew"], len(names), "too few renewals of a Mutex seen: %v", count)
+	assert.GreaterOrEqual(t, count["set"], len(names), "too few SETs seen: %v", count)
 	redistest.RequireNoLockKeysWithin(t, masters, "quorumsync:{*", time.Second) // (fencing counters stay)
 }
