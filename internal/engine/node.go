@@ -334,8 +334,8 @@ var argEvalSha any = "evalsha"
 // allocates nothing (a string put in an interface is copied to the heap): the keys a prepared
 // request keeps, the token a lease keeps. go-redis writes it with MarshalBinary, which lends the
 // string's own bytes (the writer only copies them out), and a hook that formats a command's
-// arguments, redisotel's say, shows it through String (a *string would show as an address). What it
-// points to must never change.
+// arguments, redisotel's say, shows it through String (a *string would show as an address).
+// What it points to must never change.
 //
 // A call's first key stays a plain string: go-redis routes a Cluster command by the text of its
 // first key, and gets any other type's text with fmt.Sprint.
