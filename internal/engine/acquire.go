@@ -86,9 +86,10 @@ func (q *Quorum) Prepare(r *Request) {
 	p.keys = appendKeys(p.keyBuf[:0], q.cfg.prefix, r.Kind, r.Name)
 	p.keyArgs = p.argBuf[:0]
 	for i := range p.keys {
-		// The keys a call starts with are plain strings, for go-redis's Cluster routing (see
-		// textArg): the queue, where every kind's scripts start, and the kind's first own key,
-		// where the exclusive kind's SET and renewal start. The others box for free.
+		// The keys a call starts with stay plain strings, which go-redis's Cluster routing reads
+		// without fmt.Sprint (see textArg): the queue, where every kind's scripts start, and the
+		// kind's first own key, where the exclusive kind's SET and renewal start. The others box
+		// for free.
 		if i == keyQueue || i == engineKeys {
 			p.keyArgs = append(p.keyArgs, p.keys[i])
 		} else {

@@ -33,6 +33,21 @@ func (h *cmdLog) add(cmd redis.Cmder) {
 	h.cmds = append(h.cmds, cmd.String())
 }
 
+// renewals returns how many calls of the exclusive kind's renewal script h has seen.
+func (h *cmdLog) renewals() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, cmd := range h.cmds {
+		if strings.HasPrefix(cmd, "evalsha "+renewHash+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+var renewHash = engine.ScriptsForTest()["renew.lua"].Hash
+
 func (h *cmdLog) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *cmdLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
@@ -119,8 +134,12 @@ func TestCommandsReadAsTextAndGoToTheirShard(t *testing.T) {
 		require.NoError(t, s.Acquire(ctx, 1))
 		require.NoError(t, s.Acquire(ctx, 2))
 
-		time.Sleep(700 * time.Millisecond) // every lease renewed at least once (TTL/3 = 500ms)
-		require.NoError(t, m.Unlock(ctx))  // hands the name to the waiter
+		// Held until the Mutexes' renewals (at TTL/3 = 500ms) are seen; the other leases, taken
+		// in the same few milliseconds, renew in the same batches.
+		renewed := log.renewals()
+		require.Eventually(t, func() bool { return log.renewals() >= renewed+2 }, 10*time.Second, 20*time.Millisecond,
+			"the two Mutexes' leases were not renewed")
+		require.NoError(t, m.Unlock(ctx)) // hands the name to the waiter
 		require.NoError(t, <-got)
 		require.NoError(t, waiter.Unlock(ctx))
 		require.NoError(t, fenced.Unlock(ctx))
@@ -141,7 +160,6 @@ func TestCommandsReadAsTextAndGoToTheirShard(t *testing.T) {
 	assert.Equal(t, before, moved(t, masters), "a command went to a shard that does not own its keys")
 	log.mu.Lock()
 	defer log.mu.Unlock()
-	renew := engine.ScriptsForTest()["renew.lua"].Hash
 	count := map[string]int{}
 	for _, cmd := range log.cmds {
 		assert.NotContains(t, cmd, "0x", "an argument reads as an address: %s", cmd)
@@ -153,7 +171,7 @@ func TestCommandsReadAsTextAndGoToTheirShard(t *testing.T) {
 			assert.Regexp(t, ` [0-9a-f]{32}@`, cmd, "no token that reads as text: %s", cmd)
 		case "evalsha":
 			count["evalsha"]++
-			if f[1] == renew {
+			if f[1] == renewHash {
 				count["exclusive renew"]++
 			}
 			n, err := strconv.Atoi(f[2])
