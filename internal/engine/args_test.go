@@ -107,11 +107,12 @@ func TestCommandsReadAsTextAndGoToTheirShard(t *testing.T) {
 	log.mu.Unlock()
 	before := moved(t, masters)
 
-	// The check can fail: a key sent to a shard that does not own it is answered MOVED.
+	// The check can fail: a key sent to a shard that does not own it is answered MOVED. The same
+	// key goes to every master, so all but its owner answer MOVED, whatever the slots' layout.
 	for _, m := range masters {
-		_ = m.Client().Get(ctx, "quorumsync:probe:"+m.Addr()).Err()
+		_ = m.Client().Get(ctx, "quorumsync:probe").Err()
 	}
-	require.Greater(t, moved(t, masters), before, "no MOVED counted for keys sent to the wrong shards")
+	require.Equal(t, before+len(masters)-1, moved(t, masters), "MOVED replies counted for a key sent to every shard")
 	before = moved(t, masters)
 
 	use := func(name string) {

@@ -188,19 +188,24 @@ func startCluster(t testing.TB, shards, replicas int) []*Node {
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
-	c := redis.NewClient(nodes[0].Options())
-	defer c.Close()
+	// Every node, not only the first, must see every slot served: until then a node answers a key
+	// it does not own with CLUSTERDOWN rather than MOVED.
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := c.ClusterInfo(context.Background()).Result()
-		if err == nil && bytes.Contains([]byte(info), []byte("cluster_state:ok")) {
-			return nodes
+	for _, n := range nodes {
+		c := redis.NewClient(n.Options())
+		defer c.Close()
+		for {
+			info, err := c.ClusterInfo(context.Background()).Result()
+			if err == nil && bytes.Contains([]byte(info), []byte("cluster_state:ok")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redistest: cluster not ok on %s after 10s: %v\n%s", n.Addr(), err, info)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redistest: cluster not ok after 10s: %v\n%s", err, info)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	return nodes
 }
 
 // ClusterOptions returns cluster client options over nodes, with context timeouts enabled.
