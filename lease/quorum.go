@@ -58,5 +58,7 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 // released expires on the servers within its TTL. The one goroutine it does not wait for past ctx
 // is the notifier while a loss handler blocks: it runs the handlers still queued and exits once
 // they return. A loss handler may call Close: Close then does not wait for the handler that
-// called it.
+// called it. A pub/sub connection closes at once unless it is reconnecting: go-redis finishes the
+// dial and the handshake first, so a node that accepts connections but does not answer can hold
+// Close past ctx for up to the client's DialTimeout and ReadTimeout.
 func (q *Quorum) Close(ctx context.Context) error { return (*engine.Quorum)(q).Close(ctx) }

@@ -332,6 +332,77 @@ func TestCloseHonoursItsCtx(t *testing.T) {
 	}
 }
 
+// The documented exception to Close's ctx: a pub/sub connection in the middle of reconnecting
+// (go-redis dials and handshakes under the lock its PubSub.Close takes) holds Close until the
+// handshake times out, when the node accepts connections but never answers. Close still returns
+// within the client's dial and read timeouts, with its goroutines stopped.
+func TestCloseWaitsForAReconnectingSubscriberAtMostTheClientTimeouts(t *testing.T) {
+	nodes := redistest.Start(t, 1)
+	ctx := context.Background()
+	holder, err := engine.NewQuorum(ctx, redistest.Clients(nodes))
+	require.NoError(t, err)
+	q, err := engine.NewQuorum(ctx, redistest.Clients(nodes), engine.WithNodeTimeout(time.Second))
+	require.NoError(t, err)
+
+	// A waiter opens q's pub/sub connection, which stays open after it gives up. The holder then
+	// lets go and closes, so that nothing but that connection talks to the node.
+	l, err := holder.Acquire(ctx, "reconnect")
+	require.NoError(t, err)
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	got := make(chan error, 1)
+	go func() {
+		_, err := q.Acquire(waitCtx, "reconnect")
+		got <- err
+	}()
+	require.Eventually(t, func() bool {
+		return len(nodes[0].Client().PubSubChannels(ctx, "*").Val()) > 0
+	}, 10*time.Second, 10*time.Millisecond, "the waiter never subscribed")
+	cancelWait()
+	require.ErrorIs(t, <-got, context.Canceled)
+	require.NoError(t, l.Release(ctx))
+	require.NoError(t, holder.Close(ctx))
+
+	// The node dies and its port accepts connections that never get an answer: the subscriber
+	// reconnects into a handshake that waits for the read timeout (2s in redistest's options).
+	nodes[0].Kill()
+	ln, err := net.Listen("tcp", nodes[0].Addr())
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	defer func() {
+		ln.Close()
+		for c := range accepted {
+			c.Close()
+		}
+	}()
+	select {
+	case <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscriber did not reconnect")
+	}
+
+	closeCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = q.Close(closeCtx)
+	took := time.Since(start)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	opts := nodes[0].Options()
+	t.Logf("Close with a 100ms ctx took %v", took)
+	assert.Greater(t, took, opts.ReadTimeout/2, "Close did not wait for the reconnect: the doc's caveat is out of date")
+	assert.Less(t, took, opts.DialTimeout+opts.ReadTimeout+time.Second, "Close outlasted the client's timeouts")
+}
+
 // Releases that race Close are the holders' business: Close does not report them.
 func TestCloseDoesNotReportReleasesThatRacedIt(t *testing.T) {
 	nodes := redistest.Start(t, 1)
