@@ -108,12 +108,12 @@ func TestClusterReplicaAckKeepsALockThroughAForcedFailover(t *testing.T) {
 	require.NoError(t, l.Release(ctx))
 }
 
-// replProxy is a TCP proxy to upstream that tells the replication link apart from clients (the
+// replProxy is a proxy to a master that tells the replication link apart from clients (the
 // connection that sends REPLCONF or PSYNC) and, while stalled, holds back what the master sends on
 // it, in order, until it flows again: a shard's replica that falls behind without its link
 // breaking, while clients go through.
 type replProxy struct {
-	addr string
+	*redistest.Proxy
 	repl atomic.Int32 // replication links seen
 
 	mu      sync.Mutex
@@ -144,86 +144,31 @@ func (p *replProxy) stall(on bool) {
 }
 
 func newReplProxy(t *testing.T, upstream string) *replProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &replProxy{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", upstream)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			link := &heldLink{to: c}
-			var isRepl atomic.Bool
-			p.mu.Lock()
-			conns = append(conns, c, u)
-			p.mu.Unlock()
-			wg.Add(2)
-			go func() { // client -> master: spot the replica's handshake
-				defer wg.Done()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						_ = u.Close()
-						return
-					}
-					if s := strings.ToLower(string(buf[:n])); !isRepl.Load() && (strings.Contains(s, "replconf") || strings.Contains(s, "psync")) {
-						isRepl.Store(true)
-						p.repl.Add(1)
-						p.mu.Lock()
-						p.links = append(p.links, link)
-						p.mu.Unlock()
-					}
-					if _, err := u.Write(buf[:n]); err != nil {
-						_ = c.Close()
-						return
-					}
-				}
-			}()
-			go func() { // master -> client: held back on a stalled replication link
-				defer wg.Done()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := u.Read(buf)
-					if err != nil {
-						_ = c.Close()
-						return
-					}
+	p := &replProxy{}
+	p.Proxy = redistest.StartProxy(t, upstream, func(pipe *redistest.Pipe) redistest.Relay {
+		link := &heldLink{to: pipe.Client}
+		var isRepl atomic.Bool
+		return func(up bool, b []byte) error {
+			if up { // client -> master: spot the replica's handshake
+				if s := strings.ToLower(string(b)); !isRepl.Load() && (strings.Contains(s, "replconf") || strings.Contains(s, "psync")) {
+					isRepl.Store(true)
+					p.repl.Add(1)
 					p.mu.Lock()
-					if isRepl.Load() && p.stalled {
-						link.pending = append(link.pending, buf[:n]...)
-						p.mu.Unlock()
-						continue
-					}
-					_, err = c.Write(buf[:n])
+					p.links = append(p.links, link)
 					p.mu.Unlock()
-					if err != nil {
-						_ = u.Close()
-						return
-					}
 				}
-			}()
+				return pipe.Pass(up, b)
+			}
+			// master -> client: held back on a stalled replication link
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if isRepl.Load() && p.stalled {
+				link.pending = append(link.pending, b...)
+				return nil
+			}
+			return pipe.Pass(up, b)
 		}
-	}()
+	})
 	return p
 }
 
@@ -254,11 +199,11 @@ func laggingShard(t *testing.T, name string) (nodes []*redistest.Node, proxy *re
 	proxy = newReplProxy(t, masterAddr)
 	// The master announces the proxy's port: its replica, told by the cluster bus, follows it there.
 	require.NoError(t, m.Client().ConfigSet(ctx, "cluster-announce-bus-port", strconv.Itoa(m.Port()+10000)).Err())
-	require.NoError(t, m.Client().ConfigSet(ctx, "cluster-announce-port", strconv.Itoa(portOf(proxy.addr))).Err())
+	require.NoError(t, m.Client().ConfigSet(ctx, "cluster-announce-port", strconv.Itoa(portOf(proxy.Addr()))).Err())
 	require.Eventually(t, func() bool {
 		info, err := replica.Client().Info(ctx, "replication").Result()
 		return err == nil && proxy.repl.Load() > 0 && strings.Contains(info, "master_link_status:up") &&
-			strings.Contains(info, fmt.Sprintf("master_port:%d\r", portOf(proxy.addr)))
+			strings.Contains(info, fmt.Sprintf("master_port:%d\r", portOf(proxy.Addr())))
 	}, 15*time.Second, 50*time.Millisecond, "the replica follows its master through the proxy")
 	return nodes, proxy, replica
 }

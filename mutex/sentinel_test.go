@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,67 +83,23 @@ sentinel failover-timeout %s 10000
 	return s
 }
 
-// blackhole is a TCP proxy to upstream that, once on, keeps the connections open and drops every
-// byte: a replication link that has stalled without breaking.
+// blackhole is a proxy to a node that, once on, keeps the connections open and drops every byte:
+// a replication link that has stalled without breaking.
 type blackhole struct {
-	addr string
-	on   atomic.Bool
+	*redistest.Proxy
+	on atomic.Bool
 }
 
 func newBlackhole(t *testing.T, upstream string) *blackhole {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	b := &blackhole{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
+	b := &blackhole{}
+	b.Proxy = redistest.StartProxy(t, upstream, func(pipe *redistest.Pipe) redistest.Relay {
+		return func(up bool, chunk []byte) error {
+			if b.on.Load() {
+				return nil
+			}
+			return pipe.Pass(up, chunk)
 		}
-		mu.Unlock()
-		wg.Wait()
 	})
-	pump := func(dst, src net.Conn) {
-		defer wg.Done()
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			if err != nil {
-				_ = dst.Close()
-				return
-			}
-			if !b.on.Load() {
-				if _, err := dst.Write(buf[:n]); err != nil {
-					_ = src.Close()
-					return
-				}
-			}
-		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", upstream)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, u)
-			mu.Unlock()
-			wg.Add(2)
-			go pump(u, c)
-			go pump(c, u)
-		}
-	}()
 	return b
 }
 
@@ -243,7 +198,7 @@ func TestCaveatSentinelPromotesALaggingReplica(t *testing.T) {
 	var link *blackhole
 	s := startSentinel(t, 500*time.Millisecond, func(master string) string {
 		link = newBlackhole(t, master)
-		return link.addr
+		return link.Addr()
 	})
 	const ttl = 10 * time.Second
 	holder, other := s.quorum(t, ttl), s.quorum(t, ttl)
@@ -283,7 +238,7 @@ func TestSentinelReplicaAckRefusesAGrantTheReplicaMissed(t *testing.T) {
 	var link *blackhole
 	s := startSentinel(t, 10*time.Second, func(master string) string {
 		link = newBlackhole(t, master)
-		return link.addr
+		return link.Addr()
 	})
 	q := s.quorumWith(t, 3*time.Second, lease.WithReplicaAck(1, 50*time.Millisecond), lease.WithNodeTimeout(800*time.Millisecond))
 	ctx := context.Background()
@@ -318,7 +273,7 @@ func TestSentinelReplicaAckKeepsExclusionWhenRenewalsAreNotReplicated(t *testing
 			var link *blackhole
 			s := startSentinel(t, 500*time.Millisecond, func(master string) string {
 				link = newBlackhole(t, master)
-				return link.addr
+				return link.Addr()
 			})
 			const ttl = 3 * time.Second
 			var opts []lease.Option

@@ -1,0 +1,102 @@
+package redistest
+
+import (
+	"net"
+	"sync"
+	"testing"
+)
+
+// Proxy is a TCP proxy on loopback to a node, for tests that interfere with what passes between
+// the node and whoever connects through it (clients, or a replica following its master). Every
+// chunk read on either side goes to the relay of its connection, which decides what is passed on.
+type Proxy struct {
+	addr string
+}
+
+// Pipe is one connection through a [Proxy]: Client is the side that connected to the proxy,
+// Upstream the proxy's own connection to the node.
+type Pipe struct {
+	Client, Upstream net.Conn
+}
+
+// Pass writes b on to where it was going: to the node when up, else to the client.
+func (p *Pipe) Pass(up bool, b []byte) error {
+	dst := p.Client
+	if up {
+		dst = p.Upstream
+	}
+	_, err := dst.Write(b)
+	return err
+}
+
+// A Relay is given each chunk read on its Pipe, with up true for what the client sent and false
+// for what the node sent, one direction at a time each (the two directions run concurrently). It
+// passes the chunk on (see [Pipe.Pass]), holds it back or drops it; b is reused once it returns.
+// An error closes the side the chunk came from.
+type Relay func(up bool, b []byte) error
+
+// StartProxy starts a proxy to upstream, which stops when the test ends. newRelay is called once
+// per connection, before any of its bytes flow.
+func StartProxy(t testing.TB, upstream string, newRelay func(*Pipe) Relay) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("redistest: proxy: %v", err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	pump := func(relay Relay, up bool, src, dst net.Conn) {
+		defer wg.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if err != nil {
+				_ = dst.Close()
+				return
+			}
+			if err := relay(up, buf[:n]); err != nil {
+				_ = src.Close()
+				return
+			}
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, u)
+			mu.Unlock()
+			p := &Pipe{Client: c, Upstream: u}
+			relay := newRelay(p)
+			wg.Add(2)
+			go pump(relay, true, c, u)
+			go pump(relay, false, u, c)
+		}
+	}()
+	return &Proxy{addr: ln.Addr().String()}
+}
+
+// Addr returns the proxy's address, host:port.
+func (p *Proxy) Addr() string { return p.addr }
