@@ -37,6 +37,7 @@ func (q *Quorum) Health(ctx context.Context) ([]NodeHealth, error) {
 	keys, channel := q.probeKeys()
 	// Not the suspect-skipping fan-out: health is asked of every node, hung ones included.
 	timeout := max(q.cfg.nodeTimeout, time.Second)
+	caller := ctx // a node's timeout is typed against the caller's deadline, not its own
 	q.fanoutTimeout(ctx, timeout, taskFunc(func(ctx context.Context, n *node, _ redis.UniversalClient) {
 		// A suspect node's task gets no deadline of the fan-out's: give it its own.
 		ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -49,7 +50,7 @@ func (q *Quorum) Health(ctx context.Context) ([]NodeHealth, error) {
 			if r := refusalOf(err); r != nil {
 				h.ACL = &misconfigured{[]error{&NodeError{Index: n.index, Addr: n.addr, Err: r}}}
 			}
-			h.Err = q.nodeError(ctx, n, err)
+			h.Err = q.nodeError(caller, n, err)
 			return
 		}
 		h.Latency = time.Since(start)

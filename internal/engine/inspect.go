@@ -73,6 +73,7 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 		calls[i] = k.(Inspector).Inspect(claims[i])
 	}
 	perNode := make([][][]any, len(q.nodes)) // per node, per kind: the records
+	caller := ctx // a node's timeout is typed against the caller's deadline, not its own
 	q.fanout(ctx, taskFunc(func(ctx context.Context, n *node, c redis.UniversalClient) {
 		st.Nodes[n.index].Addr = n.addr
 		if c == nil {
@@ -88,7 +89,7 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 			}
 		}
 		if err != nil {
-			st.Nodes[n.index].Err = q.nodeError(ctx, n, err)
+			st.Nodes[n.index].Err = q.nodeError(caller, n, err)
 			return
 		}
 		perNode[n.index] = make([][]any, len(cmds))
@@ -267,6 +268,7 @@ func (q *Quorum) Break(ctx context.Context, name string, kinds []Kind, tokens ..
 			h.Kind.Release(c))
 	}
 	errs := make([]error, len(q.nodes))
+	caller := ctx // a node's timeout is typed against the caller's deadline, not its own
 	q.fanout(ctx, taskFunc(func(ctx context.Context, n *node, c redis.UniversalClient) {
 		if c == nil {
 			errs[n.index] = q.nodeError(ctx, n, n.skipped())
@@ -282,7 +284,7 @@ func (q *Quorum) Break(ctx context.Context, name string, kinds []Kind, tokens ..
 			}
 		}
 		if err != nil {
-			errs[n.index] = q.nodeError(ctx, n, err)
+			errs[n.index] = q.nodeError(caller, n, err)
 		}
 	}))
 	done := 0

@@ -24,13 +24,14 @@ func (q *Quorum) Channel(name, suffix string) string {
 // the node errors, joined.
 func (q *Quorum) Publish(ctx context.Context, channel, msg string) error {
 	errs := make([]error, len(q.nodes))
+	caller := ctx // a node's timeout is typed against the caller's deadline, not its own
 	q.fanout(ctx, taskFunc(func(ctx context.Context, n *node, c redis.UniversalClient) {
 		if c == nil {
 			errs[n.index] = q.nodeError(ctx, n, n.skipped())
 			return
 		}
 		if err := c.Publish(ctx, channel, msg).Err(); err != nil {
-			errs[n.index] = q.nodeError(ctx, n, err)
+			errs[n.index] = q.nodeError(caller, n, err)
 		}
 	}))
 	failed := 0

@@ -241,8 +241,10 @@ func (q *Quorum) ping(n *node) error {
 	return &nodeTimeout{after: q.cfg.nodeTimeout}
 }
 
-// dialCheck dials the node once with the client's own dialer and reports the dial's error, nil if
-// it connected (or there is no dialer to try).
+// dialCheck dials the node once with the client's own dialer and reports why the dial failed,
+// when that is what a timeout hid (a refusal, a bad certificate); nil if it connected, if the dial
+// timed out too (a node that accepts but does not answer, inside a TLS handshake: that is the
+// node's timeout, not a context's deadline), or if there is no dialer to try.
 func (q *Quorum) dialCheck(n *node) error {
 	if n.dial == nil {
 		return nil
@@ -251,6 +253,9 @@ func (q *Quorum) dialCheck(n *node) error {
 	defer cancel()
 	conn, err := n.dial(ctx)
 	if err != nil {
+		if isTimeout(err) {
+			return nil
+		}
 		return err
 	}
 	_ = conn.Close()
