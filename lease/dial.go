@@ -78,7 +78,7 @@ func clientOf(raw string, dialTimeout time.Duration) (redis.UniversalClient, err
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, errors.New("not a URL")
+		return nil, errors.New(unparsable(err))
 	}
 	query := u.Query()
 	set := func(name string) bool { return query.Has(name) }
@@ -183,11 +183,31 @@ func withFiles(c *tls.Config, files map[string]string) (*tls.Config, error) {
 	return c, nil
 }
 
-// redact hides a URL's password.
+// redact hides the passwords in a URL.
 func redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
 	}
+	// The password of the user info, and any in the query: a Sentinel URL takes the master's
+	// there (password=), and its Sentinels' (sentinel_password=).
+	query, hidden := u.Query(), false
+	for k := range query {
+		if strings.Contains(strings.ToLower(k), "password") {
+			query[k], hidden = []string{"xxxxx"}, true
+		}
+	}
+	if hidden {
+		u.RawQuery = query.Encode()
+	}
 	return u.Redacted()
+}
+
+// unparsable says why url.Parse refused a URL without repeating the URL, which may hold a password.
+func unparsable(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return "not a URL"
 }

@@ -122,6 +122,9 @@ func TestDialRefusesBadURLs(t *testing.T) {
 		{"rediss://localhost:6379?ca_file=/does/not/exist.pem", "exist.pem"},
 		{"redis+nonsense://localhost:6379", "scheme"},
 		{"redis+sentinel://localhost:26379", "master_name"},
+		// A Sentinel URL's master password is in the query, and so is the Sentinels'.
+		{"redis+sentinel://localhost:26379?master_name=m&password=hunter2&sentinel_password=hunter2&bogus=1", "bogus"},
+		{"redis://:hunter2@127.0.0.1:notaport", `invalid port ":notaport"`},
 	} {
 		t.Run(c.url, func(t *testing.T) {
 			_, err := lease.Dial(context.Background(), []string{"redis://127.0.0.1:1", c.url})
