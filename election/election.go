@@ -18,7 +18,8 @@ import (
 
 // Election is one candidate in the election of a name, held through a [lease.Quorum]: it
 // campaigns, leads, resigns, and reads or observes who leads. Create it with [New]; the zero
-// value is not usable (its methods return an error matching lease.ErrInvalidArgument).
+// value is not usable: Campaign, Resign and Leader return an error matching
+// lease.ErrInvalidArgument, Observe a closed channel, and Err says it does not lead.
 //
 // An Election is safe for concurrent use by many goroutines, and is one candidate: a second
 // Campaign while it campaigns or leads returns [ErrCampaigning]. Make one Election per candidate;

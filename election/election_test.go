@@ -135,8 +135,16 @@ func TestMisuse(t *testing.T) {
 	assert.ErrorIs(t, none.Campaign(ctx, "v"), lease.ErrInvalidArgument)
 	_, err = none.Leader(ctx)
 	assert.ErrorIs(t, err, lease.ErrInvalidArgument)
+	var zero election.Election // as the type's doc says
+	assert.ErrorIs(t, zero.Campaign(ctx, "v"), lease.ErrInvalidArgument)
+	assert.ErrorIs(t, zero.Resign(ctx), lease.ErrInvalidArgument)
+	_, err = zero.Leader(ctx)
+	assert.ErrorIs(t, err, lease.ErrInvalidArgument)
+	_, open := <-zero.Observe(ctx)
+	assert.False(t, open, "a zero Election's Observe gives a closed channel")
+	assert.ErrorIs(t, zero.Err(), election.ErrNotLeader)
 	//nolint:staticcheck // a nil ctx is the point
-	_, open := <-e.Observe(nil)
+	_, open = <-e.Observe(nil)
 	assert.False(t, open, "Observe(nil) gives a closed channel")
 	redistest.RequireNoKeys(t, nodes, "quorumsync:*")
 

@@ -116,6 +116,9 @@ func (m *Mutex) Unlock(ctx context.Context) error {
 	if m == nil {
 		return errNil
 	}
+	if err := m.s.Check(errs); err != nil {
+		return err
+	}
 	if ctx == nil {
 		return errs.InvalidFor(m.s.Name, "ctx", "nil")
 	}

@@ -311,6 +311,8 @@ func TestBadInputIsTypedNeverPanics(t *testing.T) {
 		"nil mutex Unlock": func() error { return nilM.Unlock(ctx) },
 		"nil mutex Do":     func() error { return nilM.Do(ctx, func(context.Context) error { return nil }) },
 		"zero mutex Lock":  func() error { return zero.Lock(ctx) },
+		// Not "not locked": a zero value is no mutex at all.
+		"zero mutex Unlock": func() error { return zero.Unlock(ctx) },
 		"nil ctx TryDo": func() error {
 			return mutex.New(q, "x").TryDo(nil, func(context.Context) error { return nil }) //nolint:staticcheck
 		},

@@ -123,6 +123,9 @@ func (rw *RWMutex) RUnlock(ctx context.Context) error {
 	if rw == nil {
 		return errNil
 	}
+	if err := rw.s.Check(errs); err != nil {
+		return err
+	}
 	if ctx == nil {
 		return errs.InvalidFor(rw.s.Name, "ctx", "nil")
 	}
@@ -209,6 +212,9 @@ func (rw *RWMutex) wlock(ctx context.Context, r *engine.Request) (*engine.Lease,
 func (rw *RWMutex) Unlock(ctx context.Context) error {
 	if rw == nil {
 		return errNil
+	}
+	if err := rw.s.Check(errs); err != nil {
+		return err
 	}
 	if ctx == nil {
 		return errs.InvalidFor(rw.s.Name, "ctx", "nil")

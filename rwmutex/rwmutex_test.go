@@ -241,6 +241,8 @@ func TestMisuseIsTypedNeverPanics(t *testing.T) {
 		"nil RDo":        nilRW.RDo(ctx, func(context.Context) error { return nil }),
 		"zero RLock":     zero.RLock(ctx),
 		"zero TryLock":   zero.TryLock(ctx),
+		"zero RUnlock":   zero.RUnlock(ctx), // not "not read-locked": a zero value is no RWMutex at all
+		"zero Unlock":    zero.Unlock(ctx),
 		"nil quorum":     rwmutex.New(nil, "x").RLock(ctx),
 		"empty name":     rwmutex.New(q, "").Lock(ctx),
 		"nil fn RDo":     rw.RDo(ctx, nil),

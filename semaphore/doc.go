@@ -40,8 +40,8 @@
 // of an acquisition's slots with one script per node per TTL/3, batched with every other lease. No
 // operation grows with C: each node keeps the slots held (scored by expiry), the free slots below a
 // watermark (those above it are free by construction), and each token's slots, so a script touches
-// only the slots it takes, renews or frees. The capacity is stored with the slots while the
-// semaphore is in use; an acquire with another capacity fails at once with
+// only the slots it takes, renews or frees. The capacity (1 to 2^53) is stored with the slots
+// while the semaphore is in use; an acquire with another capacity fails at once with
 // [ErrCapacityMismatch] (which also matches lease.ErrMisconfigured): the capacity is forgotten with the rest of the name's state once no slot is
 // held or reserved and nobody waits. A release that leaves it so deletes the name's keys; otherwise
 // they all expire together, with the last slot or with the queue, whichever lasts longer: the keys

@@ -46,8 +46,10 @@ type heldPermits struct {
 // New returns a Semaphore of capacity permits for name on q. Every process that uses the name must
 // give the same capacity: while the semaphore is in use, an acquire with another one fails with
 // [ErrCapacityMismatch]. Any non-empty name works; the name space is separate from package
-// mutex's and rwmutex's. Bad arguments (nil q, empty name, capacity < 1, a bad TTL) are reported
-// by the methods as lease.ErrInvalidArgument, so that New can be used where a Semaphore is declared.
+// mutex's and rwmutex's. Bad arguments (nil q, empty name, a capacity below 1 or above 2^53, a bad
+// TTL) are reported by the methods as lease.ErrInvalidArgument, so that New can be used where a
+// Semaphore is declared. (The servers' scripts count in Lua numbers, doubles: above 2^53 two
+// capacities could compare equal.)
 func New(q *lease.Quorum, name string, capacity int64, opts ...Option) *Semaphore {
 	s := &Semaphore{s: primitive.New(q, name, errs, opts), capacity: capacity}
 	s.base = s.s.Request(semkind.Slots)
@@ -74,6 +76,10 @@ func (s *Semaphore) Capacity() int64 {
 
 var errNil = errs.Invalid("semaphore", "nil")
 
+// maxCapacity is the largest capacity: every integer up to it is exact in a double, the number of
+// the servers' Lua scripts, so that a capacity mismatch is always seen.
+const maxCapacity = 1 << 53
+
 // claim acquires n permits, after the checks every method shares. onLost false leaves a loss to
 // the caller (Do returns it); onRetry, if not nil, hears of the failed rounds (the Locker).
 func (s *Semaphore) claim(ctx context.Context, n int64, wait bool, op string, onLost bool, onRetry func(error)) (*engine.Lease, error) {
@@ -82,6 +88,8 @@ func (s *Semaphore) claim(ctx context.Context, n int64, wait bool, op string, on
 		return nil, errNil
 	case s.capacity < 1:
 		return nil, errs.InvalidFor(s.s.Name, "capacity", "%d is less than 1", s.capacity)
+	case s.capacity > maxCapacity:
+		return nil, errs.InvalidFor(s.s.Name, "capacity", "%d is more than 2^53", s.capacity)
 	case n < 1:
 		return nil, errs.InvalidFor(s.s.Name, "n", "%d permits: want at least 1", n)
 	case n > s.capacity:
@@ -178,6 +186,9 @@ func (s *Semaphore) TryObtain(ctx context.Context, n int64) (*lease.Lease, error
 func (s *Semaphore) Release(ctx context.Context, n int64) error {
 	if s == nil {
 		return errNil
+	}
+	if err := s.s.Check(errs); err != nil {
+		return err
 	}
 	if ctx == nil {
 		return errs.InvalidFor(s.s.Name, "ctx", "nil")

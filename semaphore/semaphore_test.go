@@ -511,10 +511,13 @@ func TestBadInputsAreTyped(t *testing.T) {
 		"empty name":     semaphore.New(q, "", 1).Acquire(ctx, 1),
 		"nil semaphore":  nilS.Acquire(ctx, 1),
 		"zero semaphore": zero.Acquire(ctx, 1),
-		"nil fn":         s.Do(ctx, 1, nil),
-		"release n = 0":  s.Release(ctx, 0),
-		"nil ctx":        s.Acquire(nil, 1), //nolint:staticcheck // checking that a nil ctx is refused
-		"bad ttl":        semaphore.New(q, "x", 1, semaphore.WithTTL(time.Millisecond)).Acquire(ctx, 1),
+		"zero Release":   zero.Release(ctx, 1), // not "more than held": a zero value is no semaphore
+		// Above 2^53 the servers' Lua numbers could not tell two capacities apart.
+		"capacity 2^53+1": semaphore.New(q, "huge", 1<<53+1).TryAcquire(ctx, 1),
+		"nil fn":          s.Do(ctx, 1, nil),
+		"release n = 0":   s.Release(ctx, 0),
+		"nil ctx":         s.Acquire(nil, 1), //nolint:staticcheck // checking that a nil ctx is refused
+		"bad ttl":         semaphore.New(q, "x", 1, semaphore.WithTTL(time.Millisecond)).Acquire(ctx, 1),
 	}
 	for name, err := range cases {
 		assert.ErrorIs(t, err, lease.ErrInvalidArgument, name)
@@ -531,6 +534,11 @@ func TestBadInputsAreTyped(t *testing.T) {
 	assert.Equal(t, int64(3), ce.Stored)
 	assert.Regexp(t, `^semaphore: misconfigured "bad": node 0 \([^)]*\): capacity 4 differs from the 3 in use$`, err.Error())
 	require.NoError(t, s.Release(ctx, 1))
+	// So does one next to the largest capacity, where a double has no room to spare.
+	big := semaphore.New(q, "big", 1<<53)
+	require.NoError(t, big.Acquire(ctx, 1))
+	require.ErrorIs(t, semaphore.New(newQuorum(t, nodes), "big", 1<<53-1).TryAcquire(ctx, 1), semaphore.ErrCapacityMismatch)
+	require.NoError(t, big.Release(ctx, 1))
 	noKeysLeft(t, nodes, time.Second)
 }
 

@@ -73,13 +73,21 @@ func (s *Shell) Request(k engine.Kind) engine.Request {
 	return r
 }
 
-// Claim acquires with r, after the check every method shares. errs are the primitive's package's:
-// a zero value, not made by New, has none in s.
+// Claim acquires with r, after the check every method shares (see Check).
 func (s *Shell) Claim(ctx context.Context, errs *engine.Errors, r *engine.Request) (*engine.Lease, error) {
-	if s.Q == nil {
-		return nil, errs.Invalid(errs.Package, "not made by New, or made with a nil quorum")
+	if err := s.Check(errs); err != nil {
+		return nil, err
 	}
 	return s.Q.Claim(ctx, r)
+}
+
+// Check returns the error of a primitive that is not usable: a zero value, not made by New, or
+// one made with a nil quorum. errs are the primitive's package's: a zero value has none in s.
+func (s *Shell) Check(errs *engine.Errors) error {
+	if s.Q == nil {
+		return errs.Invalid(errs.Package, "not made by New, or made with a nil quorum")
+	}
+	return nil
 }
 
 // Report hands err to the primitive's error handler, else to the quorum's (nil-safe).
