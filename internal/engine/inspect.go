@@ -73,7 +73,7 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 		calls[i] = k.(Inspector).Inspect(claims[i])
 	}
 	perNode := make([][][]any, len(q.nodes)) // per node, per kind: the records
-	caller := ctx // a node's timeout is typed against the caller's deadline, not its own
+	caller := ctx                            // a node's timeout is typed against the caller's deadline, not its own
 	q.fanout(ctx, taskFunc(func(ctx context.Context, n *node, c redis.UniversalClient) {
 		st.Nodes[n.index].Addr = n.addr
 		if c == nil {
