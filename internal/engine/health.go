@@ -37,7 +37,8 @@ func (q *Quorum) Health(ctx context.Context) ([]NodeHealth, error) {
 	keys, channel := q.probeKeys()
 	// Not the suspect-skipping fan-out: health is asked of every node, hung ones included.
 	timeout := max(q.cfg.nodeTimeout, time.Second)
-	caller := ctx // a node's timeout is typed against the caller's deadline, not its own
+	// A node's timeout is typed against the caller's deadline, not the node call's own.
+	caller := ctx
 	q.fanoutTimeout(ctx, timeout, taskFunc(func(ctx context.Context, n *node, _ redis.UniversalClient) {
 		// A suspect node's task gets no deadline of the fan-out's: give it its own.
 		ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -73,7 +73,8 @@ func (q *Quorum) Inspect(ctx context.Context, name string, kinds []Kind) (State,
 		calls[i] = k.(Inspector).Inspect(claims[i])
 	}
 	perNode := make([][][]any, len(q.nodes)) // per node, per kind: the records
-	caller := ctx                            // a node's timeout is typed against the caller's deadline, not its own
+	// A node's timeout is typed against the caller's deadline, not the node call's own.
+	caller := ctx
 	q.fanout(ctx, taskFunc(func(ctx context.Context, n *node, c redis.UniversalClient) {
 		st.Nodes[n.index].Addr = n.addr
 		if c == nil {
@@ -268,7 +269,8 @@ func (q *Quorum) Break(ctx context.Context, name string, kinds []Kind, tokens ..
 			h.Kind.Release(c))
 	}
 	errs := make([]error, len(q.nodes))
-	caller := ctx // a node's timeout is typed against the caller's deadline, not its own
+	// A node's timeout is typed against the caller's deadline, not the node call's own.
+	caller := ctx
 	q.fanout(ctx, taskFunc(func(ctx context.Context, n *node, c redis.UniversalClient) {
 		if c == nil {
 			errs[n.index] = q.nodeError(ctx, n, n.skipped())

@@ -24,7 +24,8 @@ func (q *Quorum) Channel(name, suffix string) string {
 // the node errors, joined.
 func (q *Quorum) Publish(ctx context.Context, channel, msg string) error {
 	errs := make([]error, len(q.nodes))
-	caller := ctx // a node's timeout is typed against the caller's deadline, not its own
+	// A node's timeout is typed against the caller's deadline, not the node call's own.
+	caller := ctx
 	q.fanout(ctx, taskFunc(func(ctx context.Context, n *node, c redis.UniversalClient) {
 		if c == nil {
 			errs[n.index] = q.nodeError(ctx, n, n.skipped())
