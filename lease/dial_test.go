@@ -95,6 +95,17 @@ func TestDialTakesEveryURLForm(t *testing.T) {
 		err = dialPatient(t, "redis://"+secure[0].Addr())
 		require.ErrorIs(t, err, lease.ErrMisconfigured)
 		assert.Contains(t, err.Error(), "TLS")
+		// TLS to a plain-text port is not told apart (the README says so): the server waits for
+		// the end of a command, so the node times out as a hung one does.
+		plain := redistest.Start(t, 1)
+		q, err = lease.Dial(context.Background(), []string{"rediss://" + plain[0].Addr()}, quiet,
+			lease.WithTTL(2*time.Second), lease.WithNodeTimeout(250*time.Millisecond))
+		require.NoError(t, err, "a node that does not answer at start-up may come back")
+		defer q.Close(context.Background())
+		_, err = mutex.New(q, "tls-at-plain").TryObtain(context.Background())
+		require.ErrorIs(t, err, lease.ErrUnavailable)
+		require.ErrorIs(t, err, lease.ErrNodeTimeout)
+		require.NotErrorIs(t, err, lease.ErrMisconfigured)
 	})
 	t.Run("cluster", func(t *testing.T) {
 		masters := redistest.StartCluster(t, 3)
