@@ -288,6 +288,8 @@ func TestListNamesInUse(t *testing.T) {
 	three[1].Continue()
 	three[2].Continue()
 	require.ErrorIs(t, err, lease.ErrUnavailable, "two of three did not answer")
+	require.ErrorIs(t, err, lease.ErrNodeTimeout)
+	assert.Contains(t, err.Error(), `unavailable "*": `, "the error names the pattern")
 	assert.Equal(t, []string{"seen"}, got)
 }
 

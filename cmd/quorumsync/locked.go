@@ -68,6 +68,12 @@ func (c *cli) locked(kind string, args []string) int {
 	case kind == "sem" && *capacity <= 0:
 		fmt.Fprintln(c.stderr, "quorumsync sem: --capacity is required and must be positive")
 		return exitUsage
+	case *wait < 0 || *ttl < 0 || *grace < 0:
+		fmt.Fprintf(c.stderr, "quorumsync %s: --wait, --ttl and --grace cannot be negative\n", kind)
+		return exitUsage
+	case *busyCode < 0 || *busyCode > 255:
+		fmt.Fprintf(c.stderr, "quorumsync %s: --conflict-exit-code %d: want an exit code, 0 to 255\n", kind, *busyCode)
+		return exitUsage
 	}
 	name := pos[0]
 	if *label == "" {

@@ -425,7 +425,7 @@ func (q *Quorum) List(ctx context.Context, pattern string) ([]string, error) {
 	names = kept
 	switch {
 	case answered < q.quorum:
-		return names, q.unavailable("", errs)
+		return names, q.unavailable(pattern, errs) // the names it stands for
 	case len(failed) > 0:
 		return names, Join(failed...)
 	}
