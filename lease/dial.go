@@ -185,6 +185,9 @@ func withFiles(c *tls.Config, files map[string]string) (*tls.Config, error) {
 
 // redact hides the passwords in a URL.
 func redact(raw string) string {
+	if !strings.Contains(raw, "://") { // host:port, as clientOf reads it
+		return strings.TrimPrefix(redact("redis://"+raw), "redis://")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
@@ -203,11 +206,13 @@ func redact(raw string) string {
 	return u.Redacted()
 }
 
-// unparsable says why url.Parse refused a URL without repeating the URL, which may hold a password.
+// unparsable says why url.Parse refused a URL without quoting any of it: a password with a '/' or
+// a '#' in it ends the host early, and its tail is then quoted as the bad port.
 func unparsable(err error) string {
 	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
+	if !errors.As(err, &ue) {
+		return "not a URL"
 	}
-	return "not a URL"
+	msg, _, _ := strings.Cut(ue.Err.Error(), `"`)
+	return strings.TrimSpace(msg)
 }

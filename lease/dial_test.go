@@ -95,8 +95,8 @@ func TestDialTakesEveryURLForm(t *testing.T) {
 		err = dialPatient(t, "redis://"+secure[0].Addr())
 		require.ErrorIs(t, err, lease.ErrMisconfigured)
 		assert.Contains(t, err.Error(), "TLS")
-		// TLS to a plain-text port is not told apart (the README says so): the server waits for
-		// the end of a command, so the node times out as a hung one does.
+		// TLS to a plain-text port is not told apart (the README says so): the server does not
+		// answer the handshake, so the node times out as a hung one does.
 		plain := redistest.Start(t, 1)
 		q, err = lease.Dial(context.Background(), []string{"rediss://" + plain[0].Addr()}, quiet,
 			lease.WithTTL(2*time.Second), lease.WithNodeTimeout(250*time.Millisecond))
@@ -135,7 +135,11 @@ func TestDialRefusesBadURLs(t *testing.T) {
 		{"redis+sentinel://localhost:26379", "master_name"},
 		// A Sentinel URL's master password is in the query, and so is the Sentinels'.
 		{"redis+sentinel://localhost:26379?master_name=m&password=hunter2&sentinel_password=hunter2&bogus=1", "bogus"},
-		{"redis://:hunter2@127.0.0.1:notaport", `invalid port ":notaport"`},
+		{"redis://:hunter2@127.0.0.1:notaport", "invalid port"},
+		// A '/' or '#' in a password ends the host early: what follows must not be quoted.
+		{"redis://:hunter2/x@localhost:6379", "invalid port"},
+		{"localhost:6379?no_such_option=1", "localhost:6379?no_such_option=1: "}, // host:port, shown as given
+		{"redis://u:hunter2#t@localhost:6379", "invalid port"},
 	} {
 		t.Run(c.url, func(t *testing.T) {
 			_, err := lease.Dial(context.Background(), []string{"redis://127.0.0.1:1", c.url})

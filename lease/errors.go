@@ -29,9 +29,9 @@ var (
 	// ErrMisconfigured reports a refusal that no retry can heal, and says which node refused
 	// what: a missing permission (NOPERM, a command the ACL does not allow), rejected credentials
 	// (NOAUTH, WRONGPASS), a plain-text client at a TLS port, a CROSSSLOT refusal, a semaphore's
-	// capacity that differs from the one in use. (A TLS client at a plain-text port is not told
-	// apart: the server waits for the end of a command that never comes, so it fails as a hung
-	// node does, [ErrUnavailable] with [ErrNodeTimeout].) Blocking acquires return it at once; a sync.Locker panics
+	// capacity that differs from the one in use. (Not a TLS client at a plain-text port: the
+	// server does not answer the handshake, so the node times out as a hung one does, and its
+	// [NodeError] matches [ErrNodeTimeout].) Blocking acquires return it at once; a sync.Locker panics
 	// with it; NewQuorum returns it for a node that answers.
 	ErrMisconfigured = engine.ErrMisconfigured
 	// ErrNotHeld reports that a release or renewal found the lease gone (expired, or taken by

@@ -60,5 +60,6 @@ func NewQuorum(ctx context.Context, nodes []redis.UniversalClient, opts ...Optio
 // they return. A loss handler may call Close: Close then does not wait for the handler that
 // called it. A pub/sub connection closes at once unless it is reconnecting: go-redis finishes the
 // dial and the handshake first, so a node that accepts connections but does not answer can hold
-// Close past ctx for up to the client's DialTimeout and ReadTimeout.
+// Close past ctx for up to the client's DialTimeout and ReadTimeout (for as long as the node
+// stays hung, with a client that has no read timeout).
 func (q *Quorum) Close(ctx context.Context) error { return (*engine.Quorum)(q).Close(ctx) }

@@ -341,8 +341,10 @@ func TestCloseWaitsForAReconnectingSubscriberAtMostTheClientTimeouts(t *testing.
 	ctx := context.Background()
 	holder, err := engine.NewQuorum(ctx, redistest.Clients(nodes))
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = holder.Close(ctx) }) // (a second Close returns ErrClosed)
 	q, err := engine.NewQuorum(ctx, redistest.Clients(nodes), engine.WithNodeTimeout(time.Second))
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close(ctx) }) // ends the waiter if it never subscribed
 
 	// A waiter opens q's pub/sub connection, which stays open after it gives up. The holder then
 	// lets go and closes, so that nothing but that connection talks to the node.
@@ -367,7 +369,6 @@ func TestCloseWaitsForAReconnectingSubscriberAtMostTheClientTimeouts(t *testing.
 	nodes[0].Kill()
 	ln, err := net.Listen("tcp", nodes[0].Addr())
 	require.NoError(t, err)
-	defer ln.Close()
 	accepted := make(chan net.Conn, 16)
 	go func() {
 		for {

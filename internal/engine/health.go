@@ -51,7 +51,7 @@ func (q *Quorum) Health(ctx context.Context) ([]NodeHealth, error) {
 			if r := refusalOf(err); r != nil {
 				h.ACL = &misconfigured{[]error{&NodeError{Index: n.index, Addr: n.addr, Err: r}}}
 			}
-			h.Err = q.nodeError(caller, n, err)
+			h.Err = q.nodeErrorAfter(caller, n, err, timeout)
 			return
 		}
 		h.Latency = time.Since(start)

@@ -243,8 +243,8 @@ func (q *Quorum) ping(n *node) error {
 
 // dialCheck dials the node once with the client's own dialer and reports why the dial failed,
 // when that is what a timeout hid (a refusal, a bad certificate); nil if it connected, if the dial
-// timed out too (a node that accepts but does not answer, inside a TLS handshake: that is the
-// node's timeout, not a context's deadline), or if there is no dialer to try.
+// timed out too (a host that drops connection attempts, or a node that accepts but never finishes
+// a TLS handshake: the node's timeout, not a context's deadline), or if there is no dialer to try.
 func (q *Quorum) dialCheck(n *node) error {
 	if n.dial == nil {
 		return nil

@@ -434,7 +434,8 @@ func (q *Quorum) Report(err error) {
 // they return. A loss handler may call Close: Close then does not wait for the handler that
 // called it. A pub/sub connection closes at once unless it is reconnecting: go-redis finishes the
 // dial and the handshake first, so a node that accepts connections but does not answer can hold
-// Close past ctx for up to the client's DialTimeout and ReadTimeout.
+// Close past ctx for up to the client's DialTimeout and ReadTimeout (for as long as the node
+// stays hung, with a client that has no read timeout).
 func (q *Quorum) Close(ctx context.Context) error {
 	if q == nil || q.wd == nil {
 		return Invalid("quorum", "nil")
@@ -486,9 +487,13 @@ func (q *Quorum) Close(ctx context.Context) error {
 		}
 	}
 	q.wd.Close()
+	// In parallel: a connection that is reconnecting to a hung node holds its close up to the
+	// client's timeouts (see the doc), and one such node should cost that once, not once per node.
+	var subs sync.WaitGroup
 	for _, s := range q.subs {
-		s.close()
+		subs.Go(s.close)
 	}
+	subs.Wait()
 	q.probes.Wait()
 	// The probes paid what was owed to the nodes that answered again; the cleanups still owed
 	// (a leave of an acquire Close just ended, an undo) get one last try each, within the node
@@ -652,9 +657,14 @@ func ctxErr(ctx context.Context) error {
 // per-node timeout (not the caller's deadline) becomes ErrNodeTimeout, so that it does not read as
 // the caller's context.DeadlineExceeded.
 func (q *Quorum) nodeError(ctx context.Context, n *node, err error) *NodeError {
+	return q.nodeErrorAfter(ctx, n, err, q.cfg.nodeTimeout)
+}
+
+// nodeErrorAfter is nodeError for a call whose own timeout was timeout, not the per-node one.
+func (q *Quorum) nodeErrorAfter(ctx context.Context, n *node, err error, timeout time.Duration) *NodeError {
 	if isTimeout(err) && ctxErr(ctx) == nil {
 		if _, skipped := err.(*errSkipped); !skipped {
-			err = &nodeTimeout{after: q.cfg.nodeTimeout}
+			err = &nodeTimeout{after: timeout}
 		}
 	}
 	return &NodeError{Index: n.index, Addr: n.addr, Err: err}

@@ -44,13 +44,15 @@ func StartProxy(t testing.TB, upstream string, newRelay func(*Pipe) Relay) *Prox
 		t.Fatalf("redistest: proxy: %v", err)
 	}
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool // a connection accepted as the test ends is closed at once, not kept
 	)
 	t.Cleanup(func() {
 		_ = ln.Close()
 		mu.Lock()
+		closed = true
 		for _, c := range conns {
 			_ = c.Close()
 		}
@@ -86,6 +88,12 @@ func StartProxy(t testing.TB, upstream string, newRelay func(*Pipe) Relay) *Prox
 				continue
 			}
 			mu.Lock()
+			if closed {
+				mu.Unlock()
+				_ = c.Close()
+				_ = u.Close()
+				return
+			}
 			conns = append(conns, c, u)
 			mu.Unlock()
 			p := &Pipe{Client: c, Upstream: u}
