@@ -57,20 +57,33 @@ func TestFastPathsKeepSlotsApart(t *testing.T) {
 	redistest.RequireNoLockKeysWithin(t, nodes, "quorumsync:*", 0)
 }
 
-// Permits of thousands of slots take the general paths (the fast ones pass every slot as a
-// script argument, and Lua's unpack has a limit): they are granted and released all the same.
-func TestLargePermitsTakeTheGeneralPaths(t *testing.T) {
+// The largest permit, 1000 slots, is granted and released on the fast paths (which pass every
+// slot as a script argument: Lua's unpack has a limit, past 1000 at least) and, beside another
+// holder, on the general ones; one slot more is refused.
+func TestLargestPermitsTakeEveryPath(t *testing.T) {
 	nodes := redistest.Start(t, 1)
 	q := newQuorum(t, nodes)
 	ctx := context.Background()
-	for _, n := range []int64{1000, 1001, 8500} {
-		s := semaphore.New(q, "large", 9000)
-		l, err := s.Obtain(ctx, n)
-		require.NoError(t, err, "a permit of %d", n)
-		require.Len(t, l.Units(), int(n))
-		require.NoError(t, l.Release(ctx), "a permit of %d", n)
+	s := semaphore.New(q, "large", 9000)
+	for _, other := range []bool{false, true} {
+		var o *lease.Lease
+		if other { // the name is in use: the fast paths do not apply
+			var err error
+			o, err = s.Obtain(ctx, 1)
+			require.NoError(t, err)
+		}
+		l, err := s.Obtain(ctx, 1000)
+		require.NoError(t, err, "beside another holder: %v", other)
+		require.Len(t, l.Units(), 1000)
+		require.NoError(t, l.Release(ctx), "beside another holder: %v", other)
+		if o != nil {
+			require.NoError(t, o.Release(ctx))
+		}
 		redistest.RequireNoLockKeysWithin(t, nodes, "quorumsync:*", 0)
 	}
+	_, err := s.Obtain(ctx, 1001)
+	require.ErrorIs(t, err, lease.ErrInvalidArgument)
+	redistest.RequireNoLockKeysWithin(t, nodes, "quorumsync:*", 0)
 }
 
 // The fastest release trusts a holder's slot list only when it names no slot twice: a list with a

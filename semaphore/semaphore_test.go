@@ -512,6 +512,8 @@ func TestBadInputsAreTyped(t *testing.T) {
 		"nil semaphore":  nilS.Acquire(ctx, 1),
 		"zero semaphore": zero.Acquire(ctx, 1),
 		"zero Release":   zero.Release(ctx, 1), // not "more than held": a zero value is no semaphore
+		// Each permit is a slot a script touches: one acquisition is bounded, whatever the capacity.
+		"n > 1000": semaphore.New(q, "wide", 1<<40).TryAcquire(ctx, 1001),
 		// Above 2^53 the servers' Lua numbers could not tell two capacities apart.
 		"capacity 2^53+1": semaphore.New(q, "huge", 1<<53+1).TryAcquire(ctx, 1),
 		"nil fn":          s.Do(ctx, 1, nil),
@@ -523,6 +525,9 @@ func TestBadInputsAreTyped(t *testing.T) {
 		assert.ErrorIs(t, err, lease.ErrInvalidArgument, name)
 	}
 	require.ErrorIs(t, s.Release(ctx, 1), semaphore.ErrReleaseTooMany)
+	wide := semaphore.New(q, "wide", 1<<40) // the most one acquisition takes
+	require.NoError(t, wide.Acquire(ctx, 1000))
+	require.NoError(t, wide.Release(ctx, 1000))
 
 	// A capacity that differs from the one in use.
 	require.NoError(t, s.Acquire(ctx, 1))
