@@ -2,7 +2,6 @@ package lease_test
 
 import (
 	"context"
-	"net"
 	"net/url"
 	"path/filepath"
 	"testing"
@@ -157,31 +156,11 @@ func TestDialRefusesBadURLs(t *testing.T) {
 // timeout (at least 250ms) per dial, not go-redis's 5 s default dial timeout: Dial and a Lock
 // bounded by a 1 s ctx both return well before that.
 func TestDialBoundsATLSHandshakeThatNeverEnds(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c) // held open, never answered
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		<-done
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
+	addr, _ := redistest.Silent(t, "127.0.0.1:0")
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	q, err := lease.Dial(ctx, []string{"rediss://" + ln.Addr().String()}, quiet, lease.WithTTL(2*time.Second), lease.WithNodeTimeout(200*time.Millisecond))
+	q, err := lease.Dial(ctx, []string{"rediss://" + addr}, quiet, lease.WithTTL(2*time.Second), lease.WithNodeTimeout(200*time.Millisecond))
 	require.NoError(t, err, "a node that does not answer is not an error at start-up")
 	defer q.Close(context.Background())
 	assert.Less(t, time.Since(start), 4*time.Second, "Dial waited for go-redis's 5s dial timeout")

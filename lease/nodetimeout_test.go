@@ -3,7 +3,6 @@ package lease_test
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -66,28 +65,10 @@ func TestAHungNodeIsANodeTimeoutForEveryOperation(t *testing.T) {
 // where the error is the dial's context's; with a node timeout long enough that the probe's
 // dial is what times out, it is still the node's timeout, not the caller's deadline.
 func TestAHangingTLSHandshakeIsANodeTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	accepted := make(chan net.Conn, 64)
-	go func() {
-		defer close(accepted)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		for c := range accepted {
-			_ = c.Close()
-		}
-	})
+	addr, _ := redistest.Silent(t, "127.0.0.1:0")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	q, err := lease.Dial(ctx, []string{"rediss://" + ln.Addr().String()}, quiet,
+	q, err := lease.Dial(ctx, []string{"rediss://" + addr}, quiet,
 		lease.WithTTL(10*time.Second), lease.WithNodeTimeout(time.Second))
 	require.NoError(t, err)
 	defer q.Close(context.Background())

@@ -367,25 +367,7 @@ func TestCloseWaitsForAReconnectingSubscriberAtMostTheClientTimeouts(t *testing.
 	// The node dies and its port accepts connections that never get an answer: the subscriber
 	// reconnects into a handshake that waits for the read timeout (2s in redistest's options).
 	nodes[0].Kill()
-	ln, err := net.Listen("tcp", nodes[0].Addr())
-	require.NoError(t, err)
-	accepted := make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c
-		}
-	}()
-	defer func() {
-		ln.Close()
-		for c := range accepted {
-			c.Close()
-		}
-	}()
+	_, accepted := redistest.Silent(t, nodes[0].Addr())
 	select {
 	case <-accepted:
 	case <-time.After(10 * time.Second):

@@ -108,3 +108,41 @@ func StartProxy(t testing.TB, upstream string, newRelay func(*Pipe) Relay) *Prox
 
 // Addr returns the proxy's address, host:port.
 func (p *Proxy) Addr() string { return p.addr }
+
+// Silent listens on addr (host:0 for any port) and accepts connections that it never answers,
+// like a host that hangs once the TCP handshake is done, until the test ends. It returns its
+// address and a channel that gets a value for each connection it accepts (dropped when full).
+func Silent(t testing.TB, addr string) (string, <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("redistest: listen on %s: %v", addr, err)
+	}
+	accepted := make(chan struct{}, 16)
+	var (
+		conns []net.Conn // the accept loop's own until done is closed
+		done  = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return ln.Addr().String(), accepted
+}
