@@ -571,7 +571,16 @@ func (q *Quorum) round(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 		err := q.settle(ctx, l, w, votes, keep, start, until, &res)
 		return res, err // not granted: settle undid it and said why
 	}
-	q.undo(ctx, l, w, votes)
+	// A waiter that goes on waiting, granted by too few nodes while a quorum answered (it is
+	// queued on those that refused), keeps its place where it gives the grant back (see
+	// Requeuer): handing the grant to the next in line could swap two waiters' places between the
+	// nodes, round after round. (Units a quorum granted, but not the same ones, go back to the
+	// pool, so that the next round can ask for those most nodes granted.)
+	undo := l.kind.Release(&l.claim)
+	if r, ok := l.kind.(Requeuer); ok && a.Queue && !a.Fast && res.some < q.quorum && t.answered >= q.quorum {
+		undo = r.Requeue(a)
+	}
+	q.undoWith(ctx, l, w, votes, undo)
 	q.describe(&res, l, a, &t, start, until)
 	res.granted = false
 	return res, nil
@@ -807,6 +816,11 @@ func (q *Quorum) grant(l *Lease, start, until time.Time) error {
 // are skipped, and so are suspect nodes, which were sent nothing. It ignores ctx's cancellation:
 // the point is to leave nothing behind. A node that cannot be reached is owed the undo.
 func (q *Quorum) undo(ctx context.Context, l *Lease, w *scratch, votes []nodeVote) {
+	q.undoWith(ctx, l, w, votes, l.kind.Release(&l.claim))
+}
+
+// undoWith is undo with the call it sends: the kind's release, or its requeue.
+func (q *Quorum) undoWith(ctx context.Context, l *Lease, w *scratch, votes []nodeVote, call Call) {
 	var pick []bool
 	for i := range votes {
 		if votes[i].granted() {
@@ -819,7 +833,7 @@ func (q *Quorum) undo(ctx context.Context, l *Lease, w *scratch, votes []nodeVot
 	if pick == nil {
 		return
 	}
-	q.each(detach(ctx), w, l.kind.Release(&l.claim), OpRelease, l, make([]nodeVote, len(votes)), pick, true)
+	q.each(detach(ctx), w, call, OpRelease, l, make([]nodeVote, len(votes)), pick, true)
 }
 
 // trim lets go of the units a weighted round's nodes granted beyond those kept: the kind's renew

@@ -117,6 +117,10 @@ func (exclusive) Release(c *Claim) Call {
 	return Call{Script: releaseScript.Script, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: c.TokenArgs()}
 }
 
+func (exclusive) Requeue(a *Attempt) Call {
+	return Call{Script: releaseScript.Script, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(), Args: []any{a.TokenArg(), a.ArrivalArg, a.TTLArg()}}
+}
+
 func (exclusive) Inspect(c *Claim) Call {
 	return Call{Script: inspectScript.Script, Keys: c.CallKeys()}
 }

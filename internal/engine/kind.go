@@ -64,6 +64,22 @@ type Kind interface {
 	Read(op Op, cmd *redis.Cmd, c *Claim) (Reply, error)
 }
 
+// Requeuer is a [Kind] whose waiters keep their place in the queue when a round fails. A blocking
+// acquire's round that some nodes granted and too few (a split vote) is undone; with the kind's
+// release, the undo would take the waiter out of those nodes' queues and hand what it gave back to
+// the next in line, while the nodes that refused it may serve it next. Two waiters can then trade
+// places between the nodes, each granted where the other is refused, round after round. The
+// engine uses Requeue instead when the waiter goes on waiting and a quorum answered (the waiter is
+// queued on them).
+type Requeuer interface {
+	// Requeue returns the call that gives back, on a node, what the attempt's round was granted,
+	// as Release does, but first puts the waiter back in the node's queue at its arrival, counting
+	// for its TTL, so that what is handed over goes to the first in line, which may be the waiter
+	// itself, and never to one that arrived after it. A waiter served by its own requeue is not
+	// woken: its next round finds what was reserved for it.
+	Requeue(a *Attempt) Call
+}
+
 // Admission is how a [Kind]'s claims admit the goroutines of one process to a name: they queue
 // FIFO on a local gate per name and family, and only those admitted talk to Redis, so at most the
 // goroutines that could hold together do. A waiter is never overtaken by a later one: a claim

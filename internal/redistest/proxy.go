@@ -1,9 +1,14 @@
 package redistest
 
 import (
+	"bytes"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Proxy is a TCP proxy on loopback to a node, for tests that interfere with what passes between
@@ -145,4 +150,54 @@ func Silent(t testing.TB, addr string) (string, <-chan struct{}) {
 		}
 	})
 	return ln.Addr().String(), accepted
+}
+
+// HoldBack returns a client of node whose requests are held back while the flag it returns is
+// set, and sent on, in order, once it is cleared (the replies flow as usual). A test uses it to
+// make a request reach one node late, for example a release that reaches the others at once.
+func HoldBack(t testing.TB, node *Node) (*redis.Client, *atomic.Bool) {
+	t.Helper()
+	var held atomic.Bool
+	p := StartProxy(t, node.Addr(), func(pipe *Pipe) Relay {
+		var mu sync.Mutex
+		var pending [][]byte
+		stop := make(chan struct{})
+		t.Cleanup(func() { close(stop) })
+		go func() { // sends the held-back chunks on once the flag is cleared
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				mu.Lock()
+				if !held.Load() {
+					for _, b := range pending {
+						_ = pipe.Pass(true, b)
+					}
+					pending = nil
+				}
+				mu.Unlock()
+			}
+		}()
+		return func(up bool, b []byte) error {
+			if !up {
+				return pipe.Pass(false, b)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if held.Load() || len(pending) > 0 {
+				pending = append(pending, bytes.Clone(b))
+				return nil
+			}
+			return pipe.Pass(true, b)
+		}
+	})
+	opts := node.Options()
+	opts.Addr = p.Addr()
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	return c, &held
 }

@@ -76,6 +76,11 @@ func (kind) Release(c *engine.Claim) engine.Call {
 	return engine.Call{Script: releaseScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: c.TokenArgs()}
 }
 
+func (kind) Requeue(a *engine.Attempt) engine.Call {
+	return engine.Call{Script: releaseScript, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(),
+		Args: []any{a.TokenArg(), a.ArrivalArg, a.TTLArg(), a.Weight}}
+}
+
 func (kind) Inspect(c *engine.Claim) engine.Call {
 	return engine.Call{Script: inspectScript, Keys: c.CallKeys()}
 }

@@ -71,7 +71,7 @@ end
 -- for it (default: its token). Dead waiters are dropped on the way. What is published for the
 -- waiters served goes out in one message per process, separated by spaces, on that process's
 -- channel (see KEYS[3]): only those processes hear it, however many others wait, and only the
--- waiters served wake. Returns how many were served.
+-- waiters served wake, the caller never. Returns how many were served.
 local function handover(serve)
   local served, n = {}, 0
   local i = 0
@@ -85,7 +85,10 @@ local function handover(serve)
       dequeue(m[1])
     else
       local ok, more, msg = serve(m[1], alive, demand)
-      if ok then
+      -- (The caller served by its own requeue, see release.lua, is not woken: it is awake.)
+      if ok and m[1] == ARGV[1] then
+        n = n + 1
+      elseif ok then
         -- The channel of the waiter's process: the name's, then "@host:pid" from its token.
         local ch = KEYS[3] .. (string.match(m[1], '^%x+(@[^:]*:%d+)') or '')
         if not served[ch] then

@@ -3,7 +3,8 @@
 -- Every slot held or reserved on this node is the token's, and nobody waits: freeing them one by
 -- one would leave nothing, and settle would delete the state, so delete it at once. Anything else,
 -- or a doubt, falls through to release.lua's general path.
-local list = redis.call('HGET', KEYS[5], 't:' .. ARGV[1])
+-- (A requeue, ARGV[2] set, always takes the general path.)
+local list = not ARGV[2] and redis.call('HGET', KEYS[5], 't:' .. ARGV[1])
 if list and redis.call('EXISTS', KEYS[1]) == 0 then
   -- (A slot listed twice would let the count below match a set holding another token's slot:
   -- no path writes one, but a list that has one takes the general path.)
