@@ -77,6 +77,17 @@ func (kind) Release(c *engine.Claim) engine.Call {
 	return engine.Call{Script: releaseScript, Keys: c.CallKeys(), KeyArgs: c.CallKeyArgs(), Args: c.TokenArgs()}
 }
 
+var demandRead, demandWrite any = "r", "w"
+
+func (k kind) Requeue(a *engine.Attempt) engine.Call {
+	demand := demandWrite
+	if k.shared {
+		demand = demandRead
+	}
+	return engine.Call{Script: releaseScript, Keys: a.CallKeys(), KeyArgs: a.CallKeyArgs(),
+		Args: []any{a.TokenArg(), a.ArrivalArg, a.TTLArg(), demand}}
+}
+
 func (kind) Inspect(c *engine.Claim) engine.Call {
 	return engine.Call{Script: inspectScript, Keys: c.CallKeys()}
 }
