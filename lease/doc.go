@@ -91,6 +91,17 @@
 // a direct grant reaches the waiter with no reply of the node's to check, which is why the guard
 // keeps the reservation too.
 //
+// A round that too few nodes granted (a split vote: the nodes served different waiters, or a
+// release reached some of them only) is undone, but a waiter that goes on waiting keeps its place:
+// where it gives a grant back it is put back in line at its arrival, and what it gave back goes to
+// the first in line, itself included, and not to a waiter that arrived after it. That one would
+// be granted there and refused where the first is served, and the two could trade places between
+// the nodes round after round. Every node orders its queue by the same arrivals, so the earliest
+// waiter ends up served by every node that answers. A waiter that fewer than a quorum of nodes
+// answered gives its grants back to the next in line, as a release does, so as not to hold the
+// others up while it cannot win; so do units a quorum granted but not the same ones (permits), so
+// that the next round can ask for those most nodes granted.
+//
 // Messages can be missed and expiry publishes nothing, so every sleep is bounded: by the remaining
 // TTL of the holder or of the reservation (at most TTL/2), with jitter. A waiter also re-checks
 // when its subscription is confirmed and whenever the pub/sub connection fails or reconnects. When

@@ -53,7 +53,8 @@ type Kind interface {
 	Renew(c *Claim, ttl time.Duration) Call
 	// Release returns the call that gives the claim up on a node, whatever part of it the node
 	// holds, takes the token out of the queue, and hands what it frees to the waiters. The
-	// engine also uses it to undo a failed round.
+	// engine also uses it to undo a failed round (a [Requeuer]'s Requeue instead, for a waiter
+	// that goes on waiting).
 	Release(c *Claim) Call
 	// Leave returns the call that takes a waiter that gives up out of the queue (and passes on a
 	// reservation made for it).
