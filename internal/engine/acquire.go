@@ -574,8 +574,8 @@ func (q *Quorum) round(ctx context.Context, l *Lease, w *scratch, votes []nodeVo
 	// A waiter that goes on waiting, granted by too few nodes while a quorum answered (it is
 	// queued on those that refused), keeps its place where it gives the grant back (see
 	// Requeuer): handing the grant to the next in line could swap two waiters' places between the
-	// nodes, round after round. (Units a quorum granted, but not the same ones, go back to the
-	// pool, so that the next round can ask for those most nodes granted.)
+	// nodes, round after round. (Units a quorum granted, but not the same ones, are released:
+	// the next round asks for those most nodes granted.)
 	undo := l.kind.Release(&l.claim)
 	if r, ok := l.kind.(Requeuer); ok && a.Queue && !a.Fast && res.some < q.quorum && t.answered >= q.quorum {
 		undo = r.Requeue(a)

@@ -70,14 +70,15 @@ type Kind interface {
 // release, the undo would take the waiter out of those nodes' queues and hand what it gave back to
 // the next in line, while the nodes that refused it may serve it next. Two waiters can then trade
 // places between the nodes, each granted where the other is refused, round after round. The
-// engine uses Requeue instead when the waiter goes on waiting and a quorum answered (the waiter is
-// queued on them).
+// engine uses Requeue instead when the waiter goes on waiting, fewer than a quorum granted, and a
+// quorum answered (the waiter joined the queue of each node that refused it, unless that node
+// said the name is held by a key with no TTL).
 type Requeuer interface {
 	// Requeue returns the call that gives back, on a node, what the attempt's round was granted,
 	// as Release does, but first puts the waiter back in the node's queue at its arrival, counting
-	// for its TTL, so that what is handed over goes to the first in line, which may be the waiter
-	// itself, and never to one that arrived after it. A waiter served by its own requeue is not
-	// woken: its next round finds what was reserved for it.
+	// for its TTL, so that what is handed over is offered to those who arrived before it, then to
+	// it, before any that arrived after it. Where the grant is gone, it changes nothing. A waiter
+	// served by its own requeue is not woken: its next round finds what was reserved for it.
 	Requeue(a *Attempt) Call
 }
 

@@ -50,11 +50,14 @@ func Run(t *testing.T, span string, holder, first, second func(*lease.Quorum) Cl
 	clients[1] = held
 	// A node timeout long enough for the held-back release to wait for the flag to clear.
 	h := holder(newQuorum(clients, lease.WithNodeTimeout(3*time.Second)))
-	a := first(newQuorum(redistest.Clients(nodes)))
+	// The waiters' node timeouts are long too: a live node that timed out under load would count
+	// as not answering, and the first waiter's undo would then be a release (see the engine's
+	// round), which hands its place on.
+	a := first(newQuorum(redistest.Clients(nodes), lease.WithNodeTimeout(3*time.Second)))
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	b := second(newQuorum(redistest.Clients(nodes), lease.WithTracerProvider(tp)))
+	b := second(newQuorum(redistest.Clients(nodes), lease.WithNodeTimeout(3*time.Second), lease.WithTracerProvider(tp)))
 	looker := newQuorum(redistest.Clients(nodes))
 	if err := h.Acquire(context.Background()); err != nil {
 		t.Fatalf("holder: acquire: %v", err)

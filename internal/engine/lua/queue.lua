@@ -85,7 +85,8 @@ local function handover(serve)
       dequeue(m[1])
     else
       local ok, more, msg = serve(m[1], alive, demand)
-      -- (The caller served by its own requeue, see release.lua, is not woken: it is awake.)
+      -- (The caller, served by its own requeue (see release.lua), is not woken: it is between two
+      -- rounds of its own, and its next one takes what was reserved for it.)
       if ok and m[1] == ARGV[1] then
         n = n + 1
       elseif ok then

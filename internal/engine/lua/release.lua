@@ -28,7 +28,7 @@ if holder == 'q:' .. ARGV[1] or (ARGV[2] and holder == ARGV[1]) then
   return 1
 end
 if ARGV[2] then
-  return 0 -- a requeue where the round's grant is gone: nothing to give back, the place is kept
+  return 0 -- a requeue where the round's grant is gone: nothing to give back (its next round joins)
 end
 -- Not ours here. If it was reserved for us (we won our majority on other nodes, or gave up), or
 -- it is free and we were queued, the next waiter gets it.

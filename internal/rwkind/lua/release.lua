@@ -1,5 +1,5 @@
 -- release: give up whatever the token holds or was reserved — the write lock or a read lock — take
--- it out of the queue, and hand what is now free to the waiters.
+-- it out of the queue (a requeue: put it back in line), and hand what is now free to the waiters.
 -- KEYS[1..7]  see rw.lua (release_fast.lua, queue.lua and rw.lua are prepended)
 -- ARGV[1]  token
 -- ARGV[2..4]  only for a requeue (the undo of a round by a waiter that goes on waiting, see
@@ -46,6 +46,8 @@ if holder == ARGV[1] or holder == 'r:' .. ARGV[1] then
   if holder == ARGV[1] then
     held = 1
   end
+elseif ARGV[2] then
+  return 0 -- a requeue where the round's grant is gone: nothing to give back (its next round joins)
 end
 out_of_line(true)
 if redis.call('EXISTS', KEYS[1]) == 1 then
