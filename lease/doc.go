@@ -93,9 +93,10 @@
 //
 // A round that too few nodes granted (a split vote: the nodes served different waiters, or a
 // release reached some of them only) is undone, but a waiter that goes on waiting keeps its place:
-// where it gives a grant back it is put back in line at its arrival, and what it gave back goes to
-// the first in line, itself included, and not to a waiter that arrived after it. That one would
-// be granted there and refused where the first is served, and the two could trade places between
+// where it gives a grant back it is put back in line at its arrival, and what it gave back is
+// offered to those who arrived before it, then to it, and only then to a waiter that arrived after
+// it. Handed to that one first, it would be granted there and refused where the first is served,
+// and the two could trade places between
 // the nodes round after round. Every node orders its queue by the same arrivals, so the earliest
 // waiter ends up served by every node that answers. A waiter that fewer than a quorum of nodes
 // answered gives its grants back to the next in line, as a release does, so as not to hold the
