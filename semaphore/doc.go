@@ -22,11 +22,11 @@
 // This package uses slots instead. A semaphore of capacity C has C slots, numbered 0 to C-1, and
 // each slot is an exclusive claim of its own, exactly like a mutex. A permit of weight n is n
 // slots, which is why an acquisition takes at most 1000 permits: a script holds its node for
-// every slot it touches. An acquire sends one script per node that takes n free slots there, all or none, preferring
-// the slots named (those other nodes granted in the last round), and the acquire holds the slots
-// that a majority granted, if they are n. Safety then follows from the mutex argument, per slot:
-// two holders of one slot would need two majorities that granted it, and those share a node, which
-// grants a slot to one token at a time. At most C slots exist, so at most C permits are held, at
+// every slot it touches. An acquire sends one script per node that takes n free slots there, all
+// or none, preferring the slots named (those other nodes granted in the last round), and the
+// acquire holds the slots that a majority granted, if they are n. Safety then follows from the
+// mutex argument, per slot: two holders of one slot would need two majorities that granted it, and
+// those share a node, which grants a slot to one token at a time. At most C slots exist, so at most C permits are held, at
 // every instant, under the caveats of package lease (a node restarted without persistence, clock
 // jumps, eviction, a holder paused past its validity).
 //

@@ -131,8 +131,8 @@ func (s *Semaphore) request(n int64, wait bool, op string, onLost bool, onRetry 
 
 // Acquire blocks until it holds n permits, ctx ends, or the quorum closes. It takes all n at once
 // or none; waiters are served in arrival order, so a large request is not starved by smaller ones
-// (and holds up those that come after it). A weight below 1, above the capacity or above
-// 1000 is an lease.ErrInvalidArgument at once. Its other errors are the acquire outcomes of package lease
+// (and holds up those that come after it). A weight below 1, above the capacity or above 1000 is
+// an lease.ErrInvalidArgument at once. Its other errors are the acquire outcomes of package lease
 // (see lease.ErrNotAcquired): when ctx ends first — even if permits are free — the error matches
 // ctx's error and the last round's outcome, and no slot is left held on any node.
 func (s *Semaphore) Acquire(ctx context.Context, n int64) error {

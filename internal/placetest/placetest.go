@@ -4,6 +4,8 @@ package placetest
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,18 +48,17 @@ func Run(t *testing.T, span string, holder, first, second func(*lease.Quorum) Cl
 		return q
 	}
 	clients := redistest.Clients(nodes)
-	held, heldBack := redistest.HoldBack(t, nodes[1])
+	held, gate := redistest.HoldBack(t, nodes[1])
 	clients[1] = held
 	// A node timeout long enough for the held-back release to wait for the flag to clear.
 	h := holder(newQuorum(clients, lease.WithNodeTimeout(3*time.Second)))
 	// The waiters' node timeouts are long too: a live node that timed out under load would count
 	// as not answering, and the first waiter's undo would then be a release (see the engine's
 	// round), which hands its place on.
-	a := first(newQuorum(redistest.Clients(nodes), lease.WithNodeTimeout(3*time.Second)))
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	b := second(newQuorum(redistest.Clients(nodes), lease.WithNodeTimeout(3*time.Second), lease.WithTracerProvider(tp)))
+	recA, tpA := recorder(t)
+	a := first(newQuorum(redistest.Clients(nodes), lease.WithNodeTimeout(3*time.Second), lease.WithTracerProvider(tpA)))
+	recB, tpB := recorder(t)
+	b := second(newQuorum(redistest.Clients(nodes), lease.WithNodeTimeout(3*time.Second), lease.WithTracerProvider(tpB)))
 	looker := newQuorum(redistest.Clients(nodes))
 	if err := h.Acquire(context.Background()); err != nil {
 		t.Fatalf("holder: acquire: %v", err)
@@ -94,7 +95,8 @@ func Run(t *testing.T, span string, holder, first, second func(*lease.Quorum) Cl
 	wg.Go(func() { claim(b, "second") })
 	queued(2)
 
-	heldBack.Store(true)
+	publishedBefore := publishes(t, nodes[0])
+	gate.Hold()
 	from := time.Now()
 	released := make(chan error, 1)
 	go func() { released <- h.Release(context.Background()) }()
@@ -102,7 +104,8 @@ func Run(t *testing.T, span string, holder, first, second func(*lease.Quorum) Cl
 	// down, polls meanwhile.
 	time.Sleep(time.Second)
 	to := time.Now()
-	heldBack.Store(false)
+	published := publishes(t, nodes[0])
+	gate.Release()
 	if err := <-released; err != nil {
 		t.Fatalf("holder: release: %v", err)
 	}
@@ -117,27 +120,78 @@ func Run(t *testing.T, span string, holder, first, second func(*lease.Quorum) Cl
 		}
 	}
 	wg.Wait()
-	var retries, splits int
+	retries := events(recB, span, "retry", tracing.RetryReasonKey, from, to)
+	splits := retries["split vote"]
+	if sum(retries) == 0 {
+		t.Fatalf("the second waiter made no round while the release was held back; the test needs it to poll (node 2 down)")
+	}
+	if splits != 0 {
+		t.Errorf("the second waiter's rounds while the release was held back: %d of %d split; want none (the first one's undo handed it its place on node 0)", splits, sum(retries))
+	}
+	// The first waiter's own requeues serve it on node 0 again and again, and must not wake it:
+	// node 0 publishes once in the window, for the holder's release. (Counted on the server: the
+	// waiters also wake whenever the pub/sub connection to the dead node 2 fails again.)
+	if firstRetries := events(recA, "", "retry", tracing.RetryReasonKey, from, to); firstRetries["split vote"] == 0 {
+		t.Fatalf("the first waiter's rounds while the release was held back: %v; want split votes", firstRetries)
+	}
+	if n := published - publishedBefore; n != 1 {
+		t.Errorf("node 0 published %d messages while the release was held back; want 1 (the holder's release), none for the first waiter's own requeues", n)
+	}
+}
+
+// publishes returns how many PUBLISH calls node has run, scripts' included.
+func publishes(t *testing.T, node *redistest.Node) int {
+	t.Helper()
+	info, err := node.Client().Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	_, rest, found := strings.Cut(info, "cmdstat_publish:calls=")
+	if !found {
+		return 0
+	}
+	digits, _, _ := strings.Cut(rest, ",")
+	n, err := strconv.Atoi(digits)
+	if err != nil {
+		t.Fatalf("INFO commandstats: publish calls %q: %v", digits, err)
+	}
+	return n
+}
+
+// recorder returns a span recorder and a tracer provider that feeds it.
+func recorder(t *testing.T) (*tracetest.SpanRecorder, *sdktrace.TracerProvider) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return rec, tp
+}
+
+// events counts the events called event of the spans called span ("": any) that rec recorded
+// between from and to, by the value of their attribute key.
+func events(rec *tracetest.SpanRecorder, span, event string, key attribute.Key, from, to time.Time) map[string]int {
+	out := map[string]int{}
 	for _, s := range rec.Ended() {
-		if s.Name() != span {
+		if span != "" && s.Name() != span {
 			continue
 		}
 		for _, e := range s.Events() {
-			if e.Name != "retry" || e.Time.Before(from) || e.Time.After(to) {
+			if e.Name != event || e.Time.Before(from) || e.Time.After(to) {
 				continue
 			}
-			retries++
 			for _, kv := range e.Attributes {
-				if kv.Key == tracing.RetryReasonKey && kv.Value == attribute.StringValue("split vote") {
-					splits++
+				if kv.Key == key {
+					out[kv.Value.Emit()]++
 				}
 			}
 		}
 	}
-	if retries == 0 {
-		t.Fatalf("the second waiter made no round while the release was held back; the test needs it to poll (node 2 down)")
+	return out
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
 	}
-	if splits != 0 {
-		t.Errorf("the second waiter's rounds while the release was held back: %d of %d split; want none (the first one's undo handed it its place on node 0)", splits, retries)
-	}
+	return n
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -152,44 +150,24 @@ func Silent(t testing.TB, addr string) (string, <-chan struct{}) {
 	return ln.Addr().String(), accepted
 }
 
-// HoldBack returns a client of node whose requests are held back while the flag it returns is
-// set, and sent on, in order, once it is cleared (the replies flow as usual). A test uses it to
-// make a request reach one node late, for example a release that reaches the others at once.
-func HoldBack(t testing.TB, node *Node) (*redis.Client, *atomic.Bool) {
+// HoldBack returns a client of node whose requests can be held back (see [Gate]): a test uses it
+// to make a request reach one node late, for example a release that reaches the others at once.
+func HoldBack(t testing.TB, node *Node) (*redis.Client, *Gate) {
 	t.Helper()
-	var held atomic.Bool
+	g := &Gate{}
 	p := StartProxy(t, node.Addr(), func(pipe *Pipe) Relay {
-		var mu sync.Mutex
-		var pending [][]byte
-		stop := make(chan struct{})
-		t.Cleanup(func() { close(stop) })
-		go func() { // sends the held-back chunks on once the flag is cleared
-			tick := time.NewTicker(2 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				mu.Lock()
-				if !held.Load() {
-					for _, b := range pending {
-						_ = pipe.Pass(true, b)
-					}
-					pending = nil
-				}
-				mu.Unlock()
-			}
-		}()
+		h := &heldPipe{pipe: pipe}
+		g.mu.Lock()
+		g.pipes = append(g.pipes, h)
+		g.mu.Unlock()
 		return func(up bool, b []byte) error {
 			if !up {
-				return pipe.Pass(false, b)
+				return pipe.Pass(false, b) // replies flow as usual
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if held.Load() || len(pending) > 0 {
-				pending = append(pending, bytes.Clone(b))
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if g.held {
+				h.pending = append(h.pending, bytes.Clone(b))
 				return nil
 			}
 			return pipe.Pass(true, b)
@@ -199,5 +177,38 @@ func HoldBack(t testing.TB, node *Node) (*redis.Client, *atomic.Bool) {
 	opts.Addr = p.Addr()
 	c := redis.NewClient(opts)
 	t.Cleanup(func() { _ = c.Close() })
-	return c, &held
+	return c, g
+}
+
+// Gate holds back the requests of a [HoldBack] client while it is shut.
+type Gate struct {
+	mu    sync.Mutex
+	held  bool
+	pipes []*heldPipe
+}
+
+type heldPipe struct {
+	pipe    *Pipe
+	pending [][]byte
+}
+
+// Hold holds back every request sent from now on.
+func (g *Gate) Hold() {
+	g.mu.Lock()
+	g.held = true
+	g.mu.Unlock()
+}
+
+// Release sends the held-back requests on, in the order they were sent, and lets the next ones
+// through.
+func (g *Gate) Release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.held = false
+	for _, h := range g.pipes {
+		for _, b := range h.pending {
+			_ = h.pipe.Pass(true, b)
+		}
+		h.pending = nil
+	}
 }
